@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Installs the real binaries the integration tests drive: etcd, kube-apiserver,
+# kube-controller-manager (garbage collection) and csi-sanity, all built from the
+# Go module proxy. Results are cached in $SSCSI_TOOLS_DIR so a second run takes
+# seconds. Prints the bin directory on its last line.
+set -euo pipefail
+
+KUBE_VERSION="${KUBE_VERSION:-v1.35.4}"
+ETCD_VERSION="${ETCD_VERSION:-v3.5.35}"
+CSI_TEST_VERSION="${CSI_TEST_VERSION:-v5.6.0}"
+TOOLS_DIR="${SSCSI_TOOLS_DIR:-$HOME/.cache/secrets-store-csi-tools}"
+BIN="$TOOLS_DIR/bin"
+export GOBIN="$BIN"
+export GOCACHE="$TOOLS_DIR/gocache"
+export GOMODCACHE="$TOOLS_DIR/gomodcache"
+export GOFLAGS="-buildvcs=false -trimpath"
+export CGO_ENABLED=0
+mkdir -p "$BIN"
+
+command -v go >/dev/null || { echo "install-tools: Go is required to build the test binaries (go not found on PATH)" >&2; exit 1; }
+
+stamp_ok() { [[ -x "$BIN/$1" && -f "$BIN/.$1.version" && "$(cat "$BIN/.$1.version")" == "$2" ]]; }
+stamp() { echo "$2" > "$BIN/.$1.version"; }
+
+if ! stamp_ok etcd "$ETCD_VERSION"; then
+  echo "install-tools: building etcd $ETCD_VERSION" >&2
+  # etcd's own go.mod has replace directives, so `go install pkg@version` refuses
+  # it; build it from a small module that requires it instead.
+  mod="$TOOLS_DIR/etcd-build-$ETCD_VERSION"
+  mkdir -p "$mod"
+  printf 'module sscsi.local/etcd-build\n\ngo 1.25\n\nrequire go.etcd.io/etcd/server/v3 %s\n' "$ETCD_VERSION" > "$mod/go.mod"
+  printf '//go:build tools\n\npackage tools\n\nimport _ "go.etcd.io/etcd/server/v3"\n' > "$mod/tools.go"
+  (cd "$mod" && go mod tidy >/dev/null && go build -o "$BIN/etcd" go.etcd.io/etcd/server/v3)
+  stamp etcd "$ETCD_VERSION"
+fi
+
+if ! stamp_ok csi-sanity "$CSI_TEST_VERSION"; then
+  echo "install-tools: building csi-sanity $CSI_TEST_VERSION" >&2
+  go install "github.com/kubernetes-csi/csi-test/v5/cmd/csi-sanity@$CSI_TEST_VERSION"
+  stamp csi-sanity "$CSI_TEST_VERSION"
+fi
+
+if ! stamp_ok kube-apiserver "$KUBE_VERSION" || ! stamp_ok kube-controller-manager "$KUBE_VERSION"; then
+  echo "install-tools: building kube-apiserver and kube-controller-manager $KUBE_VERSION (first run: several minutes)" >&2
+  mod="$TOOLS_DIR/kube-build-$KUBE_VERSION"
+  mkdir -p "$mod"
+  staging_version="v0.${KUBE_VERSION#v1.}"
+  # k8s.io/kubernetes requires its staging modules at v0.0.0 through replace
+  # directives that only work inside its own tree; pin each to the release.
+  gomod="$(go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')"
+  {
+    echo "module sscsi.local/kube-build"
+    echo
+    echo "go 1.25"
+    echo
+    echo "require k8s.io/kubernetes $KUBE_VERSION"
+    echo
+    grep -E '^\s*k8s\.io/[a-z0-9-]+ v0\.0\.0\s*$' "$gomod" | awk -v v="$staging_version" '{print "replace " $1 " => " $1 " " v}' | sort -u
+  } > "$mod/go.mod"
+  cat > "$mod/tools.go" <<'GO'
+//go:build tools
+
+package tools
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+)
+GO
+  (cd "$mod" && go mod tidy && \
+    go build -o "$BIN/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver && \
+    go build -o "$BIN/kube-controller-manager" k8s.io/kubernetes/cmd/kube-controller-manager)
+  stamp kube-apiserver "$KUBE_VERSION"
+  stamp kube-controller-manager "$KUBE_VERSION"
+fi
+
+echo "$BIN"

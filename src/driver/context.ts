@@ -1,0 +1,33 @@
+// What every part of the driver shares: options, logger, metrics, the mounter,
+// provider clients, Kubernetes access and the record of mounted volumes.
+import { status } from "@grpc/grpc-js";
+import type { Logger } from "../shared/logger.ts";
+import { DriverError, ErrorType } from "./errors.ts";
+import type { KubeClient } from "./kube-client.ts";
+import type { MountedVolumes } from "./mounted-volumes.ts";
+import type { Mounter } from "./mounter.ts";
+import type { DriverMetrics } from "./metrics.ts";
+import type { DriverOptions } from "./options.ts";
+import type { ProviderClients } from "./provider-client.ts";
+
+export interface DriverContext {
+  options: DriverOptions;
+  logger: Logger;
+  metrics: DriverMetrics;
+  mounter: Mounter;
+  providers: ProviderClients;
+  volumes: MountedVolumes;
+  /** The Kubernetes client, or the reason there is none (e.g. no kubeconfig). */
+  kube: KubeClient | Error;
+}
+
+export function requireKube(ctx: DriverContext): KubeClient {
+  if (ctx.kube instanceof Error) {
+    throw new DriverError(
+      status.UNAVAILABLE,
+      ErrorType.KubernetesUnavailable,
+      `the Kubernetes API is not configured: ${ctx.kube.message}`,
+    );
+  }
+  return ctx.kube;
+}

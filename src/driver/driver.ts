@@ -1,0 +1,97 @@
+// Assembles the driver: CSI services on the endpoint, metrics and health HTTP
+// servers, provider clients, Kubernetes access. Used by main.ts and by tests
+// that run the driver in-process.
+import * as grpc from "@grpc/grpc-js";
+import type { Logger } from "../shared/logger.ts";
+import { startGrpcServer, type RunningGrpcServer } from "../shared/grpc-server.ts";
+import { startHttpServer, type RunningHttpServer } from "../shared/http-server.ts";
+import { csiServices } from "../shared/proto.ts";
+import type { DriverContext } from "./context.ts";
+import { controllerService } from "./controller-server.ts";
+import { identityService } from "./identity-server.ts";
+import { KubeClient, loadKubeConfig } from "./kube-client.ts";
+import { DriverMetrics } from "./metrics.ts";
+import { MountedVolumes } from "./mounted-volumes.ts";
+import { TmpfsMounter, type Mounter } from "./mounter.ts";
+import { nodeService } from "./node-server.ts";
+import type { DriverOptions } from "./options.ts";
+import { ProviderClients } from "./provider-client.ts";
+
+export interface RunningDriver {
+  ctx: DriverContext;
+  grpc: RunningGrpcServer;
+  metrics?: RunningHttpServer;
+  health?: RunningHttpServer;
+  stop(): Promise<void>;
+}
+
+export interface DriverDependencies {
+  logger: Logger;
+  mounter?: Mounter;
+  metrics?: DriverMetrics;
+}
+
+/** Calls Probe on our own socket, as the livenessprobe sidecar would. */
+function probeSelf(address: string): () => Promise<void> {
+  const { Identity } = csiServices();
+  const client = new Identity(address, grpc.credentials.createInsecure());
+  return () =>
+    new Promise<void>((resolve, reject) => {
+      (client as unknown as { Probe: (req: object, opts: grpc.CallOptions, cb: (err: Error | null) => void) => void }).Probe(
+        {},
+        { deadline: new Date(Date.now() + 3000) },
+        (err) => (err ? reject(err) : resolve()),
+      );
+    });
+}
+
+export async function startDriver(options: DriverOptions, deps: DriverDependencies): Promise<RunningDriver> {
+  const logger = deps.logger;
+  let kube: KubeClient | Error;
+  try {
+    kube = new KubeClient(loadKubeConfig(options.kubeconfig), logger, { nodeName: options.nodeId });
+  } catch (err) {
+    // The driver still serves Identity; publishes fail with Unavailable.
+    kube = err as Error;
+    logger.error({ error: kube.message }, "no Kubernetes configuration; mounts will fail until the driver is restarted with one");
+  }
+  const ctx: DriverContext = {
+    options,
+    logger,
+    metrics: deps.metrics ?? new DriverMetrics(),
+    mounter: deps.mounter ?? new TmpfsMounter(),
+    providers: new ProviderClients(options.providerDirs, options.maxCallRecvMsgSize, logger),
+    volumes: new MountedVolumes(),
+    kube,
+  };
+
+  const { Identity, Node, Controller } = csiServices();
+  const server = await startGrpcServer({ endpoint: options.endpoint }, (s) => {
+    s.addService(Identity.service, identityService(ctx));
+    s.addService(Node.service, nodeService(ctx));
+    s.addService(Controller.service, controllerService(ctx));
+  });
+  logger.info({ endpoint: options.endpoint, driver: options.drivername, node: options.nodeId }, "CSI driver listening");
+
+  const metrics = options.metricsAddr ? await startHttpServer(options.metricsAddr, { registry: ctx.metrics.registry }) : undefined;
+  const health = options.healthAddr ? await startHttpServer(options.healthAddr, { health: probeSelf(server.address) }) : undefined;
+
+  const timers: NodeJS.Timeout[] = [];
+  if (options.providerHealthCheck) {
+    timers.push(setInterval(() => void ctx.providers.healthCheck(), options.providerHealthCheckIntervalMs).unref());
+  }
+
+  return {
+    ctx,
+    grpc: server,
+    metrics,
+    health,
+    async stop() {
+      for (const t of timers) clearInterval(t);
+      await server.stop();
+      await metrics?.close();
+      await health?.close();
+      ctx.providers.close();
+    },
+  };
+}

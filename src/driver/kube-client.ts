@@ -1,0 +1,206 @@
+// The driver's access to the Kubernetes API: read SecretProviderClasses,
+// write SecretProviderClassPodStatuses, record Events on pods. The driver
+// starts without the API server; calls made while it is unreachable fail with
+// Unavailable and say so.
+import { status } from "@grpc/grpc-js";
+import { CoreV1Api, CustomObjectsApi, KubeConfig, type CoreV1Event } from "@kubernetes/client-node";
+import type { Logger } from "../shared/logger.ts";
+import { DriverError, ErrorType } from "./errors.ts";
+import {
+  SPC_GROUP,
+  SPC_PLURAL,
+  SPC_VERSION,
+  SPCPS_PLURAL,
+  type SecretProviderClass,
+  type SecretProviderClassPodStatus,
+} from "./kube-types.ts";
+
+const API_TIMEOUT_MS = 15_000;
+
+/** Loads --kubeconfig, then $KUBECONFIG, then the in-cluster service account. */
+export function loadKubeConfig(path: string | undefined): KubeConfig {
+  const kc = new KubeConfig();
+  if (path) kc.loadFromFile(path);
+  else if (process.env.KUBECONFIG) kc.loadFromFile(process.env.KUBECONFIG);
+  else kc.loadFromCluster();
+  return kc;
+}
+
+export function httpStatusOf(err: unknown): number | undefined {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === "number" ? code : undefined;
+}
+
+/** A short description of an API error without echoing bodies or headers. */
+export function describeApiError(err: unknown): string {
+  const e = err as { code?: unknown; body?: unknown; message?: string; cause?: { code?: string; message?: string } };
+  if (typeof e.code === "number") {
+    let body: { message?: string; reason?: string } | undefined;
+    if (typeof e.body === "string") {
+      try {
+        body = JSON.parse(e.body) as typeof body;
+      } catch {
+        body = undefined;
+      }
+    } else if (e.body && typeof e.body === "object") body = e.body as typeof body;
+    return body?.message ?? `HTTP ${e.code}${body?.reason ? ` ${body.reason}` : ""}`;
+  }
+  const cause = e.cause?.code ?? e.cause?.message;
+  return cause ? `${e.message ?? "request failed"} (${cause})` : (e.message ?? String(err));
+}
+
+/** True when the API server could not be reached or answered 5xx/429. */
+export function isUnavailable(err: unknown): boolean {
+  const code = httpStatusOf(err);
+  if (code !== undefined) return code >= 500 || code === 429;
+  return true;
+}
+
+function withTimeout<T>(promise: Promise<T>, what: string, ms = API_TIMEOUT_MS): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer from the Kubernetes API server within ${ms / 1000}s`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+export interface PodRef {
+  name: string;
+  namespace: string;
+  uid: string;
+}
+
+export class KubeClient {
+  readonly config: KubeConfig;
+  readonly core: CoreV1Api;
+  readonly custom: CustomObjectsApi;
+  private readonly logger: Logger;
+  private readonly component: string;
+  private readonly nodeName: string;
+  private readonly recentEvents = new Map<string, number>();
+
+  constructor(config: KubeConfig, logger: Logger, options: { nodeName: string; component?: string }) {
+    this.config = config;
+    this.core = config.makeApiClient(CoreV1Api);
+    this.custom = config.makeApiClient(CustomObjectsApi);
+    this.logger = logger;
+    this.nodeName = options.nodeName;
+    this.component = options.component ?? "csi-secrets-store-controller";
+  }
+
+  /** Reads <namespace>/<name>; the error message names both, as kubelet shows it to users. */
+  async getSecretProviderClass(namespace: string, name: string): Promise<SecretProviderClass> {
+    try {
+      return (await withTimeout(
+        this.custom.getNamespacedCustomObject({ group: SPC_GROUP, version: SPC_VERSION, namespace, plural: SPC_PLURAL, name }),
+        `failed to get secretproviderclass ${namespace}/${name}`,
+      )) as SecretProviderClass;
+    } catch (err) {
+      const http = httpStatusOf(err);
+      if (http === 404) {
+        throw new DriverError(
+          status.NOT_FOUND,
+          ErrorType.SecretProviderClassNotFound,
+          `failed to get secretproviderclass ${namespace}/${name}, error: secretproviderclasses.${SPC_GROUP} "${name}" not found`,
+        );
+      }
+      if (isUnavailable(err)) {
+        throw new DriverError(
+          status.UNAVAILABLE,
+          ErrorType.KubernetesUnavailable,
+          `failed to get secretproviderclass ${namespace}/${name}: the Kubernetes API server is unreachable (${describeApiError(err)}); kubelet will retry`,
+        );
+      }
+      throw new DriverError(
+        http === 403 ? status.PERMISSION_DENIED : status.INTERNAL,
+        ErrorType.SecretProviderClassNotFound,
+        `failed to get secretproviderclass ${namespace}/${name}, error: ${describeApiError(err)}`,
+      );
+    }
+  }
+
+  async getPodStatus(namespace: string, name: string): Promise<SecretProviderClassPodStatus | undefined> {
+    try {
+      return (await withTimeout(
+        this.custom.getNamespacedCustomObject({ group: SPC_GROUP, version: SPC_VERSION, namespace, plural: SPCPS_PLURAL, name }),
+        `failed to get secretproviderclasspodstatus ${namespace}/${name}`,
+      )) as SecretProviderClassPodStatus;
+    } catch (err) {
+      if (httpStatusOf(err) === 404) return undefined;
+      throw err;
+    }
+  }
+
+  /** Creates the status object, or replaces labels, owners and status of an existing one. */
+  async upsertPodStatus(desired: SecretProviderClassPodStatus): Promise<void> {
+    const { namespace, name } = desired.metadata as { namespace: string; name: string };
+    const base = { group: SPC_GROUP, version: SPC_VERSION, namespace, plural: SPCPS_PLURAL };
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const existing = await this.getPodStatus(namespace, name);
+        if (!existing) {
+          await withTimeout(this.custom.createNamespacedCustomObject({ ...base, body: desired }), `create ${namespace}/${name}`);
+          return;
+        }
+        const updated: SecretProviderClassPodStatus = {
+          ...existing,
+          metadata: {
+            ...existing.metadata,
+            labels: { ...existing.metadata.labels, ...desired.metadata.labels },
+            ownerReferences: desired.metadata.ownerReferences,
+          },
+          status: desired.status,
+        };
+        await withTimeout(this.custom.replaceNamespacedCustomObject({ ...base, name, body: updated }), `update ${namespace}/${name}`);
+        return;
+      } catch (err) {
+        // 409: created concurrently or changed since read; read again.
+        if (httpStatusOf(err) === 409 && attempt < 4) continue;
+        throw err;
+      }
+    }
+  }
+
+  async listPodStatuses(labelSelector: string): Promise<SecretProviderClassPodStatus[]> {
+    const list = (await withTimeout(
+      this.custom.listClusterCustomObject({ group: SPC_GROUP, version: SPC_VERSION, plural: SPCPS_PLURAL, labelSelector }),
+      "list secretproviderclasspodstatuses",
+    )) as { items: SecretProviderClassPodStatus[] };
+    return list.items;
+  }
+
+  /**
+   * Records an Event on the pod, best effort. The same reason and message for
+   * the same pod is recorded at most once a minute, so a failing refresh does
+   * not flood the API server.
+   */
+  async recordEvent(pod: PodRef, type: "Normal" | "Warning", reason: string, message: string): Promise<void> {
+    const key = `${pod.namespace}/${pod.name}/${reason}/${message}`;
+    const now = Date.now();
+    const last = this.recentEvents.get(key);
+    if (last !== undefined && now - last < 60_000) return;
+    this.recentEvents.set(key, now);
+    if (this.recentEvents.size > 5000) {
+      for (const [k, t] of this.recentEvents) if (now - t > 60_000) this.recentEvents.delete(k);
+    }
+    const time = new Date();
+    const body: CoreV1Event = {
+      metadata: { generateName: `${pod.name}.`, namespace: pod.namespace },
+      involvedObject: { apiVersion: "v1", kind: "Pod", name: pod.name, namespace: pod.namespace, uid: pod.uid },
+      type,
+      reason,
+      message,
+      source: { component: this.component, host: this.nodeName },
+      reportingComponent: this.component,
+      reportingInstance: this.nodeName,
+      firstTimestamp: time,
+      lastTimestamp: time,
+      count: 1,
+    };
+    try {
+      await withTimeout(this.core.createNamespacedEvent({ namespace: pod.namespace, body }), "create event");
+    } catch (err) {
+      this.logger.warn({ pod: `${pod.namespace}/${pod.name}`, reason, error: describeApiError(err) }, "failed to record event");
+    }
+  }
+}

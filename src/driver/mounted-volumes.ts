@@ -1,0 +1,50 @@
+// The driver's in-memory record of the volumes mounted on this node: what the
+// rotation reconciler refreshes and what a republish updates. Secrets and
+// tokens live only here and on the tmpfs, never on disk elsewhere.
+import type { PodRef } from "./kube-client.ts";
+import type { ObjectVersion } from "./kube-types.ts";
+
+export interface MountedVolume {
+  targetPath: string;
+  volumeId: string;
+  pod: PodRef;
+  spcName: string;
+  provider: string;
+  /** The latest volume_context kubelet sent (fresh service-account tokens on each republish). */
+  volumeContext: Record<string, string>;
+  /** The latest nodePublishSecretRef data kubelet sent. */
+  secrets: Record<string, string>;
+  objectVersions: ObjectVersion[];
+  /** When the provider was last asked (ms since epoch). */
+  lastRefresh: number;
+  /** When the mounted content last changed. */
+  lastChange: number;
+  /** Consecutive refresh failures, for backoff. */
+  failures: number;
+  /** Set when a user asked for an immediate refresh. */
+  refreshRequested?: boolean;
+}
+
+export class MountedVolumes {
+  private readonly byTarget = new Map<string, MountedVolume>();
+
+  get(targetPath: string): MountedVolume | undefined {
+    return this.byTarget.get(targetPath);
+  }
+
+  set(volume: MountedVolume): void {
+    this.byTarget.set(volume.targetPath, volume);
+  }
+
+  delete(targetPath: string): boolean {
+    return this.byTarget.delete(targetPath);
+  }
+
+  all(): MountedVolume[] {
+    return [...this.byTarget.values()];
+  }
+
+  get size(): number {
+    return this.byTarget.size;
+  }
+}

@@ -1,0 +1,60 @@
+// Fetches a volume's objects from its provider and swaps them onto the tmpfs.
+// Shared by the first mount, republishes and the rotation reconciler, so all
+// three validate and write content the same way.
+import { status } from "@grpc/grpc-js";
+import { writeVolumeFiles } from "./atomic-writer.ts";
+import type { DriverContext } from "./context.ts";
+import { DriverError, ErrorType } from "./errors.ts";
+import type { ObjectVersion, SecretProviderClass } from "./kube-types.ts";
+import { buildAttributes, buildSecrets, DEFAULT_PERMISSION } from "./volume-attributes.ts";
+
+export interface ContentRequest {
+  targetPath: string;
+  spc: SecretProviderClass;
+  volumeContext: Record<string, string>;
+  secrets: Record<string, string>;
+  currentObjectVersions: ObjectVersion[];
+  deadline: Date;
+}
+
+export interface ContentResult {
+  provider: string;
+  objectVersions: ObjectVersion[];
+  /** Whether the files on the tmpfs changed. */
+  changed: boolean;
+}
+
+/** Checks the parts of a SecretProviderClass the driver itself needs. */
+export function providerOf(spc: SecretProviderClass): string {
+  const ref = `${spc.metadata.namespace}/${spc.metadata.name}`;
+  const provider = spc.spec?.provider?.trim();
+  if (!provider) throw new DriverError(status.INVALID_ARGUMENT, ErrorType.FailedToMount, `provider not set in ${ref}`);
+  if (!spc.spec.parameters || Object.keys(spc.spec.parameters).length === 0) {
+    throw new DriverError(status.INVALID_ARGUMENT, ErrorType.FailedToMount, `parameters not set in ${ref}`);
+  }
+  return provider;
+}
+
+export async function fetchAndWriteContent(ctx: DriverContext, req: ContentRequest): Promise<ContentResult> {
+  const provider = providerOf(req.spc);
+  const client = await ctx.providers.get(provider);
+  const result = await client.mount(
+    {
+      attributes: buildAttributes(req.spc.spec.parameters ?? {}, req.volumeContext, req.secrets),
+      secrets: buildSecrets(req.secrets),
+      target_path: req.targetPath,
+      permission: DEFAULT_PERMISSION,
+      current_object_version: req.currentObjectVersions,
+    },
+    req.deadline,
+  );
+  let changed = false;
+  if (result.files.length > 0) {
+    try {
+      changed = await writeVolumeFiles(req.targetPath, result.files);
+    } catch (err) {
+      throw new DriverError(status.INTERNAL, ErrorType.FileWriteError, `failed to write files to ${req.targetPath}: ${(err as Error).message}`);
+    }
+  }
+  return { provider, objectVersions: result.objectVersions, changed };
+}

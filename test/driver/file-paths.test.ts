@@ -1,0 +1,28 @@
+import { describe, expect, it } from "vitest";
+import { assertSafeFilePaths, filePathProblem } from "../../src/driver/file-paths.ts";
+
+describe("provider file paths", () => {
+  it.each([
+    ["a", undefined],
+    ["dir/file", undefined],
+    ["a.b-c_d", undefined],
+    ["", "the path is empty"],
+    ["/abs", "the path is absolute"],
+    ["../x", "the path contains a '..' element"],
+    ["a/../b", "the path contains a '..' element"],
+    ["..x", "the path starts with '..'"],
+    ["./a", "the path is not in clean form (e.g. './a', 'a//b', 'a/')"],
+    ["a//b", "the path is not in clean form (e.g. './a', 'a//b', 'a/')"],
+    ["a/", "the path is not in clean form (e.g. './a', 'a//b', 'a/')"],
+    ["x".repeat(256), "a path element is longer than 255 characters"],
+  ])("%j -> %s", (path, problem) => {
+    expect(filePathProblem(path)).toBe(problem);
+  });
+
+  it("names every bad path and duplicates", () => {
+    expect(() => assertSafeFilePaths(["ok", "../x", "ok"])).toThrow(
+      `invalid file paths from provider: "../x": the path contains a '..' element; "ok": returned more than once`,
+    );
+    expect(() => assertSafeFilePaths(["d", "d/x"])).toThrow(`"d": is both a file and a directory`);
+  });
+});

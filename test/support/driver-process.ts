@@ -1,0 +1,46 @@
+// Runs the driver program as a real process, as kubelet's node would.
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
+
+export const REPO = resolve(import.meta.dirname, "../..");
+
+export interface DriverProcess {
+  child: ChildProcess;
+  socketPath: string;
+  output: () => string;
+  stop(): Promise<void>;
+}
+
+export async function startDriverProcess(socketPath: string, args: string[], env: Record<string, string | undefined> = {}): Promise<DriverProcess> {
+  const child = spawn(process.execPath, [resolve(REPO, "src/driver/main.ts"), `--endpoint=unix://${socketPath}`, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+  child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+  const deadline = Date.now() + 20_000;
+  while (!existsSync(socketPath)) {
+    if (child.exitCode !== null) throw new Error(`driver exited with ${child.exitCode}:\n${out}`);
+    if (Date.now() > deadline) throw new Error(`driver did not create ${socketPath} within 20s:\n${out}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    child,
+    socketPath,
+    output: () => out,
+    stop: () =>
+      new Promise<void>((done) => {
+        if (child.exitCode !== null) return done();
+        child.once("exit", () => done());
+        child.kill("SIGTERM");
+        setTimeout(() => child.kill("SIGKILL"), 5000).unref();
+      }),
+  };
+}
+
+/** Fails loudly unless the tests run as root (tmpfs mounts need it). */
+export function requireRoot(): void {
+  if (process.getuid?.() !== 0) throw new Error("these tests mount tmpfs and must run as root (uid 0)");
+}

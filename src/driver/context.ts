@@ -4,7 +4,8 @@ import { status } from "@grpc/grpc-js";
 import type { Logger } from "../shared/logger.ts";
 import { DriverError, ErrorType } from "./errors.ts";
 import type { KubeClient } from "./kube-client.ts";
-import type { MountedVolumes } from "./mounted-volumes.ts";
+import type { MountedVolume, MountedVolumes } from "./mounted-volumes.ts";
+import type { SecretProviderClass } from "./kube-types.ts";
 import type { Mounter } from "./mounter.ts";
 import type { DriverMetrics } from "./metrics.ts";
 import type { DriverOptions } from "./options.ts";
@@ -19,6 +20,12 @@ export interface DriverContext {
   volumes: MountedVolumes;
   /** The Kubernetes client, or the reason there is none (e.g. no kubeconfig). */
   kube: KubeClient | Error;
+  /** Mirrors the volume's secretObjects into Kubernetes Secrets (when sync is enabled). */
+  syncSecrets?: (volume: MountedVolume, spc: SecretProviderClass) => Promise<void>;
+  /** A random per-volume offset for the poll interval. */
+  jitter?: () => number;
+  /** Refreshes the volume's group now (rotation reconciler), when rotation is enabled. */
+  refreshNow?: (volume: MountedVolume, deadline: Date) => Promise<boolean>;
 }
 
 export function requireKube(ctx: DriverContext): KubeClient {

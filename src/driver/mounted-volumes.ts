@@ -23,6 +23,14 @@ export interface MountedVolume {
   failures: number;
   /** Set when a user asked for an immediate refresh. */
   refreshRequested?: boolean;
+  /** When kubelet last sent the volume context (tokens), ms since epoch. */
+  contextUpdatedAt?: number;
+  /** A random offset added to the poll interval so volumes do not refresh in lockstep. */
+  jitterMs?: number;
+  /** Secrets still need syncing (first mount failed to sync, or recovered after a restart). */
+  syncPending?: boolean;
+  /** Rebuilt from the status object after a driver restart; the volume context is partial until kubelet republishes. */
+  recovered?: boolean;
 }
 
 export class MountedVolumes {

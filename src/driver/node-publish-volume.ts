@@ -10,7 +10,8 @@ import type { PodRef } from "./kube-client.ts";
 import { buildPodStatus } from "./pod-status.ts";
 import { fetchAndWriteContent, providerOf } from "./volume-content.ts";
 import { POD_NAME_KEY, POD_NAMESPACE_KEY, POD_UID_KEY, PROVIDER_NAME_KEY, SPC_NAME_KEY } from "./volume-attributes.ts";
-import { refreshMountedVolume } from "./volume-refresh.ts";
+import { nextRefreshAt } from "./volume-refresh.ts";
+import type { MountedVolume } from "./mounted-volumes.ts";
 
 export interface NodePublishVolumeRequest {
   volume_id: string;
@@ -68,17 +69,23 @@ export async function nodePublishVolume(ctx: DriverContext, req: NodePublishVolu
   }
 
   if (state === "mounted") {
-    // A republish (requiresRepublish) or a retry after success: only the
-    // driver's record of the volume is refreshed; never a final error here,
-    // because kubelet removes a mount whose republish failed (kubernetes#121271).
-    const known = ctx.volumes.get(target);
+    // A republish (requiresRepublish) or a retry after success: the driver's
+    // record of the volume takes the fresh tokens and secrets; the provider is
+    // called only when a refresh is due. Never a final error here, because
+    // kubelet removes a mount whose republish failed (kubernetes#121271).
+    let known = ctx.volumes.get(target);
+    if (!known && (ctx.options.enableSecretRotation || ctx.syncSecrets)) {
+      known = recordFromRepublish(ctx, req);
+    }
     if (known) {
       known.volumeContext = volumeContext;
       known.secrets = secrets;
-      provider = known.provider;
-      if (ctx.options.enableSecretRotation) {
-        const ok = await refreshMountedVolume(ctx, known, { deadline, onlyIfDue: true });
-        return { provider, result: ok ? "refreshed" : "refresh-failed" };
+      known.contextUpdatedAt = Date.now();
+      known.recovered = false;
+      provider = known.provider || provider;
+      if (ctx.options.enableSecretRotation && ctx.refreshNow && Date.now() >= nextRefreshAt(known, ctx.options.rotationPollIntervalMs)) {
+        const ok = await ctx.refreshNow(known, deadline);
+        return { provider: known.provider || provider, result: ok ? "refreshed" : "refresh-failed" };
       }
     }
     return { provider, result: "already-mounted" };
@@ -118,7 +125,7 @@ export async function nodePublishVolume(ctx: DriverContext, req: NodePublishVolu
       );
     }
     const now = Date.now();
-    ctx.volumes.set({
+    const volume: MountedVolume = {
       targetPath: target,
       volumeId: req.volume_id,
       pod,
@@ -130,7 +137,18 @@ export async function nodePublishVolume(ctx: DriverContext, req: NodePublishVolu
       lastRefresh: now,
       lastChange: now,
       failures: 0,
-    });
+      contextUpdatedAt: now,
+      jitterMs: ctx.jitter?.() ?? 0,
+    };
+    ctx.volumes.set(volume);
+    if (ctx.syncSecrets && spc.spec.secretObjects?.length) {
+      // Synced before kubelet starts the containers, so env vars find the
+      // Secret; a sync failure does not fail the mount (it is retried).
+      await ctx.syncSecrets(volume, spc).catch((err: unknown) => {
+        volume.syncPending = true;
+        ctx.logger.warn({ target, error: (err as Error).message }, "secret sync failed; will retry");
+      });
+    }
     return { provider, result: "mounted" };
   } catch (err) {
     // A failed first mount leaves nothing: no tmpfs, no directory we made.
@@ -143,4 +161,34 @@ export async function nodePublishVolume(ctx: DriverContext, req: NodePublishVolu
     }
     throw err;
   }
+}
+
+/** A volume mounted before a driver restart, first seen again through a republish. */
+function recordFromRepublish(ctx: DriverContext, req: NodePublishVolumeRequest): MountedVolume | undefined {
+  const spcName = req.volume_context[SPC_NAME_KEY];
+  let pod: PodRef;
+  try {
+    pod = podFromContext(req.volume_context);
+  } catch {
+    return undefined;
+  }
+  if (!spcName) return undefined;
+  const now = Date.now();
+  const volume: MountedVolume = {
+    targetPath: req.target_path,
+    volumeId: req.volume_id,
+    pod,
+    spcName,
+    provider: "",
+    volumeContext: req.volume_context,
+    secrets: req.secrets ?? {},
+    objectVersions: [],
+    lastRefresh: now,
+    lastChange: now,
+    failures: 0,
+    jitterMs: ctx.jitter?.() ?? 0,
+    syncPending: true,
+  };
+  ctx.volumes.set(volume);
+  return volume;
 }

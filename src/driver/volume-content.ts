@@ -1,11 +1,13 @@
 // Fetches a volume's objects from its provider and swaps them onto the tmpfs.
 // Shared by the first mount, republishes and the rotation reconciler, so all
-// three validate and write content the same way.
+// three validate and write content the same way. Fetching and writing are
+// separate so one provider answer can be written to every volume that shares it.
 import { status } from "@grpc/grpc-js";
 import { writeVolumeFiles } from "./atomic-writer.ts";
 import type { DriverContext } from "./context.ts";
 import { DriverError, ErrorType } from "./errors.ts";
 import type { ObjectVersion, SecretProviderClass } from "./kube-types.ts";
+import type { MountResult } from "./provider-client.ts";
 import { buildAttributes, buildSecrets, DEFAULT_PERMISSION } from "./volume-attributes.ts";
 
 export interface ContentRequest {
@@ -15,6 +17,10 @@ export interface ContentRequest {
   secrets: Record<string, string>;
   currentObjectVersions: ObjectVersion[];
   deadline: Date;
+}
+
+export interface FetchedContent extends MountResult {
+  provider: string;
 }
 
 export interface ContentResult {
@@ -35,7 +41,8 @@ export function providerOf(spc: SecretProviderClass): string {
   return provider;
 }
 
-export async function fetchAndWriteContent(ctx: DriverContext, req: ContentRequest): Promise<ContentResult> {
+/** Asks the provider for the volume's objects; the answer is validated, nothing is written. */
+export async function fetchContent(ctx: DriverContext, req: ContentRequest): Promise<FetchedContent> {
   const provider = providerOf(req.spc);
   const client = await ctx.providers.get(provider);
   const result = await client.mount(
@@ -48,13 +55,21 @@ export async function fetchAndWriteContent(ctx: DriverContext, req: ContentReque
     },
     req.deadline,
   );
-  let changed = false;
-  if (result.files.length > 0) {
-    try {
-      changed = await writeVolumeFiles(req.targetPath, result.files);
-    } catch (err) {
-      throw new DriverError(status.INTERNAL, ErrorType.FileWriteError, `failed to write files to ${req.targetPath}: ${(err as Error).message}`);
-    }
+  return { ...result, provider };
+}
+
+/** Swaps fetched files onto a volume; returns whether anything changed. */
+export async function writeContent(targetPath: string, content: MountResult): Promise<boolean> {
+  if (content.files.length === 0) return false;
+  try {
+    return await writeVolumeFiles(targetPath, content.files);
+  } catch (err) {
+    throw new DriverError(status.INTERNAL, ErrorType.FileWriteError, `failed to write files to ${targetPath}: ${(err as Error).message}`);
   }
-  return { provider, objectVersions: result.objectVersions, changed };
+}
+
+export async function fetchAndWriteContent(ctx: DriverContext, req: ContentRequest): Promise<ContentResult> {
+  const content = await fetchContent(ctx, req);
+  const changed = await writeContent(req.targetPath, content);
+  return { provider: content.provider, objectVersions: content.objectVersions, changed };
 }

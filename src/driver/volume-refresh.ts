@@ -1,6 +1,9 @@
-// Refreshes a mounted volume: asks the provider again with the current object
-// versions and swaps in new content if it changed. A failure keeps the old
-// files byte for byte, records a Warning event and backs off.
+// Refreshes mounted volumes: asks the provider again with the current object
+// versions and swaps in new content where it changed. Volumes that share an
+// identity and a request (refresh-groups.ts) are refreshed from one provider
+// answer, so they switch to a new version together and Key Vault reads grow
+// with distinct identities, not with pods. A failure keeps the old files byte
+// for byte, records a Warning event and backs off.
 import type { DriverContext } from "./context.ts";
 import { requireKube } from "./context.ts";
 import { errorTypeOf } from "./errors.ts";
@@ -8,14 +11,14 @@ import type { ObjectVersion } from "./kube-types.ts";
 import { OS_TYPE } from "./metrics.ts";
 import type { MountedVolume } from "./mounted-volumes.ts";
 import { buildPodStatus } from "./pod-status.ts";
-import { fetchAndWriteContent } from "./volume-content.ts";
+import { fetchContent, writeContent } from "./volume-content.ts";
 
 const FAILURE_BACKOFF_BASE_MS = 5_000;
 
-/** When the volume is next due: the poll interval, or sooner with backoff after failures. */
+/** When the volume is next due: the poll interval (plus its jitter), or sooner with backoff after failures. */
 export function nextRefreshAt(volume: MountedVolume, intervalMs: number): number {
   if (volume.refreshRequested) return 0;
-  if (volume.failures === 0) return volume.lastRefresh + intervalMs;
+  if (volume.failures === 0) return volume.lastRefresh + intervalMs + (volume.jitterMs ?? 0);
   const backoff = Math.min(intervalMs, FAILURE_BACKOFF_BASE_MS * 2 ** (volume.failures - 1));
   return volume.lastRefresh + backoff;
 }
@@ -26,63 +29,93 @@ export function sameVersions(a: readonly ObjectVersion[], b: readonly ObjectVers
   return b.every((v) => byId.get(v.id) === v.version);
 }
 
-export interface RefreshOptions {
-  deadline: Date;
-  /** Skip (and report success) when the volume is not due yet. */
-  onlyIfDue: boolean;
+/** The member whose tokens kubelet sent most recently is asked on behalf of the group. */
+function leaderOf(group: readonly MountedVolume[]): MountedVolume {
+  return group.reduce((a, b) => ((b.contextUpdatedAt ?? 0) > (a.contextUpdatedAt ?? 0) ? b : a));
 }
 
-/** Returns false when the refresh failed (old content kept). */
-export async function refreshMountedVolume(ctx: DriverContext, volume: MountedVolume, options: RefreshOptions): Promise<boolean> {
-  const now = Date.now();
-  if (options.onlyIfDue && now < nextRefreshAt(volume, ctx.options.rotationPollIntervalMs)) return true;
+/**
+ * Refreshes a group of volumes that share one request. Returns the volumes
+ * whose refresh failed (their old content is kept).
+ */
+export async function refreshGroup(ctx: DriverContext, group: readonly MountedVolume[], deadline: Date): Promise<MountedVolume[]> {
+  if (group.length === 0) return [];
   const started = process.hrtime.bigint();
-  const spcRef = `${volume.pod.namespace}/${volume.spcName}`;
-  volume.lastRefresh = now;
-  volume.refreshRequested = false;
+  const leader = leaderOf(group);
+  const spcRef = `${leader.pod.namespace}/${leader.spcName}`;
+  const now = Date.now();
+  for (const v of group) {
+    v.lastRefresh = now;
+    v.refreshRequested = false;
+  }
+  let kube;
+  let spc;
+  let content;
   try {
-    const kube = requireKube(ctx);
-    const spc = await kube.getSecretProviderClass(volume.pod.namespace, volume.spcName);
-    const content = await fetchAndWriteContent(ctx, {
-      targetPath: volume.targetPath,
+    kube = requireKube(ctx);
+    // Read again so edits to the SecretProviderClass take effect.
+    spc = await kube.getSecretProviderClass(leader.pod.namespace, leader.spcName);
+    content = await fetchContent(ctx, {
+      targetPath: leader.targetPath,
       spc,
-      volumeContext: volume.volumeContext,
-      secrets: volume.secrets,
-      currentObjectVersions: volume.objectVersions,
-      deadline: options.deadline,
+      volumeContext: leader.volumeContext,
+      secrets: leader.secrets,
+      currentObjectVersions: leader.objectVersions,
+      deadline,
     });
-    volume.provider = content.provider;
-    const versionsChanged = !sameVersions(volume.objectVersions, content.objectVersions);
-    if (versionsChanged) {
-      await kube.upsertPodStatus(
-        buildPodStatus({
-          pod: volume.pod,
-          spcName: volume.spcName,
-          nodeName: ctx.options.nodeId,
-          targetPath: volume.targetPath,
-          objectVersions: content.objectVersions,
-        }),
-      );
-    }
-    volume.objectVersions = content.objectVersions;
-    volume.failures = 0;
-    const rotated = content.changed || versionsChanged;
-    if (content.changed) volume.lastChange = Date.now();
-    ctx.metrics.rotationReconcile.inc({ provider: content.provider, os_type: OS_TYPE, rotated: String(rotated) });
-    ctx.metrics.rotationReconcileDuration.observe({ os_type: OS_TYPE }, Number(process.hrtime.bigint() - started) / 1e9);
-    if (rotated) {
-      ctx.logger.info({ target: volume.targetPath, spc: spcRef, pod: `${volume.pod.namespace}/${volume.pod.name}` }, "mounted content rotated");
-      await kube.recordEvent(volume.pod, "Normal", "MountRotationComplete", `successfully rotated mounted contents for spc ${spcRef}`);
-    }
-    return true;
   } catch (err) {
-    volume.failures++;
-    const message = (err as Error).message;
-    ctx.metrics.rotationReconcileError.inc({ provider: volume.provider, error_type: errorTypeOf(err), os_type: OS_TYPE, rotated: "false" });
-    ctx.logger.warn({ target: volume.targetPath, spc: spcRef, failures: volume.failures, error: message }, "refresh failed; mounted content kept");
-    if (!(ctx.kube instanceof Error)) {
-      await ctx.kube.recordEvent(volume.pod, "Warning", "MountRotationFailed", `failed to rotate mounted contents for spc ${spcRef}: ${message}`);
-    }
-    return false;
+    await Promise.all(group.map((v) => recordFailure(ctx, v, err)));
+    return [...group];
+  }
+
+  const failed: MountedVolume[] = [];
+  await Promise.all(
+    group.map(async (volume) => {
+      try {
+        const changed = await writeContent(volume.targetPath, content);
+        const versionsChanged = !sameVersions(volume.objectVersions, content.objectVersions);
+        if (versionsChanged) {
+          await kube.upsertPodStatus(
+            buildPodStatus({
+              pod: volume.pod,
+              spcName: volume.spcName,
+              nodeName: ctx.options.nodeId,
+              targetPath: volume.targetPath,
+              objectVersions: content.objectVersions,
+            }),
+          );
+        }
+        volume.provider = content.provider;
+        volume.objectVersions = content.objectVersions;
+        volume.failures = 0;
+        const rotated = changed || versionsChanged;
+        ctx.metrics.rotationReconcile.inc({ provider: content.provider, os_type: OS_TYPE, rotated: String(rotated) });
+        if (rotated) {
+          volume.lastChange = Date.now();
+          ctx.logger.info({ target: volume.targetPath, spc: spcRef, pod: `${volume.pod.namespace}/${volume.pod.name}` }, "mounted content rotated");
+          await kube.recordEvent(volume.pod, "Normal", "MountRotationComplete", `successfully rotated mounted contents for spc ${spcRef}`);
+        }
+        if ((rotated || volume.syncPending) && ctx.syncSecrets) {
+          volume.syncPending = false;
+          await ctx.syncSecrets(volume, spc);
+        }
+      } catch (err) {
+        failed.push(volume);
+        await recordFailure(ctx, volume, err);
+      }
+    }),
+  );
+  ctx.metrics.rotationReconcileDuration.observe({ os_type: OS_TYPE }, Number(process.hrtime.bigint() - started) / 1e9);
+  return failed;
+}
+
+async function recordFailure(ctx: DriverContext, volume: MountedVolume, err: unknown): Promise<void> {
+  volume.failures++;
+  const spcRef = `${volume.pod.namespace}/${volume.spcName}`;
+  const message = (err as Error).message;
+  ctx.metrics.rotationReconcileError.inc({ provider: volume.provider, error_type: errorTypeOf(err), os_type: OS_TYPE, rotated: "false" });
+  ctx.logger.warn({ target: volume.targetPath, spc: spcRef, failures: volume.failures, error: message }, "refresh failed; mounted content kept");
+  if (!(ctx.kube instanceof Error)) {
+    await ctx.kube.recordEvent(volume.pod, "Warning", "MountRotationFailed", `failed to rotate mounted contents for spc ${spcRef}: ${message}`);
   }
 }

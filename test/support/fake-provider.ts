@@ -58,7 +58,7 @@ export async function startFakeProvider(socketPath: string, behaviour: MountBeha
       },
       Mount: (call: grpc.ServerUnaryCall<FakeMountRequest, unknown>, cb: grpc.sendUnaryData<unknown>) => {
         fake.requests.push(call.request);
-        fake.authorities.push(String(call.metadata.get(":authority")[0] ?? ""));
+        fake.authorities.push(call.getHost());
         Promise.resolve()
           .then(() => fake.behaviour(call.request, call.metadata))
           .then(

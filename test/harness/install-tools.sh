@@ -17,12 +17,14 @@ export GOFLAGS="-buildvcs=false -trimpath"
 export CGO_ENABLED=0
 mkdir -p "$BIN"
 
-command -v go >/dev/null || { echo "install-tools: Go is required to build the test binaries (go not found on PATH)" >&2; exit 1; }
+# Go is only needed when something must be built, so a warm cache works without it.
+need_go() { command -v go >/dev/null || { echo "install-tools: Go is required to build $1 (go not found on PATH)" >&2; exit 1; }; }
 
 stamp_ok() { [[ -x "$BIN/$1" && -f "$BIN/.$1.version" && "$(cat "$BIN/.$1.version")" == "$2" ]]; }
 stamp() { echo "$2" > "$BIN/.$1.version"; }
 
 if ! stamp_ok etcd "$ETCD_VERSION"; then
+  need_go "etcd $ETCD_VERSION"
   echo "install-tools: building etcd $ETCD_VERSION" >&2
   # etcd's own go.mod has replace directives, so `go install pkg@version` refuses
   # it; build it from a small module that requires it instead.
@@ -35,12 +37,24 @@ if ! stamp_ok etcd "$ETCD_VERSION"; then
 fi
 
 if ! stamp_ok csi-sanity "$CSI_TEST_VERSION"; then
+  need_go "csi-sanity $CSI_TEST_VERSION"
   echo "install-tools: building csi-sanity $CSI_TEST_VERSION" >&2
   go install "github.com/kubernetes-csi/csi-test/v5/cmd/csi-sanity@$CSI_TEST_VERSION"
   stamp csi-sanity "$CSI_TEST_VERSION"
 fi
 
-if ! stamp_ok kube-apiserver "$KUBE_VERSION" || ! stamp_ok kube-controller-manager "$KUBE_VERSION"; then
+# Plain `go build` leaves the version at v0.0.0-master; stamp the release into
+# both version packages the way the Kubernetes release build does, so /version,
+# discovery and user agents report the real version. The stamp records that too.
+kube_minor="${KUBE_VERSION#v1.}"; kube_minor="${kube_minor%%.*}"
+KUBE_LDFLAGS=""
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+  KUBE_LDFLAGS+=" -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$kube_minor -X $pkg.gitTreeState=clean"
+done
+KUBE_STAMP="$KUBE_VERSION version-stamped"
+
+if ! stamp_ok kube-apiserver "$KUBE_STAMP" || ! stamp_ok kube-controller-manager "$KUBE_STAMP"; then
+  need_go "kube-apiserver and kube-controller-manager $KUBE_VERSION"
   echo "install-tools: building kube-apiserver and kube-controller-manager $KUBE_VERSION (first run: several minutes)" >&2
   mod="$TOOLS_DIR/kube-build-$KUBE_VERSION"
   mkdir -p "$mod"
@@ -68,10 +82,10 @@ import (
 )
 GO
   (cd "$mod" && go mod tidy && \
-    go build -o "$BIN/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver && \
-    go build -o "$BIN/kube-controller-manager" k8s.io/kubernetes/cmd/kube-controller-manager)
-  stamp kube-apiserver "$KUBE_VERSION"
-  stamp kube-controller-manager "$KUBE_VERSION"
+    go build -ldflags "$KUBE_LDFLAGS" -o "$BIN/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver && \
+    go build -ldflags "$KUBE_LDFLAGS" -o "$BIN/kube-controller-manager" k8s.io/kubernetes/cmd/kube-controller-manager)
+  stamp kube-apiserver "$KUBE_STAMP"
+  stamp kube-controller-manager "$KUBE_STAMP"
 fi
 
 echo "$BIN"

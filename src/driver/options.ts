@@ -92,6 +92,11 @@ export const DRIVER_FLAGS = {
   "enable-pprof": { kind: "bool", default: false, usage: "accepted for compatibility; no effect" } as FlagSpec<"bool">,
   "pprof-port": { kind: "int", default: 6065, usage: "accepted for compatibility; no effect" } as FlagSpec<"int">,
   kubeconfig: { kind: "string", default: "", usage: "kubeconfig path (default: $KUBECONFIG, then in-cluster)" } as FlagSpec<"string">,
+  "secret-provider-class-dir": {
+    kind: "string",
+    default: "",
+    usage: "standalone mode: read SecretProviderClasses from YAML files here instead of the Kubernetes API (no sync, status only logged)",
+  } as FlagSpec<"string">,
   version: { kind: "bool", default: false, usage: "print the version and exit" } as FlagSpec<"bool">,
   help: { kind: "bool", default: false, usage: "print the flags and exit" } as FlagSpec<"bool">,
 };
@@ -114,6 +119,7 @@ export interface DriverOptions {
   providerHealthCheck: boolean;
   providerHealthCheckIntervalMs: number;
   kubeconfig: string | undefined;
+  secretProviderClassDir: string | undefined;
 }
 
 export function parseDriverOptions(argv: readonly string[]): DriverOptions & { version: boolean; help: boolean } {
@@ -134,6 +140,7 @@ export function parseDriverOptions(argv: readonly string[]): DriverOptions & { v
     providerHealthCheck: f["provider-health-check"],
     providerHealthCheckIntervalMs: f["provider-health-check-interval"],
     kubeconfig: f.kubeconfig || undefined,
+    secretProviderClassDir: f["secret-provider-class-dir"] || undefined,
     version: f.version,
     help: f.help,
   };

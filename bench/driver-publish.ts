@@ -3,14 +3,12 @@
 // calls per rotation interval when many pods share one identity.
 // Standalone mode (no API server) with an in-process provider, so the figures
 // are the driver's own cost. Run as root: node bench/driver-publish.ts [mounts]
-import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { listMounts } from "../src/driver/mounter.ts";
 import { csiClient } from "../test/support/csi-client.ts";
-import { startDriverProcess } from "../test/support/driver-process.ts";
+import { removeTestTree, startDriverProcess } from "../test/support/driver-process.ts";
 import { sleep, startFakeProvider, type FakeMountRequest } from "../test/support/fake-provider.ts";
 
 const MOUNTS = Number(process.argv[2] ?? 200);
@@ -108,8 +106,7 @@ async function main(): Promise<void> {
     csi.close();
     await driver.stop();
     await provider.stop();
-    for (const m of await listMounts()) if (m.mountPoint.startsWith(base)) execFileSync("umount", ["-l", m.mountPoint]);
-    await rm(base, { recursive: true, force: true });
+    await removeTestTree(base);
   }
 }
 

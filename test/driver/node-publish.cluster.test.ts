@@ -2,15 +2,16 @@
 // with SecretProviderClasses in a real kube-apiserver, a provider serving the
 // provider API on a real unix socket, and real tmpfs mounts.
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, readlink, rm, stat } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, readlink, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { CoreV1Api, CustomObjectsApi, KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from "vitest";
 import { listMounts } from "../../src/driver/mounter.ts";
+import { kubeConfigFromInjected } from "../harness/kube.ts";
 import { csiClient, expectGrpcError, type CsiClient } from "../support/csi-client.ts";
-import { requireRoot, startDriverProcess, type DriverProcess } from "../support/driver-process.ts";
+import { removeTestTree, requireRoot, startDriverProcess, type DriverProcess } from "../support/driver-process.ts";
 import { defaultMount, sleep, startFakeProvider, type FakeProvider } from "../support/fake-provider.ts";
 
 const GROUP = "secrets-store.csi.x-k8s.io";
@@ -72,8 +73,7 @@ describe("NodePublishVolume against a real kube-apiserver", () => {
 
   beforeAll(async () => {
     requireRoot();
-    kc = new KubeConfig();
-    kc.loadFromFile(inject("kubeconfig"));
+    kc = kubeConfigFromInjected();
     core = kc.makeApiClient(CoreV1Api);
     custom = kc.makeApiClient(CustomObjectsApi);
     await core.createNamespace({ body: { metadata: { name: NS } } });
@@ -108,10 +108,7 @@ describe("NodePublishVolume against a real kube-apiserver", () => {
     csi?.close();
     await driver?.stop();
     await provider?.stop();
-    for (const m of (await listMounts()).filter((m) => base && m.mountPoint.startsWith(base))) {
-      await import("node:child_process").then((cp) => cp.execFileSync("umount", ["-l", m.mountPoint]));
-    }
-    if (base) await rm(base, { recursive: true, force: true });
+    await removeTestTree(base);
   });
 
   beforeEach(() => {

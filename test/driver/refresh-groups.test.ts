@@ -3,9 +3,9 @@ import type { MountedVolume } from "../../src/driver/mounted-volumes.ts";
 import { groupVolumes, refreshGroupKey } from "../../src/driver/refresh-groups.ts";
 import { nextRefreshAt, sameVersions } from "../../src/driver/volume-refresh.ts";
 
-function volume(overrides: Partial<MountedVolume> & { sa?: string; pod?: string; ns?: string } = {}): MountedVolume {
+function volume(overrides: Partial<Omit<MountedVolume, "pod">> & { sa?: string; podName?: string; ns?: string } = {}): MountedVolume {
   const ns = overrides.ns ?? "team-a";
-  const pod = overrides.pod ?? "web-1";
+  const pod = overrides.podName ?? "web-1";
   return {
     targetPath: `/pods/${pod}/mount`,
     volumeId: "v",
@@ -34,7 +34,7 @@ function volume(overrides: Partial<MountedVolume> & { sa?: string; pod?: string;
 
 describe("refresh groups", () => {
   it("pods of one service account with the same SecretProviderClass share, despite per-pod tokens", () => {
-    expect(refreshGroupKey(volume({ pod: "web-1" }))).toBe(refreshGroupKey(volume({ pod: "web-2" })));
+    expect(refreshGroupKey(volume({ podName: "web-1" }))).toBe(refreshGroupKey(volume({ podName: "web-2" })));
   });
 
   it.each([
@@ -44,11 +44,11 @@ describe("refresh groups", () => {
     ["other publish secrets (another service principal)", { secrets: { clientid: "x", clientsecret: "y" } }],
     ["a user-set volume attribute", { volumeContext: { extra: "1" } }],
   ])("%s never shares", (_what, overrides) => {
-    expect(refreshGroupKey(volume({ pod: "web-2", ...overrides }))).not.toBe(refreshGroupKey(volume({ pod: "web-1" })));
+    expect(refreshGroupKey(volume({ podName: "web-2", ...overrides }))).not.toBe(refreshGroupKey(volume({ podName: "web-1" })));
   });
 
   it("groups a node's volumes", () => {
-    const groups = groupVolumes([volume({ pod: "a" }), volume({ pod: "b" }), volume({ pod: "c", sa: "other" })]);
+    const groups = groupVolumes([volume({ podName: "a" }), volume({ podName: "b" }), volume({ podName: "c", sa: "other" })]);
     expect([...groups.values()].map((g) => g.length).sort()).toEqual([1, 2]);
   });
 });

@@ -1,7 +1,6 @@
 // Rotation of mounted volumes by the driver's reconciler, against a real
 // kube-apiserver, real tmpfs mounts and a provider on a real unix socket.
-import { execFileSync } from "node:child_process";
-import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -9,8 +8,9 @@ import * as grpc from "@grpc/grpc-js";
 import { CoreV1Api, CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { listMounts } from "../../src/driver/mounter.ts";
+import { kubeConfigFromInjected } from "../harness/kube.ts";
 import { csiClient, type CsiClient } from "../support/csi-client.ts";
-import { requireRoot, startDriverProcess, type DriverProcess } from "../support/driver-process.ts";
+import { removeTestTree, requireRoot, startDriverProcess, type DriverProcess } from "../support/driver-process.ts";
 import { sleep, startFakeProvider, type FakeMountRequest, type FakeProvider } from "../support/fake-provider.ts";
 
 const GROUP = "secrets-store.csi.x-k8s.io";
@@ -117,8 +117,7 @@ describe("rotation reconciler", () => {
 
   beforeAll(async () => {
     requireRoot();
-    kc = new KubeConfig();
-    kc.loadFromFile(inject("kubeconfig"));
+    kc = kubeConfigFromInjected();
     core = kc.makeApiClient(CoreV1Api);
     custom = kc.makeApiClient(CustomObjectsApi);
     await core.createNamespace({ body: { metadata: { name: NS } } });
@@ -145,8 +144,7 @@ describe("rotation reconciler", () => {
     csi?.close();
     await driver?.stop();
     await provider?.stop();
-    for (const m of await listMounts()) if (base && m.mountPoint.startsWith(base)) execFileSync("umount", ["-l", m.mountPoint]);
-    if (base) await rm(base, { recursive: true, force: true });
+    await removeTestTree(base);
   });
 
   it("swaps new content in within one interval; status, events and metrics follow; no status write while unchanged", async () => {

@@ -1,15 +1,14 @@
 // Standalone mode: SecretProviderClasses from YAML files, no API server at all
 // (what the demo and a laptop use). Real process, real socket, real tmpfs.
-import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { listMounts } from "../../src/driver/mounter.ts";
 import { csiClient, expectGrpcError, type CsiClient } from "../support/csi-client.ts";
-import { requireRoot, startDriverProcess, type DriverProcess } from "../support/driver-process.ts";
+import { removeTestTree, requireRoot, startDriverProcess, type DriverProcess } from "../support/driver-process.ts";
 import { startFakeProvider, type FakeProvider } from "../support/fake-provider.ts";
 
 describe("standalone mode (--secret-provider-class-dir)", () => {
@@ -54,8 +53,7 @@ describe("standalone mode (--secret-provider-class-dir)", () => {
     csi?.close();
     await driver?.stop();
     await provider?.stop();
-    for (const m of await listMounts()) if (base && m.mountPoint.startsWith(base)) execFileSync("umount", ["-l", m.mountPoint]);
-    if (base) await rm(base, { recursive: true, force: true });
+    await removeTestTree(base);
   });
 
   const request = (target: string, spc: string) => ({

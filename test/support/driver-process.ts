@@ -44,3 +44,15 @@ export async function startDriverProcess(socketPath: string, args: string[], env
 export function requireRoot(): void {
   if (process.getuid?.() !== 0) throw new Error("these tests mount tmpfs and must run as root (uid 0)");
 }
+
+/** Unmounts every mount below base (lazily) and removes base: test cleanup. */
+export async function removeTestTree(base: string | undefined): Promise<void> {
+  if (!base) return;
+  const { execFileSync } = await import("node:child_process");
+  const { rm } = await import("node:fs/promises");
+  const { listMounts } = await import("../../src/driver/mounter.ts");
+  for (const m of (await listMounts()).filter((m) => m.mountPoint.startsWith(base)).reverse()) {
+    execFileSync("umount", ["-l", m.mountPoint]);
+  }
+  await rm(base, { recursive: true, force: true });
+}

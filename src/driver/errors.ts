@@ -19,6 +19,8 @@ export const ErrorType = {
 
 export class DriverError extends GrpcError {
   readonly errorType: string;
+  /** The provider of the volume, once known (for the metrics label). */
+  provider?: string;
   constructor(code: status, errorType: string, message: string) {
     super(code, message);
     this.errorType = errorType;

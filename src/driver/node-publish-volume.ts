@@ -7,6 +7,8 @@ import type { DriverContext } from "./context.ts";
 import { requireKube } from "./context.ts";
 import { DriverError, ErrorType, invalidArgument } from "./errors.ts";
 import type { PodRef } from "./kube-client.ts";
+import type { SecretProviderClass } from "./kube-types.ts";
+import type { MountState } from "./mounter.ts";
 import { buildPodStatus } from "./pod-status.ts";
 import { fetchAndWriteContent, providerOf } from "./volume-content.ts";
 import { POD_NAME_KEY, POD_NAMESPACE_KEY, POD_UID_KEY, PROVIDER_NAME_KEY, SPC_NAME_KEY } from "./volume-attributes.ts";
@@ -57,7 +59,7 @@ export async function nodePublishVolume(ctx: DriverContext, req: NodePublishVolu
   const target = req.target_path;
   let provider = volumeContext[PROVIDER_NAME_KEY] ?? "";
 
-  let state;
+  let state: MountState;
   try {
     state = await ctx.mounter.state(target);
   } catch (err) {
@@ -101,6 +103,30 @@ export async function nodePublishVolume(ctx: DriverContext, req: NodePublishVolu
   const kube = requireKube(ctx);
   const spc = await kube.getSecretProviderClass(pod.namespace, spcName);
   provider = providerOf(spc);
+  try {
+    return await firstMount(ctx, req, { target, state, pod, spcName, spc, provider, deadline });
+  } catch (err) {
+    // Metrics label errors with the provider once the class names it.
+    if (err instanceof DriverError) err.provider = provider;
+    throw err;
+  }
+}
+
+interface FirstMount {
+  target: string;
+  state: "absent" | "not-mounted" | "broken";
+  pod: PodRef;
+  spcName: string;
+  spc: SecretProviderClass;
+  provider: string;
+  deadline: Date;
+}
+
+async function firstMount(ctx: DriverContext, req: NodePublishVolumeRequest, m: FirstMount): Promise<PublishOutcome> {
+  const { target, state, pod, spcName, spc, provider, deadline } = m;
+  const volumeContext = req.volume_context;
+  const secrets = req.secrets ?? {};
+  const kube = requireKube(ctx);
   // Find the provider before mounting anything, so a missing one leaves nothing behind.
   await ctx.providers.get(provider);
 

@@ -3,7 +3,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { GrpcError } from "../shared/grpc-server.ts";
 import type { DriverContext } from "./context.ts";
-import { errorTypeOf } from "./errors.ts";
+import { DriverError, errorTypeOf } from "./errors.ts";
 import { OS_TYPE } from "./metrics.ts";
 import { nodePublishVolume, type NodePublishVolumeRequest } from "./node-publish-volume.ts";
 import { nodeUnpublishVolume, type NodeUnpublishVolumeRequest } from "./node-unpublish-volume.ts";
@@ -48,7 +48,7 @@ export function nodeService(ctx: DriverContext): grpc.UntypedServiceImplementati
         }
         return {};
       } catch (err) {
-        const provider = req.volume_context?.[PROVIDER_NAME_KEY] ?? "";
+        const provider = (err instanceof DriverError ? err.provider : undefined) ?? req.volume_context?.[PROVIDER_NAME_KEY] ?? "";
         ctx.metrics.nodePublishError.inc({ provider, error_type: errorTypeOf(err), os_type: OS_TYPE });
         ctx.metrics.nodePublishDuration.observe({ provider, outcome: "error" }, seconds());
         throw err;

@@ -291,6 +291,15 @@ describe("NodePublishVolume against a real kube-apiserver", () => {
       await sleep(3000);
     });
 
+    it("error metrics name the provider and a stable error type, never the message", async () => {
+      const metrics = await (await fetch("http://127.0.0.1:18395/metrics")).text();
+      expect(metrics).toMatch(/node_publish_error_total\{provider="fake",error_type="FileWriteError",os_type="linux"\} [1-9]/);
+      expect(metrics).toMatch(/node_publish_error_total\{provider="fake",error_type="GRPCProviderError",os_type="linux"\} [1-9]/);
+      expect(metrics).toMatch(/node_publish_error_total\{provider="fake",error_type="KeyVaultThrottled",os_type="linux"\} [1-9]/);
+      expect(metrics).toMatch(/node_publish_error_total\{provider="",error_type="SecretProviderClassNotFound",os_type="linux"\} [1-9]/);
+      expect(metrics).not.toContain("alpha");
+    });
+
     it("with the API server unreachable, publish is Unavailable and says so", async () => {
       const down = await startDriverProcess(join(base, "csi-down.sock"), [
         "--nodeid=node-a",

@@ -16,9 +16,15 @@ import { TmpfsMounter, type Mounter } from "./mounter.ts";
 import { nodeService } from "./node-server.ts";
 import type { DriverOptions } from "./options.ts";
 import { ProviderClients } from "./provider-client.ts";
+import { StandaloneKube } from "./standalone-kube.ts";
+import { RefreshRequests } from "./refresh-requests.ts";
+import { RotationReconciler } from "./rotation-reconciler.ts";
+import { SecretSyncer } from "./secret-sync.ts";
+import { recoverMountedVolumes } from "./volume-recovery.ts";
 
 export interface RunningDriver {
   ctx: DriverContext;
+  reconciler?: RotationReconciler;
   grpc: RunningGrpcServer;
   metrics?: RunningHttpServer;
   health?: RunningHttpServer;
@@ -48,8 +54,11 @@ function probeSelf(address: string): () => Promise<void> {
 export async function startDriver(options: DriverOptions, deps: DriverDependencies): Promise<RunningDriver> {
   const logger = deps.logger;
   let kube: KubeClient | Error;
+  const standalone = options.secretProviderClassDir !== undefined;
   try {
-    kube = new KubeClient(loadKubeConfig(options.kubeconfig), logger, { nodeName: options.nodeId });
+    kube = standalone
+      ? new StandaloneKube(options.secretProviderClassDir!, logger, options.nodeId)
+      : new KubeClient(loadKubeConfig(options.kubeconfig), logger, { nodeName: options.nodeId });
   } catch (err) {
     // The driver still serves Identity; publishes fail with Unavailable.
     kube = err as Error;
@@ -81,13 +90,57 @@ export async function startDriver(options: DriverOptions, deps: DriverDependenci
     timers.push(setInterval(() => void ctx.providers.healthCheck(), options.providerHealthCheckIntervalMs).unref());
   }
 
+  let reconciler: RotationReconciler | undefined;
+  let refreshRequests: RefreshRequests | undefined;
+  if (options.enableSecretRotation) {
+    const r = new RotationReconciler(ctx);
+    reconciler = r;
+    ctx.jitter = () => r.jitterFor();
+    ctx.refreshNow = (volume, deadline) => r.refreshNow(volume, deadline);
+    r.start();
+    if (!(kube instanceof Error) && !standalone) {
+      refreshRequests = new RefreshRequests(ctx, kube, (podUid) => {
+        for (const v of ctx.volumes.all()) {
+          if (v.pod.uid === podUid) {
+            v.refreshRequested = true;
+            void r.refreshNow(v);
+          }
+        }
+      });
+      void refreshRequests.start();
+    }
+  }
+  if (options.enableSecretSync && !(kube instanceof Error) && !standalone) {
+    const syncer = new SecretSyncer(ctx);
+    ctx.syncSecrets = async (volume, spc) => {
+      const result = await syncer.syncVolume(volume, spc);
+      if (result.failed.length > 0) volume.syncPending = true;
+    };
+  }
+  if ((options.enableSecretRotation || options.enableSecretSync) && !(kube instanceof Error) && !standalone) {
+    // Resume rotation and sync for volumes mounted before a restart; retried
+    // until the API server answers.
+    const recover = async (attempt: number): Promise<void> => {
+      try {
+        await recoverMountedVolumes(ctx, () => ctx.jitter?.() ?? 0);
+      } catch (err) {
+        logger.warn({ error: (err as Error).message, attempt }, "could not recover mounted volumes yet; retrying");
+        timers.push(setTimeout(() => void recover(attempt + 1), Math.min(60_000, 1000 * 2 ** attempt)).unref());
+      }
+    };
+    void recover(0);
+  }
+
   return {
     ctx,
+    reconciler,
     grpc: server,
     metrics,
     health,
     async stop() {
       for (const t of timers) clearInterval(t);
+      reconciler?.stop();
+      refreshRequests?.stop();
       await server.stop();
       await metrics?.close();
       await health?.close();

@@ -27,6 +27,8 @@ export interface MountedVolume {
   contextUpdatedAt?: number;
   /** A random offset added to the poll interval so volumes do not refresh in lockstep. */
   jitterMs?: number;
+  /** The SecretProviderClass resourceVersion the Secrets were last synced from. */
+  syncedSpcVersion?: string;
   /** Secrets still need syncing (first mount failed to sync, or recovered after a restart). */
   syncPending?: boolean;
   /** Rebuilt from the status object after a driver restart; the volume context is partial until kubelet republishes. */

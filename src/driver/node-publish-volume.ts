@@ -165,6 +165,7 @@ async function firstMount(ctx: DriverContext, req: NodePublishVolumeRequest, m: 
       failures: 0,
       contextUpdatedAt: now,
       jitterMs: ctx.jitter?.() ?? 0,
+      syncedSpcVersion: spc.metadata.resourceVersion,
     };
     ctx.volumes.set(volume);
     if (ctx.syncSecrets && spc.spec.secretObjects?.length) {

@@ -95,8 +95,12 @@ export async function refreshGroup(ctx: DriverContext, group: readonly MountedVo
           ctx.logger.info({ target: volume.targetPath, spc: spcRef, pod: `${volume.pod.namespace}/${volume.pod.name}` }, "mounted content rotated");
           await kube.recordEvent(volume.pod, "Normal", "MountRotationComplete", `successfully rotated mounted contents for spc ${spcRef}`);
         }
-        if ((rotated || volume.syncPending) && ctx.syncSecrets) {
+        // Secrets follow content changes, a failed earlier sync, and edits
+        // to the SecretProviderClass (its secretObjects may have changed).
+        const spcVersion = spc.metadata.resourceVersion;
+        if ((rotated || volume.syncPending || spcVersion !== volume.syncedSpcVersion) && ctx.syncSecrets) {
           volume.syncPending = false;
+          volume.syncedSpcVersion = spcVersion;
           await ctx.syncSecrets(volume, spc);
         }
       } catch (err) {

@@ -9,7 +9,7 @@ import * as grpc from "@grpc/grpc-js";
 import { CoreV1Api, CustomObjectsApi, KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from "vitest";
 import { listMounts } from "../../src/driver/mounter.ts";
-import { kubeConfigFromInjected } from "../harness/kube.ts";
+import { createNamespace, kubeConfigFromInjected } from "../harness/kube.ts";
 import { csiClient, expectGrpcError, type CsiClient } from "../support/csi-client.ts";
 import { removeTestTree, requireRoot, startDriverProcess, type DriverProcess } from "../support/driver-process.ts";
 import { defaultMount, sleep, startFakeProvider, type FakeProvider } from "../support/fake-provider.ts";
@@ -76,9 +76,7 @@ describe("NodePublishVolume against a real kube-apiserver", () => {
     kc = kubeConfigFromInjected();
     core = kc.makeApiClient(CoreV1Api);
     custom = kc.makeApiClient(CustomObjectsApi);
-    await core.createNamespace({ body: { metadata: { name: NS } } });
-    // No service-account controller runs unless a test starts one.
-    await core.createNamespacedServiceAccount({ namespace: NS, body: { metadata: { name: "default" } } }).catch(() => undefined);
+    await createNamespace(kc, NS);
     const pod = await core.createNamespacedPod({
       namespace: NS,
       body: { metadata: { name: "app" }, spec: { containers: [{ name: "app", image: "registry.k8s.io/pause:3.10" }] } },

@@ -8,7 +8,7 @@ import * as grpc from "@grpc/grpc-js";
 import { CoreV1Api, CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { listMounts } from "../../src/driver/mounter.ts";
-import { kubeConfigFromInjected } from "../harness/kube.ts";
+import { createNamespace, kubeConfigFromInjected } from "../harness/kube.ts";
 import { csiClient, type CsiClient } from "../support/csi-client.ts";
 import { removeTestTree, requireRoot, startDriverProcess, type DriverProcess } from "../support/driver-process.ts";
 import { sleep, startFakeProvider, type FakeMountRequest, type FakeProvider } from "../support/fake-provider.ts";
@@ -77,7 +77,7 @@ describe("rotation reconciler", () => {
     pods.set(name, pod.metadata!.uid!);
   }
 
-  async function publish(client: CsiClient, podName: string, serviceAccount = "default"): Promise<string> {
+  async function publish(client: CsiClient, podName: string, serviceAccount = "default", spcName = "rotating"): Promise<string> {
     const uid = pods.get(podName)!;
     const vol = join(base, "pods", uid, "volumes", "kubernetes.io~csi", `secrets-${++n}`);
     await mkdir(vol, { recursive: true });
@@ -89,7 +89,7 @@ describe("rotation reconciler", () => {
       readonly: true,
       secrets: {},
       volume_context: {
-        secretProviderClass: "rotating",
+        secretProviderClass: spcName,
         "csi.storage.k8s.io/pod.name": podName,
         "csi.storage.k8s.io/pod.namespace": NS,
         "csi.storage.k8s.io/pod.uid": uid,
@@ -120,8 +120,8 @@ describe("rotation reconciler", () => {
     kc = kubeConfigFromInjected();
     core = kc.makeApiClient(CoreV1Api);
     custom = kc.makeApiClient(CustomObjectsApi);
-    await core.createNamespace({ body: { metadata: { name: NS } } });
-    for (const sa of ["default", "other"]) await core.createNamespacedServiceAccount({ namespace: NS, body: { metadata: { name: sa } } });
+    await createNamespace(kc, NS);
+    await core.createNamespacedServiceAccount({ namespace: NS, body: { metadata: { name: "other" } } });
     await custom.createNamespacedCustomObject({
       group: GROUP,
       version: "v1",
@@ -129,7 +129,23 @@ describe("rotation reconciler", () => {
       plural: "secretproviderclasses",
       body: { apiVersion: `${GROUP}/v1`, kind: "SecretProviderClass", metadata: { name: "rotating" }, spec: { provider: "fake", parameters: { objects: "db-password" } } },
     });
-    for (const name of ["p1", "p2", "p3", "p4", "p5"]) await createPod(name, "default");
+    await custom.createNamespacedCustomObject({
+      group: GROUP,
+      version: "v1",
+      namespace: NS,
+      plural: "secretproviderclasses",
+      body: {
+        apiVersion: `${GROUP}/v1`,
+        kind: "SecretProviderClass",
+        metadata: { name: "rotating-synced" },
+        spec: {
+          provider: "fake",
+          parameters: { objects: "db-password" },
+          secretObjects: [{ secretName: "db", type: "Opaque", labels: { app: "db" }, data: [{ objectName: "db-password", key: "password" }] }],
+        },
+      },
+    });
+    for (const name of ["p1", "p2", "p3", "p4", "p5", "s1"]) await createPod(name, "default");
     await createPod("q1", "other");
 
     base = await mkdtemp(join(tmpdir(), "rotation-"));
@@ -170,6 +186,23 @@ describe("rotation reconciler", () => {
     const metrics = await (await fetch("http://127.0.0.1:18396/metrics")).text();
     expect(metrics).toMatch(/rotation_reconcile_total\{provider="fake",os_type="linux",rotated="true"\} [1-9]/);
     expect(metrics).toMatch(/rotation_reconcile_total\{provider="fake",os_type="linux",rotated="false"\} [1-9]/);
+  });
+
+  it("the synced Secret follows a rotation, and an unchanged secret causes no write to it", async () => {
+    const target = await publish(csi, "s1", "default", "rotating-synced");
+    const version = secret.version;
+    const read = () => core.readNamespacedSecret({ name: "db", namespace: NS });
+    const first = await read();
+    expect(Buffer.from(first.data!.password!, "base64").toString()).toBe(`password-${version}`);
+    expect(first.metadata!.labels).toMatchObject({ app: "db", "secrets-store.csi.k8s.io/managed": "true" });
+    await sleep(INTERVAL_MS * 2 + 500);
+    expect((await read()).metadata!.resourceVersion).toBe(first.metadata!.resourceVersion);
+
+    secret.version++;
+    await waitUntil("the file", async () => (await readFile(join(target, "db-password"), "utf8")) === `password-${secret.version}`);
+    await waitUntil("the Secret", async () => Buffer.from((await read()).data!.password!, "base64").toString() === `password-${secret.version}`);
+    await waitUntil("the Secret event", async () => (await events("s1", "SecretRotationComplete")).length > 0);
+    await csi.call("Node", "NodeUnpublishVolume", { volume_id: "x", target_path: target });
   });
 
   it("volumes sharing SecretProviderClass and identity cost one provider call per interval; other identities are not merged", async () => {

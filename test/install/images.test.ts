@@ -1,0 +1,345 @@
+// The container images, without a Docker engine: read each Dockerfile, build
+// the bundles the way its build stage does (scripts/bundle.ts), copy into an
+// empty directory exactly what its runtime stage copies, and start the program
+// from there with Node 24 the way its ENTRYPOINT does. Nothing else is beside
+// the bundle: no node_modules, no sources, no proto/ of the repository, so a
+// dependency left out of the bundle or a file the Dockerfile forgets fails here.
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { basename, join, relative } from "node:path";
+import * as grpc from "@grpc/grpc-js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { bundlePrograms, REPO_ROOT } from "../../scripts/bundle.ts";
+import { csiServices, providerService } from "../../src/shared/proto.ts";
+import { copies, entrypoint, env, labels, lastValue, parseDockerfile, type Stage } from "./dockerfile.ts";
+
+const BUILD = { version: "v0.0.0-image-test", commit: "0123456789abcdef0123456789abcdef01234567", date: "2030-01-02T03:04:05Z" };
+
+let buildDir: string;
+const cleanup: string[] = [];
+const children: ChildProcess[] = [];
+
+beforeAll(async () => {
+  const major = Number(process.versions.node.split(".")[0]);
+  if (major < 24) throw new Error(`these tests run the bundles with the test's own Node, which is ${process.version}; Node 24 is required`);
+  buildDir = mkdtempSync(join(tmpdir(), "sscsi-image-build-"));
+  cleanup.push(buildDir);
+  await bundlePrograms({ programs: ["driver", "provider"], outdir: join(buildDir, "dist"), buildInfo: BUILD, quiet: true });
+}, 120_000);
+
+afterAll(async () => {
+  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+  await new Promise((r) => setTimeout(r, 50));
+  for (const dir of cleanup) rmSync(dir, { recursive: true, force: true });
+});
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function listFiles(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string) => {
+    for (const entry of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, entry.name);
+      if (entry.isDirectory()) walk(p);
+      else out.push(relative(dir, p));
+    }
+  };
+  walk(dir);
+  return out.sort();
+}
+
+interface Image {
+  dockerfile: string;
+  program: "driver" | "provider";
+  runtime: Stage;
+  build: Stage;
+}
+
+function readImage(file: string, program: Image["program"]): Image {
+  const parsed = parseDockerfile(join(REPO_ROOT, file));
+  const build = parsed.stages.find((s) => s.name === "build");
+  if (!build) throw new Error(`${file} has no stage named build`);
+  return { dockerfile: file, program, build, runtime: parsed.stages.at(-1)! };
+}
+
+/**
+ * Performs the runtime stage's COPY --from=build instructions into an empty
+ * directory, with Docker's rules (a source directory's contents go into the
+ * destination; a destination ending in / is a directory). Build-stage paths
+ * under <WORKDIR>/dist come from our bundle output.
+ */
+function assemble(image: Image): string {
+  const root = mkdtempSync(join(tmpdir(), `sscsi-image-${image.program}-`));
+  cleanup.push(root);
+  const workdir = lastValue(image.build, "WORKDIR");
+  if (!workdir) throw new Error(`${image.dockerfile}: the build stage has no WORKDIR`);
+  for (const c of copies(image.runtime)) {
+    if (c.from !== "build") throw new Error(`${image.dockerfile}: the runtime stage copies ${c.sources.join(" ")} from ${c.from ?? "the build context"}, not from the build stage`);
+    const dest = join(root, c.dest);
+    const destIsDir = c.dest.endsWith("/") || c.sources.length > 1;
+    for (const source of c.sources) {
+      const rel = relative(workdir, source);
+      if (!rel.startsWith("dist/")) throw new Error(`${image.dockerfile}: copies ${source}, which is not bundle output (${workdir}/dist/...)`);
+      const from = join(buildDir, rel);
+      if (!existsSync(from)) throw new Error(`${image.dockerfile}: copies ${source}, which the bundle step did not produce`);
+      if (statSync(from).isDirectory()) {
+        mkdirSync(dest, { recursive: true });
+        cpSync(from, dest, { recursive: true });
+      } else {
+        const target = destIsDir ? join(dest, basename(from)) : dest;
+        mkdirSync(join(target, ".."), { recursive: true });
+        cpSync(from, target);
+      }
+    }
+  }
+  // mkdtemp makes the root 0700; an image's filesystem is world-readable.
+  chmodSync(root, 0o755);
+  return root;
+}
+
+/** uid:gid of USER (numeric only: our images use numbers so Kubernetes can check runAsNonRoot). */
+function user(image: Image): { uid: number; gid: number } {
+  const value = lastValue(image.runtime, "USER") ?? "0";
+  const m = /^(\d+)(?::(\d+))?$/.exec(value);
+  if (!m) throw new Error(`${image.dockerfile}: USER ${value} is not numeric`);
+  return { uid: Number(m[1]), gid: Number(m[2] ?? m[1]) };
+}
+
+interface Started {
+  child: ChildProcess;
+  output: () => string;
+}
+
+/** Starts ENTRYPOINT + args from the assembled root, with only the image's ENV and user. */
+function start(image: Image, root: string, args: string[]): Started {
+  const [cmd, script, ...rest] = entrypoint(image.runtime);
+  expect(cmd).toBe("node");
+  const childEnv: Record<string, string> = { PATH: "/usr/local/bin:/usr/bin:/bin", HOME: "/nonexistent" };
+  for (const [k, v] of env(image.runtime)) childEnv[k] = v;
+  const { uid, gid } = user(image);
+  const canSwitch = process.getuid?.() === 0;
+  const child = spawn(process.execPath, [join(root, script!), ...rest, ...args], {
+    cwd: "/",
+    env: childEnv,
+    stdio: ["ignore", "pipe", "pipe"],
+    ...(canSwitch ? { uid, gid } : {}),
+  });
+  children.push(child);
+  let out = "";
+  child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+  child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+  return { child, output: () => out };
+}
+
+async function waitFor(what: string, started: Started, check: () => Promise<boolean>, timeoutMs = 20_000): Promise<number> {
+  const t0 = Date.now();
+  while (Date.now() - t0 < timeoutMs) {
+    if (started.child.exitCode !== null) throw new Error(`${what}: the program exited with ${started.child.exitCode}:\n${started.output()}`);
+    if (await check().catch(() => false)) return Date.now() - t0;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`${what}: not ready after ${timeoutMs} ms:\n${started.output()}`);
+}
+
+async function httpGet(url: string): Promise<{ status: number; body: string }> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(3000) });
+  return { status: res.status, body: await res.text() };
+}
+
+function unary<T>(client: grpc.Client, method: string, request: object): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const fn = (client as unknown as Record<string, (req: object, opts: grpc.CallOptions, cb: (err: Error | null, res: T) => void) => void>)[method]!;
+    fn.call(client, request, { deadline: new Date(Date.now() + 5000) }, (err, res) => (err ? reject(err) : resolve(res)));
+  });
+}
+
+async function stop(started: Started): Promise<number | null> {
+  started.child.kill("SIGTERM");
+  const t0 = Date.now();
+  while (started.child.exitCode === null && started.child.signalCode === null && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 50));
+  return started.child.exitCode;
+}
+
+function rssKiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN);
+}
+
+const IMAGES: [string, Image["program"], string, string][] = [
+  ["Dockerfile.driver", "driver", "secrets-store-csi-driver.mjs", "/opt/secrets-store-csi-driver"],
+  ["Dockerfile.provider", "provider", "secrets-store-csi-provider-azure.mjs", "/opt/secrets-store-csi-provider-azure"],
+];
+
+describe.each(IMAGES)("%s", (file, program, bundleName, installDir) => {
+  const image = readImage(file, program);
+
+  it("builds on an exactly pinned Node 24 and bundles in the build stage", () => {
+    const parsed = parseDockerfile(join(REPO_ROOT, file));
+    for (const stage of parsed.stages) expect(stage.from).toMatch(/^node:24\.\d+\.\d+-[a-z]+-slim(@sha256:[a-f0-9]{64})?$/);
+    const runs = image.build.instructions.filter((i) => i.keyword === "RUN").map((i) => i.args);
+    expect(runs.some((r) => /\bnpm ci\b/.test(r))).toBe(true);
+    expect(runs.some((r) => r.includes(`node scripts/bundle.ts ${program}`))).toBe(true);
+  });
+
+  it("has a runtime stage with OCI labels, no npm and only bundle output copied in", () => {
+    const l = labels(image.runtime);
+    for (const key of ["title", "description", "version", "revision", "licenses"]) expect(l.has(`org.opencontainers.image.${key}`), key).toBe(true);
+    const runs = image.runtime.instructions.filter((i) => i.keyword === "RUN").map((i) => i.args);
+    expect(runs.join("\n")).toMatch(/rm -rf \/usr\/local\/lib\/node_modules/);
+    expect(runs.join("\n")).not.toMatch(/\bnpm (ci|install)\b/);
+    expect(copies(image.runtime).every((c) => c.from === "build")).toBe(true);
+    expect(entrypoint(image.runtime)).toEqual(["node", `${installDir}/${bundleName}`]);
+  });
+
+  it("copies the bundle, its proto files and its licence notices, and nothing else", () => {
+    const root = assemble(image);
+    expect(listFiles(root)).toEqual(
+      [`${installDir}/${bundleName}`, `${installDir}/THIRD-PARTY-NOTICES.txt`, `${installDir}/proto/csi.proto`, `${installDir}/proto/provider.proto`]
+        .map((p) => p.slice(1))
+        .sort(),
+    );
+    const notices = readFileSync(join(root, installDir, "THIRD-PARTY-NOTICES.txt"), "utf8");
+    expect(notices).toMatch(/@grpc\/grpc-js@\S+ \(Apache-2\.0\)/);
+  });
+
+  it("prints the version stamped at build time", () => {
+    const root = assemble(image);
+    const [, script] = entrypoint(image.runtime);
+    const run = spawnSync(process.execPath, [join(root, script!), "--version"], { encoding: "utf8", env: { PATH: "/usr/bin:/bin" }, cwd: "/" });
+    expect(run.stderr).toBe("");
+    expect(run.status).toBe(0);
+    const printed = JSON.parse(run.stdout) as Record<string, string>;
+    if (program === "driver") expect(printed).toEqual({ BuildVersion: BUILD.version, GitCommit: BUILD.commit, BuildDate: BUILD.date });
+    else expect(printed).toEqual({ version: BUILD.version, buildDate: BUILD.date });
+  });
+});
+
+describe("Dockerfile.driver at run time", () => {
+  const image = readImage("Dockerfile.driver", "driver");
+
+  it("runs as root (it mounts tmpfs) and checks for mount/umount", () => {
+    expect(user(image).uid).toBe(0);
+    expect(image.runtime.instructions.filter((i) => i.keyword === "RUN").map((i) => i.args).join("\n")).toMatch(/mount --version && umount --version/);
+  });
+
+  it("serves CSI Identity and Node on its socket, /healthz and /metrics, without an API server", async () => {
+    const root = assemble(image);
+    const run = join(root, "run");
+    mkdirSync(run);
+    const socket = join(run, "csi.sock");
+    const [healthPort, metricsPort] = [await freePort(), await freePort()];
+    const started = start(image, root, [
+      `--endpoint=unix://${socket}`,
+      "--nodeid=image-test-node",
+      `--health-addr=127.0.0.1:${healthPort}`,
+      `--metrics-addr=127.0.0.1:${metricsPort}`,
+      `--provider-volume=${join(root, "providers")}`,
+      "--additional-provider-volume-paths=",
+      "-v=5",
+    ]);
+    const readyMs = await waitFor("driver /healthz", started, async () => (await httpGet(`http://127.0.0.1:${healthPort}/healthz`)).status === 200);
+    const { Identity, Node } = csiServices();
+    const identity = new Identity(`unix://${socket}`, grpc.credentials.createInsecure());
+    const node = new Node(`unix://${socket}`, grpc.credentials.createInsecure());
+    try {
+      expect(await unary(identity, "GetPluginInfo", {})).toMatchObject({ name: "secrets-store.csi.k8s.io", vendor_version: BUILD.version });
+      await unary(identity, "Probe", {});
+      expect(await unary(node, "NodeGetInfo", {})).toMatchObject({ node_id: "image-test-node" });
+    } finally {
+      identity.close();
+      node.close();
+    }
+    const health = await httpGet(`http://127.0.0.1:${healthPort}/healthz`);
+    expect(health.status).toBe(200);
+    const metrics = await httpGet(`http://127.0.0.1:${metricsPort}/metrics`);
+    expect(metrics.body).toContain("# TYPE node_publish_total counter");
+    const rss = rssKiB(started.child.pid!);
+    console.log(`driver bundle: healthy ${readyMs} ms after spawn, RSS ${(rss / 1024).toFixed(1)} MiB`);
+    expect(await stop(started)).toBe(0);
+  });
+});
+
+describe("Dockerfile.provider at run time", () => {
+  const image = readImage("Dockerfile.provider", "provider");
+
+  it("runs as an unprivileged user", () => {
+    expect(user(image)).toEqual({ uid: 65532, gid: 65532 });
+  });
+
+  it("serves the provider API on its socket, /healthz and /metrics as that user", async () => {
+    const root = assemble(image);
+    const socketDir = join(root, "provider");
+    mkdirSync(socketDir);
+    if (process.getuid?.() === 0) chownSync(socketDir, user(image).uid, user(image).gid);
+    const socket = join(socketDir, "azure.sock");
+    const [healthPort, metricsPort] = [await freePort(), await freePort()];
+    const started = start(image, root, [
+      `--endpoint=unix://${socket}`,
+      `--healthz-port=${healthPort}`,
+      `--prometheus-port=${metricsPort}`,
+      "--construct-pem-chain=false",
+      "--write-cert-and-key-in-separate-files=true",
+      "-v=2",
+    ]);
+    const readyMs = await waitFor("provider /healthz", started, async () => (await httpGet(`http://127.0.0.1:${healthPort}/healthz`)).status === 200);
+    if (process.getuid?.() === 0) expect(statSync(socket).uid).toBe(user(image).uid);
+    const Provider = providerService();
+    const client = new Provider(`unix://${socket}`, grpc.credentials.createInsecure());
+    try {
+      expect(await unary(client, "Version", { version: "v1alpha1" })).toMatchObject({ version: "v1alpha1", runtime_version: BUILD.version });
+    } finally {
+      client.close();
+    }
+    const metrics = await httpGet(`http://127.0.0.1:${metricsPort}/metrics`);
+    expect(metrics.body).toMatch(/grpc_request_count\{[^}]*grpc_method="\/v1alpha1\.CSIDriverProvider\/Version"/);
+    const rss = rssKiB(started.child.pid!);
+    console.log(`provider bundle: healthy ${readyMs} ms after spawn, RSS ${(rss / 1024).toFixed(1)} MiB`);
+    expect(await stop(started)).toBe(0);
+  });
+});
+
+describe(".dockerignore", () => {
+  const patterns = readFileSync(join(REPO_ROOT, ".dockerignore"), "utf8")
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l !== "" && !l.startsWith("#"));
+
+  // Docker's rule: the last matching pattern wins; "!" re-includes.
+  function ignored(path: string): boolean {
+    let result = false;
+    for (const raw of patterns) {
+      const negate = raw.startsWith("!");
+      const p = (negate ? raw.slice(1) : raw).replace(/\/$/, "");
+      const hit =
+        p === "**" ||
+        path === p ||
+        path.startsWith(`${p}/`) ||
+        (p.startsWith("**/") && (path.split("/").includes(p.slice(3)) || path.endsWith(p.slice(2).replace("*", ""))));
+      if (hit) result = !negate;
+    }
+    return result;
+  }
+
+  it("sends the builder what the build stages copy and leaves out node_modules, dist and tests", () => {
+    for (const file of ["Dockerfile.driver", "Dockerfile.provider"]) {
+      for (const c of copies(readImage(file, "driver").build)) {
+        if (c.from) continue;
+        for (const s of c.sources) expect(ignored(s.replace(/^\.\//, "").replace(/\/$/, "")), `${file} copies ${s}`).toBe(false);
+      }
+    }
+    for (const p of ["node_modules/pino/index.js", "src/node_modules/x.js", "dist/driver/x.mjs", "test/install/images.test.ts", ".git/HEAD", "charts/x/values.yaml"]) {
+      expect(ignored(p), p).toBe(true);
+    }
+  });
+});

@@ -250,12 +250,15 @@ describe("RBAC", () => {
   it("gives the driver exactly what it needs and no Secret access unless sync is enabled", () => {
     const objects = render();
     const roles = rolesBoundTo(objects, "csi-secrets-store");
-    expect([...verbsOn(roles, SPC_GROUP, "secretproviderclasses")].sort()).toEqual(["get", "list", "watch"]);
-    expect([...verbsOn(roles, SPC_GROUP, "secretproviderclasspodstatuses")].sort()).toEqual(["create", "delete", "get", "list", "patch", "update", "watch"]);
-    expect([...verbsOn(roles, "", "pods")].sort()).toEqual(["get", "list", "watch"]);
-    expect([...verbsOn(roles, "", "events")].sort()).toEqual(["create", "patch"]);
+    // The exact calls, as measured by rbac.cluster.test.ts against a real API server.
+    expect([...verbsOn(roles, SPC_GROUP, "secretproviderclasses")].sort()).toEqual(["get"]);
+    expect([...verbsOn(roles, SPC_GROUP, "secretproviderclasspodstatuses")].sort()).toEqual(["create", "get", "list", "update"]);
+    expect([...verbsOn(roles, "", "events")].sort()).toEqual(["create"]);
     expect(verbsOn(roles, "", "secrets").size).toBe(0);
     expect(verbsOn(roles, "", "serviceaccounts/token").size).toBe(0);
+    // Pods: read always; list/watch (on-demand refresh requests) only with rotation.
+    expect([...verbsOn(roles, "", "pods")].sort()).toEqual(["get", "list", "watch"]);
+    expect([...verbsOn(rolesBoundTo(render({ enableSecretRotation: false }), "csi-secrets-store"), "", "pods")]).toEqual(["get"]);
     // Nothing beyond those four resources.
     const resources = roles.flatMap((r) => (r as unknown as { rules: { resources: string[] }[] }).rules.flatMap((rule) => rule.resources));
     expect(new Set(resources)).toEqual(new Set(["secretproviderclasses", "secretproviderclasspodstatuses", "pods", "events"]));
@@ -263,7 +266,7 @@ describe("RBAC", () => {
 
   it("adds Secret access with syncSecret.enabled", () => {
     const roles = rolesBoundTo(render({ syncSecret: { enabled: true } }), "csi-secrets-store");
-    expect([...verbsOn(roles, "", "secrets")].sort()).toEqual(["create", "delete", "get", "list", "patch", "update", "watch"]);
+    expect([...verbsOn(roles, "", "secrets")].sort()).toEqual(["create", "get", "patch"]);
   });
 
   it("gives the provider no Kubernetes API access at all", () => {

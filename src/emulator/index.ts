@@ -1,0 +1,322 @@
+// The Key Vault emulator as a library: startEmulator() generates a CA, serves
+// Key Vault (secrets, keys, certificates), Entra ID and the admin endpoints on
+// one HTTPS port (routing by Host header) and IMDS on a plain-HTTP port.
+// Vault host names (kv1.vault.azure.net) reach it through dns-hook.ts.
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from "node:http";
+import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https";
+import type { AddressInfo } from "node:net";
+import { isIP } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { KeyObject } from "node:crypto";
+import { createLogger, type Logger } from "../shared/logger.ts";
+import { TokenIssuer } from "./auth/access-tokens.ts";
+import { TOKEN_EXCHANGE_AUDIENCE } from "./auth/client-assertion.ts";
+import { certificateHostNames, cloudsFor, parseVaultHost, type CloudEndpoints } from "./cloud.ts";
+import { createCertificateAuthority, issueServerCertificate } from "./crypto/certificate-authority.ts";
+import { generatePrivateKey } from "./crypto/json-web-key.ts";
+import { signJwt } from "./crypto/json-web-token.ts";
+import { EmulatorMetrics } from "./emulator-metrics.ts";
+import { InternalServerError } from "./errors/key-vault-errors.ts";
+import { ServiceError } from "./errors/service-error.ts";
+import { FaultInjector, type FaultRule } from "./fault-injector.ts";
+import { ADMIN_PREFIX, AdminHandler } from "./handlers/admin-handler.ts";
+import { certificateRoutes } from "./handlers/certificates-handler.ts";
+import { EntraIdHandler } from "./handlers/entra-id-handler.ts";
+import { ImdsHandler } from "./handlers/imds-handler.ts";
+import { keyRoutes } from "./handlers/keys-handler.ts";
+import { secretRoutes } from "./handlers/secrets-handler.ts";
+import type { VaultScope } from "./handlers/wire.ts";
+import { RequestCounters } from "./request-counters.ts";
+import type { SeedDocument } from "./seed-document.ts";
+import { DEFAULT_TENANT_ID, Seeder } from "./seeder.ts";
+import { Exchange } from "./server/exchange.ts";
+import { Router } from "./server/router.ts";
+import { VaultPipeline } from "./server/vault-pipeline.ts";
+import { CertificateService } from "./services/certificate-service.ts";
+import { KeyService } from "./services/key-service.ts";
+import { SecretService } from "./services/secret-service.ts";
+import { VaultObjects } from "./services/vault-objects.ts";
+import { MemoryDirectoryStore } from "./store/memory-directory-store.ts";
+import { MemoryKeyVaultStore } from "./store/memory-key-vault-store.ts";
+
+export type { FaultRule, FaultKind } from "./fault-injector.ts";
+export type * from "./seed-document.ts";
+export { DEFAULT_TENANT_ID } from "./seeder.ts";
+export { loadSeedFile } from "./seeder.ts";
+export { TOKEN_EXCHANGE_AUDIENCE } from "./auth/client-assertion.ts";
+export { BUILT_IN_ROLES } from "./auth/role-definitions.ts";
+
+/** Issuer of the service-account tokens minted by issueServiceAccountToken (its key is trusted). */
+export const EMULATOR_SERVICE_ACCOUNT_ISSUER = "https://oidc.keyvault-emulator.invalid";
+
+export interface EmulatorOptions {
+  /** Listen address of both servers (default 127.0.0.1). */
+  host?: string;
+  /** HTTPS port; 0 = random (default 0). 443 makes SDK URLs without a port work. */
+  port?: number;
+  /** Plain-HTTP IMDS port; 0 = random (default 0). */
+  imdsPort?: number;
+  /** IMDS listen address (default: host). */
+  imdsHost?: string;
+  /** Where ca.pem is written (default: a new temp dir, removed by close()). */
+  dataDir?: string;
+  /** Same shape as the seed file. */
+  seed?: SeedDocument;
+  /** Further Key Vault DNS suffixes (e.g. "vault.emu"); the certificate covers *.<suffix>. */
+  extraDnsSuffixes?: string[];
+  logger?: Logger;
+  /** Tenant of vaults and principals that name none (default DEFAULT_TENANT_ID). */
+  defaultTenantId?: string;
+  /** Lifetime of Entra ID access tokens in seconds (default 3600). */
+  tokenLifetimeSeconds?: number;
+}
+
+export interface ServiceAccountTokenOptions {
+  namespace: string;
+  serviceAccount: string;
+  /** Default api://AzureADTokenExchange. */
+  audience?: string;
+  /** Default 3600; negative values produce expired tokens. */
+  expiresInSeconds?: number;
+  /** Default EMULATOR_SERVICE_ACCOUNT_ISSUER (whose key the emulator trusts). */
+  issuer?: string;
+}
+
+export interface Emulator {
+  /** The address both servers listen on (point SSCSI_EMULATOR_ADDRESS here). */
+  host: string;
+  port: number;
+  imdsPort: number;
+  caCertPath: string;
+  caCertPem: string;
+  /** https://<vault>.vault.azure.net:<port>/ — hostname must be resolved to the emulator's host (see dns hook) */
+  vaultUrl(vault: string, dnsSuffix?: string): string;
+  /** https://login.microsoftonline.com:<port> (no port when serving on 443) */
+  authorityHost: string;
+  /** http://127.0.0.1:<imdsPort> (for AZURE_POD_IDENTITY_AUTHORITY_HOST) */
+  imdsEndpoint: string;
+  /** The tenant of vaults and principals that name none. */
+  tenantId: string;
+  /** Issuer of issueServiceAccountToken's tokens. */
+  serviceAccountIssuer: string;
+  seed(doc: SeedDocument): Promise<void>;
+  /** Adds a secret version; creates the vault (default tenant) if it does not exist. */
+  setSecret(vault: string, name: string, value: string, options?: { contentType?: string; enabled?: boolean }): Promise<{ version: string }>;
+  /** A Kubernetes-style service-account JWT (sub system:serviceaccount:<ns>:<sa>) for workload identity tests. */
+  issueServiceAccountToken(options: ServiceAccountTokenOptions): string;
+  /** e.g. {"getSecret": 3, "token": 1, "getSecret:kv1": 3} */
+  counters(): Record<string, number>;
+  resetCounters(): void;
+  faults: { add(rule: FaultRule): void; clear(): void; list(): FaultRule[] };
+  close(): Promise<void>;
+}
+
+export async function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> {
+  const logger = options.logger ?? createLogger({ name: "keyvault-emulator", level: process.env.LOG_LEVEL ?? "warn" });
+  const host = options.host ?? "127.0.0.1";
+  const clouds = cloudsFor(options.extraDnsSuffixes);
+  const defaultTenantId = options.defaultTenantId ?? DEFAULT_TENANT_ID;
+
+  const ca = await createCertificateAuthority();
+  const names = [...certificateHostNames(clouds), "127.0.0.1", "::1"];
+  if (isIP(host) && host !== "0.0.0.0" && host !== "::") names.push(host);
+  const tls = await issueServerCertificate(ca, names);
+  const ownDataDir = options.dataDir === undefined;
+  const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), "keyvault-emulator-")));
+  await mkdir(dataDir, { recursive: true });
+  const caCertPath = join(dataDir, "ca.pem");
+  await writeFile(caCertPath, ca.pem, { mode: 0o644 });
+
+  const store = new MemoryKeyVaultStore();
+  const directory = new MemoryDirectoryStore();
+  const objects = new VaultObjects(store);
+  const secrets = new SecretService(objects);
+  const keys = new KeyService(objects);
+  const certificates = new CertificateService(objects, keys);
+  const seeder = new Seeder({ store, directory, secrets, keys, certificates, defaultTenantId });
+  directory.addTenant(defaultTenantId);
+  const tokens = await TokenIssuer.create(options.tokenLifetimeSeconds);
+  const serviceAccountKey: KeyObject = await generatePrivateKey({ kty: "RSA", keySize: 2048 });
+  const serviceAccountKeyId = "keyvault-emulator-sa";
+  directory.putServiceAccountIssuer({ issuer: EMULATOR_SERVICE_ACCOUNT_ISSUER, keys: [{ kid: serviceAccountKeyId, key: serviceAccountKey }] });
+
+  const counters = new RequestCounters();
+  const faults = new FaultInjector();
+  const metrics = new EmulatorMetrics();
+  const router = new Router<VaultScope>([
+    ...secretRoutes({ secrets, certificates, objects }),
+    ...keyRoutes({ keys, objects }),
+    ...certificateRoutes({ certificates }),
+  ]);
+  const vaultPipeline = new VaultPipeline({ store, directory, tokens, counters, faults, router });
+  const tenants = (): Set<string> => {
+    const all = directory.knownTenants();
+    for (const vault of store.listVaults()) all.add(vault.tenantId.toLowerCase());
+    return all;
+  };
+  const entraId = new EntraIdHandler({ directory, tokens, counters, faults, tenants });
+  const imds = new ImdsHandler({ directory, tokens, counters, faults });
+
+  let httpsPort = 0;
+  const portSuffix = (): string => (httpsPort === 443 ? "" : `:${httpsPort}`);
+  const vaultUrl = (vault: string, dnsSuffix = clouds[0]!.keyVaultDnsSuffix): string => `https://${vault.toLowerCase()}.${dnsSuffix}${portSuffix()}/`;
+
+  const issueServiceAccountToken = (sa: ServiceAccountTokenOptions): string => {
+    const now = Math.floor(Date.now() / 1000);
+    const lifetime = sa.expiresInSeconds ?? 3600;
+    return signJwt(
+      {
+        aud: [sa.audience ?? TOKEN_EXCHANGE_AUDIENCE],
+        exp: now + lifetime,
+        iat: Math.min(now, now + lifetime - 60),
+        nbf: Math.min(now, now + lifetime - 60),
+        iss: sa.issuer ?? EMULATOR_SERVICE_ACCOUNT_ISSUER,
+        sub: `system:serviceaccount:${sa.namespace}:${sa.serviceAccount}`,
+        "kubernetes.io": { namespace: sa.namespace, serviceaccount: { name: sa.serviceAccount, uid: "00000000-0000-4000-8000-000000000000" } },
+      },
+      serviceAccountKey,
+      { kid: serviceAccountKeyId },
+    );
+  };
+
+  const admin = new AdminHandler({
+    counters,
+    faults,
+    registry: metrics.registry,
+    caCertificatePem: () => ca.pem,
+    seed: (doc) => seeder.apply(doc),
+    vaults: () => store.listVaults().map((v) => ({ name: v.name, tenantId: v.tenantId, url: vaultUrl(v.name) })),
+    issueServiceAccountToken,
+  });
+
+  const observe = (exchange: Exchange): void => {
+    exchange.res.on("close", () => {
+      const seconds = Number(process.hrtime.bigint() - exchange.startedAt) / 1e9;
+      const status = exchange.res.headersSent ? exchange.res.statusCode : 0;
+      metrics.observe(exchange.operation, exchange.vault, status, seconds);
+      logger.debug(
+        { method: exchange.method, host: exchange.host, path: exchange.path, operation: exchange.operation, vault: exchange.vault, status, ms: Math.round(seconds * 1000) },
+        "request",
+      );
+    });
+  };
+
+  const fail = (exchange: Exchange, err: unknown): void => {
+    if (err instanceof ServiceError) {
+      exchange.sendError(err);
+      return;
+    }
+    logger.error({ err, operation: exchange.operation }, "request failed");
+    exchange.sendError(new InternalServerError(`The emulator failed to handle the request: ${err instanceof Error ? err.message : String(err)}`));
+  };
+
+  const onHttpsRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    const exchange = new Exchange(req, res, "https");
+    observe(exchange);
+    void (async () => {
+      if (exchange.path.startsWith(ADMIN_PREFIX)) return admin.handle(exchange);
+      const vaultHost = parseVaultHost(exchange.hostname, clouds);
+      if (vaultHost) return vaultPipeline.handle(exchange, vaultHost.vault, vaultHost.cloud);
+      if (await entraId.handle(exchange)) return;
+      exchange.operation = "unknown";
+      exchange.send({
+        status: 404,
+        body: { error: { code: "NotFound", message: `No emulated endpoint for ${exchange.method} https://${exchange.host}${exchange.path}` } },
+      });
+    })().catch((err: unknown) => fail(exchange, err));
+  };
+
+  const onImdsRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    const exchange = new Exchange(req, res, "http");
+    observe(exchange);
+    void (async () => {
+      if (exchange.path.startsWith(ADMIN_PREFIX)) return admin.handle(exchange);
+      return imds.handle(exchange);
+    })().catch((err: unknown) => fail(exchange, err));
+  };
+
+  if (options.seed) {
+    try {
+      await seeder.apply(options.seed);
+    } catch (err) {
+      if (ownDataDir) await rm(dataDir, { recursive: true, force: true });
+      throw err;
+    }
+  }
+
+  const httpsServer = createHttpsServer({ key: tls.keyPem, cert: tls.certificatePem }, onHttpsRequest);
+  const imdsServer = createHttpServer(onImdsRequest);
+  httpsPort = await listen(httpsServer, options.port ?? 0, host);
+  let imdsPort: number;
+  try {
+    imdsPort = await listen(imdsServer, options.imdsPort ?? 0, options.imdsHost ?? host);
+  } catch (err) {
+    await closeServer(httpsServer);
+    throw err;
+  }
+
+  const imdsHost = urlHost(options.imdsHost ?? host);
+  const emulator: Emulator = {
+    host,
+    port: httpsPort,
+    imdsPort,
+    caCertPath,
+    caCertPem: ca.pem,
+    vaultUrl,
+    authorityHost: `https://${clouds[0]!.loginHost}${portSuffix()}`,
+    imdsEndpoint: `http://${imdsHost}:${imdsPort}`,
+    tenantId: defaultTenantId,
+    serviceAccountIssuer: EMULATOR_SERVICE_ACCOUNT_ISSUER,
+    seed: (doc) => seeder.apply(doc),
+    setSecret: (vault, name, value, opts = {}) => {
+      const record = seeder.ensureVault(vault);
+      const { record: version } = secrets.set(record, name, { value, contentType: opts.contentType, attributes: { enabled: opts.enabled } });
+      return Promise.resolve({ version: version.version });
+    },
+    issueServiceAccountToken,
+    counters: () => counters.snapshot(),
+    resetCounters: () => counters.reset(),
+    faults: { add: (rule) => faults.add(rule), clear: () => faults.clear(), list: () => faults.list() },
+    close: async () => {
+      await Promise.all([closeServer(httpsServer), closeServer(imdsServer)]);
+      if (ownDataDir) await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+  logger.info({ port: httpsPort, imdsPort, caCertPath, vaults: store.listVaults().map((v) => vaultUrl(v.name)) }, "keyvault emulator listening");
+  return emulator;
+}
+
+/** Resolves the clouds served (for callers that build their own host lists). */
+export function emulatedClouds(extraDnsSuffixes?: string[]): CloudEndpoints[] {
+  return cloudsFor(extraDnsSuffixes);
+}
+
+function listen(server: HttpServer | HttpsServer, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => reject(err);
+    server.once("error", onError);
+    server.listen(port, host, () => {
+      server.off("error", onError);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+function closeServer(server: HttpServer | HttpsServer): Promise<void> {
+  return new Promise((resolve) => {
+    if (!server.listening) {
+      resolve();
+      return;
+    }
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+}
+
+function urlHost(host: string): string {
+  if (host === "0.0.0.0" || host === "" ) return "127.0.0.1";
+  if (host === "::") return "[::1]";
+  return isIP(host) === 6 ? `[${host}]` : host;
+}

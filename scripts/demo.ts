@@ -1,0 +1,241 @@
+// npm run demo: the whole stack on one machine, no cluster.
+//
+//   Key Vault emulator (HTTPS, 127.0.0.42:443)  <--  Azure provider (unix socket)  <--  driver (CSI socket)  <--  this script as "kubelet"
+//
+// The emulator is seeded with a secret, a key and a certificate with its chain.
+// The driver runs in standalone mode (SecretProviderClasses from a folder) and
+// mounts the example class on a real tmpfs; the script shows the files,
+// rotates the secret in the emulator, waits for the driver to swap the new
+// value in, and cleans up. Needs root (tmpfs mounts, port 443 on loopback).
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
+import { lstat, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import * as grpc from "@grpc/grpc-js";
+import { csiServices } from "../src/shared/proto.ts";
+
+const REPO = resolve(import.meta.dirname, "..");
+const EMULATOR_ADDRESS = "127.0.0.42";
+const VAULT = "demo-kv";
+const TENANT = "00000000-0000-4000-8000-00000000c0de";
+const CLIENT_ID = "11111111-1111-4111-8111-111111111111";
+const CLIENT_SECRET = "demo-client-secret";
+
+const bold = (s: string) => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
+const step = (s: string) => console.log(`\n${bold(`==> ${s}`)}`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const SEED = `
+tenantId: ${TENANT}
+vaults:
+  - name: ${VAULT}
+    secrets:
+      - name: db-password
+        value: correct-horse-battery-staple
+    keys:
+      - { name: signing-key, kty: RSA, keySize: 2048 }
+    certificates:
+      - { name: web-tls, issuer: chain, subject: CN=web.demo.example, dnsNames: [web.demo.example] }
+applications:
+  - name: demo-app
+    clientId: ${CLIENT_ID}
+    clientSecret: ${CLIENT_SECRET}
+roleAssignments:
+  - { principal: demo-app, vault: ${VAULT}, role: Key Vault Secrets User }
+  - { principal: demo-app, vault: ${VAULT}, role: Key Vault Crypto User }
+  - { principal: demo-app, vault: ${VAULT}, role: Key Vault Certificate User }
+`;
+
+const SPC = `
+apiVersion: secrets-store.csi.x-k8s.io/v1
+kind: SecretProviderClass
+metadata:
+  name: demo-azure
+  namespace: demo
+spec:
+  provider: azure
+  parameters:
+    keyvaultName: ${VAULT}
+    tenantID: ${TENANT}
+    objects: |
+      array:
+        - |
+          objectName: db-password
+          objectType: secret
+        - |
+          objectName: signing-key
+          objectType: key
+        - |
+          objectName: web-tls
+          objectType: secret
+          objectAlias: tls/web.pem
+        - |
+          objectName: web-tls
+          objectType: cert
+          objectAlias: tls/web.crt
+`;
+
+const children: Array<{ name: string; child: ChildProcess; log: string[] }> = [];
+
+function start(name: string, args: string[], env: Record<string, string> = {}): { child: ChildProcess; log: string[] } {
+  const child = spawn(process.execPath, args, { cwd: REPO, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  const log: string[] = [];
+  const keep = (d: Buffer) => log.push(...d.toString().split("\n").filter(Boolean));
+  child.stdout!.on("data", keep);
+  child.stderr!.on("data", keep);
+  const entry = { name, child, log };
+  children.push(entry);
+  return entry;
+}
+
+async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs: number, proc?: { child: ChildProcess; log: string[] }): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (proc && proc.child.exitCode !== null) throw new Error(`${what}: the process exited (${proc.child.exitCode}):\n${proc.log.slice(-15).join("\n")}`);
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}${proc ? `:\n${proc.log.slice(-15).join("\n")}` : ""}`);
+    await sleep(100);
+  }
+}
+
+async function listFiles(dir: string, prefix = ""): Promise<string[]> {
+  const out: string[] = [];
+  for (const entry of (await readdir(dir)).sort()) {
+    if (entry.startsWith("..")) continue;
+    const path = join(dir, entry);
+    const st = await lstat(path);
+    const real = st.isSymbolicLink() ? await lstat(join(dir, "..data", entry)) : st;
+    if (real.isDirectory()) out.push(...(await listFiles(path, `${prefix}${entry}/`)));
+    else out.push(`${prefix}${entry}`);
+  }
+  return out;
+}
+
+async function show(target: string): Promise<void> {
+  for (const file of await listFiles(target)) {
+    const content = await readFile(join(target, file), "utf8");
+    const st = await lstat(join(target, "..data", file));
+    const first = content.split("\n")[0]!;
+    const pemBlocks = (content.match(/-----BEGIN [A-Z ]+-----/g) ?? []).map((b) => b.slice(11, -5));
+    const summary = pemBlocks.length > 0 ? `PEM: ${pemBlocks.join(", ")}` : JSON.stringify(first);
+    console.log(`  ${file.padEnd(16)} ${(st.mode & 0o777).toString(8).padStart(4, "0")}  ${String(st.size).padStart(5)} bytes  ${summary}`);
+  }
+}
+
+async function main(): Promise<void> {
+  if (process.getuid?.() !== 0) {
+    console.error("demo: run as root (sudo npm run demo): the driver mounts a tmpfs and the emulator listens on 127.0.0.42:443.");
+    process.exit(1);
+  }
+  const base = await mkdtemp(join(tmpdir(), "sscsi-demo-"));
+  const cleanup = async () => {
+    for (const { child } of children.reverse()) if (child.exitCode === null) child.kill("SIGTERM");
+    await sleep(300);
+    await rm(base, { recursive: true, force: true }).catch(() => undefined);
+  };
+  process.on("SIGINT", () => void cleanup().then(() => process.exit(130)));
+
+  let csi: grpc.Client | undefined;
+  let target = "";
+  try {
+    step("Starting the Key Vault emulator (HTTPS with its own CA) on 127.0.0.42:443");
+    await writeFile(join(base, "seed.yaml"), SEED);
+    const emulator = start("emulator", [
+      "src/emulator/main.ts",
+      `--listen=${EMULATOR_ADDRESS}:443`,
+      `--imds-listen=${EMULATOR_ADDRESS}:8480`,
+      `--seed=${join(base, "seed.yaml")}`,
+      `--data-dir=${join(base, "kv")}`,
+    ]);
+    const ca = join(base, "kv", "ca.pem");
+    await waitFor("the emulator", () => existsSync(ca) && emulator.log.some((l) => l.includes("listening") || l.includes(VAULT)), 30_000, emulator);
+    console.log(`  vault https://${VAULT}.vault.azure.net/ seeded with: secret db-password, key signing-key, certificate web-tls (root -> intermediate -> leaf)`);
+
+    step("Starting the Azure provider on a unix socket (the real Azure SDK, trusting the emulator's CA)");
+    await mkdir(join(base, "providers"));
+    const provider = start(
+      "provider",
+      ["--import", "./src/emulator/dns-hook.ts", "src/provider/main.ts", `--endpoint=unix://${join(base, "providers", "azure.sock")}`, "--healthz-port=18989", "--prometheus-port=18898"],
+      { NODE_EXTRA_CA_CERTS: ca, SSCSI_EMULATOR_ADDRESS: EMULATOR_ADDRESS },
+    );
+    await waitFor("the provider socket", () => existsSync(join(base, "providers", "azure.sock")), 30_000, provider);
+
+    step("Starting the CSI driver (standalone: SecretProviderClasses from a folder, rotation every 3s)");
+    await mkdir(join(base, "spc"));
+    await writeFile(join(base, "spc", "demo.yaml"), SPC);
+    const csiSocket = join(base, "csi.sock");
+    const driver = start("driver", [
+      "src/driver/main.ts",
+      `--endpoint=unix://${csiSocket}`,
+      "--nodeid=demo-node",
+      `--secret-provider-class-dir=${join(base, "spc")}`,
+      `--provider-volume=${join(base, "providers")}`,
+      "--additional-provider-volume-paths=",
+      "--enable-secret-rotation=true",
+      "--rotation-poll-interval=3s",
+      "--metrics-addr=127.0.0.1:18095",
+      "--health-addr=127.0.0.1:19808",
+    ]);
+    await waitFor("the driver socket", () => existsSync(csiSocket), 30_000, driver);
+    console.log(SPC.trim().split("\n").map((l) => `  | ${l}`).join("\n"));
+
+    step("NodePublishVolume through the driver's CSI socket, as kubelet does for a pod");
+    const { Node } = csiServices();
+    csi = new Node(`unix:${csiSocket}`, grpc.credentials.createInsecure());
+    target = join(base, "pods", "demo-pod-uid", "volumes", "kubernetes.io~csi", "secrets-store-inline", "mount");
+    await mkdir(join(target, ".."), { recursive: true });
+    const call = (method: string, request: object) =>
+      new Promise<void>((ok, fail) =>
+        (csi as unknown as Record<string, (r: object, o: grpc.CallOptions, cb: (e: Error | null) => void) => void>)[method]!(request, { deadline: new Date(Date.now() + 60_000) }, (e) => (e ? fail(e) : ok())),
+      );
+    const started = Date.now();
+    await call("NodePublishVolume", {
+      volume_id: "csi-demo",
+      target_path: target,
+      volume_capability: { mount: {}, access_mode: { mode: "SINGLE_NODE_WRITER" } },
+      readonly: true,
+      // What kubelet passes from the pod's nodePublishSecretRef.
+      secrets: { clientid: CLIENT_ID, clientsecret: CLIENT_SECRET },
+      volume_context: {
+        secretProviderClass: "demo-azure",
+        "csi.storage.k8s.io/pod.name": "demo-pod",
+        "csi.storage.k8s.io/pod.namespace": "demo",
+        "csi.storage.k8s.io/pod.uid": "demo-pod-uid",
+        "csi.storage.k8s.io/serviceAccount.name": "default",
+        "csi.storage.k8s.io/ephemeral": "true",
+      },
+    });
+    console.log(`  mounted in ${Date.now() - started} ms at ${target} (tmpfs)`);
+    await show(target);
+
+    step("Rotating db-password in the emulator (a new version)");
+    const before = await readFile(join(target, "db-password"), "utf8");
+    const rotated = `rotated-at-${new Date().toISOString()}`;
+    const response = await fetch(`http://${EMULATOR_ADDRESS}:8480/_emulator/seed`, {
+      method: "POST",
+      headers: { "content-type": "application/yaml" },
+      body: `vaults:\n  - name: ${VAULT}\n    secrets:\n      - { name: db-password, value: "${rotated}" }\n`,
+    });
+    if (!response.ok) throw new Error(`seeding a new version failed: ${response.status} ${await response.text()}`);
+    const rotationStarted = Date.now();
+    await waitFor("the rotated file", async () => (await readFile(join(target, "db-password"), "utf8")) === rotated, 30_000, driver);
+    console.log(`  db-password: ${JSON.stringify(before)} -> ${JSON.stringify(rotated)} after ${((Date.now() - rotationStarted) / 1000).toFixed(1)} s, swapped atomically`);
+
+    const metrics = await (await fetch("http://127.0.0.1:18095/metrics")).text();
+    const counts = metrics.split("\n").filter((l) => /^(node_publish_total|rotation_reconcile_total)\{/.test(l));
+    console.log(`  driver metrics:\n${counts.map((l) => `    ${l}`).join("\n")}`);
+
+    step("NodeUnpublishVolume and cleanup");
+    await call("NodeUnpublishVolume", { volume_id: "csi-demo", target_path: target });
+    console.log(`  ${target} unmounted and removed: ${!existsSync(target)}`);
+  } finally {
+    csi?.close();
+    await cleanup();
+  }
+  console.log(`\n${bold("demo complete")}`);
+}
+
+main().catch((err: unknown) => {
+  console.error(`demo failed: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});

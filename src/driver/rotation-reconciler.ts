@@ -7,7 +7,8 @@ import { groupVolumes, refreshGroupKey } from "./refresh-groups.ts";
 import { nextRefreshAt, refreshGroup } from "./volume-refresh.ts";
 
 const MAX_CONCURRENT_GROUPS = 8;
-const REFRESH_DEADLINE_MS = 120_000;
+/** A refresh may take as long as the interval, within kubelet's own bounds (10 s to 2 min). */
+const refreshDeadlineMs = (intervalMs: number) => Math.min(120_000, Math.max(10_000, intervalMs));
 /** Jitter spreads refreshes over up to this share of the interval. */
 const JITTER_SHARE = 0.1;
 
@@ -67,7 +68,7 @@ export class RotationReconciler {
   private run(key: string, members: MountedVolume[], deadline?: Date): Promise<MountedVolume[]> {
     const existing = this.inFlight.get(key);
     if (existing) return existing;
-    const promise = refreshGroup(this.ctx, members, deadline ?? new Date(Date.now() + REFRESH_DEADLINE_MS)).finally(() => this.inFlight.delete(key));
+    const promise = refreshGroup(this.ctx, members, deadline ?? new Date(Date.now() + refreshDeadlineMs(this.ctx.options.rotationPollIntervalMs))).finally(() => this.inFlight.delete(key));
     this.inFlight.set(key, promise);
     return promise;
   }

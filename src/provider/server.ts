@@ -1,0 +1,176 @@
+// The provider's gRPC server: v1alpha1.CSIDriverProvider (Version, Mount)
+// and grpc.health.v1.Health on one unix socket, every call timed into the
+// grpc_request metrics, plus the metrics and health HTTP servers.
+import * as grpc from "@grpc/grpc-js";
+import type { Logger } from "../shared/logger.ts";
+import { GrpcError, startGrpcServer, toServiceError, type RunningGrpcServer } from "../shared/grpc-server.ts";
+import { startHttpServer, type RunningHttpServer } from "../shared/http-server.ts";
+import { providerService } from "../shared/proto.ts";
+import { BUILD_VERSION } from "../shared/version.ts";
+import { errorClassOf, type ErrorClass } from "./errors.ts";
+import { grpcHealthProbe, healthHandlers, healthServiceDefinition } from "./health.ts";
+import { IdentityCache } from "./identity.ts";
+import { KeyVaultReader } from "./keyvault.ts";
+import { ProviderMetrics } from "./metrics.ts";
+import { MountService, type MountOptions } from "./mount.ts";
+
+export const RUNTIME_NAME = "secrets-store-csi-driver-provider-azure";
+/** Used when a Mount call carries no deadline (kubelet's is 2 minutes). */
+export const DEFAULT_MOUNT_DEADLINE_MS = 120_000;
+/** Time kept to send the answer before the caller's deadline. */
+const DEADLINE_MARGIN_MS = 250;
+
+/** Go's names of gRPC codes, as upstream's grpc_code label shows them. */
+const CODE_NAMES: Record<number, string> = {
+  0: "OK",
+  1: "Canceled",
+  2: "Unknown",
+  3: "InvalidArgument",
+  4: "DeadlineExceeded",
+  5: "NotFound",
+  6: "AlreadyExists",
+  7: "PermissionDenied",
+  8: "ResourceExhausted",
+  9: "FailedPrecondition",
+  10: "Aborted",
+  11: "OutOfRange",
+  12: "Unimplemented",
+  13: "Internal",
+  14: "Unavailable",
+  15: "DataLoss",
+  16: "Unauthenticated",
+};
+
+export interface ProviderConfig extends MountOptions {
+  endpoint: string;
+  /** Per-vault budget: requests per window. */
+  budgetRequests: number;
+  budgetWindowMs: number;
+  maxIdentities?: number;
+  identityIdleMs?: number;
+}
+
+interface MountRequestMessage {
+  attributes: string;
+  secrets: string;
+  target_path: string;
+  permission: string;
+}
+
+interface MountResponseMessage {
+  object_version: Array<{ id: string; version: string }>;
+  files: Array<{ path: string; mode: number; contents: Buffer }>;
+}
+
+function deadlineOf(call: grpc.ServerUnaryCall<unknown, unknown>): number {
+  const deadline = call.getDeadline();
+  const ms = deadline instanceof Date ? deadline.getTime() : Number(deadline);
+  if (!Number.isFinite(ms)) return Date.now() + DEFAULT_MOUNT_DEADLINE_MS;
+  return ms - DEADLINE_MARGIN_MS;
+}
+
+export class ProviderServer {
+  readonly metrics: ProviderMetrics;
+  readonly identities: IdentityCache;
+  readonly reader: KeyVaultReader;
+  readonly mounts: MountService;
+  private readonly logger: Logger;
+  private readonly config: ProviderConfig;
+  private grpcServer: RunningGrpcServer | undefined;
+
+  constructor(config: ProviderConfig, logger: Logger, metrics = new ProviderMetrics({ defaultMetrics: true })) {
+    this.config = config;
+    this.logger = logger;
+    this.metrics = metrics;
+    this.identities = new IdentityCache({ metrics, maxEntries: config.maxIdentities, idleMs: config.identityIdleMs });
+    this.reader = new KeyVaultReader({ metrics, logger, budget: { requests: config.budgetRequests, windowMs: config.budgetWindowMs } });
+    this.mounts = new MountService(config, this.identities, this.reader, logger);
+  }
+
+  get address(): string {
+    if (!this.grpcServer) throw new Error("provider server not started");
+    return this.grpcServer.address;
+  }
+
+  private unary<Req, Res>(method: string, handler: (call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
+    return (call, callback) => {
+      const started = performance.now();
+      handler(call).then(
+        (res) => {
+          this.metrics.observeGrpc(method, "OK", "", (performance.now() - started) / 1000);
+          callback(null, res);
+        },
+        (err: unknown) => {
+          const code = err instanceof GrpcError ? err.code : grpc.status.INTERNAL;
+          const cls: ErrorClass = errorClassOf(err);
+          this.metrics.observeGrpc(method, CODE_NAMES[code] ?? String(code), cls, (performance.now() - started) / 1000);
+          this.logger.error({ method, code: CODE_NAMES[code], errorClass: cls, error: err instanceof Error ? err.message : String(err) }, "request failed");
+          callback(toServiceError(err) as grpc.ServiceError);
+        },
+      );
+    };
+  }
+
+  async start(): Promise<void> {
+    const Service = providerService();
+    this.grpcServer = await startGrpcServer({ endpoint: this.config.endpoint, socketMode: 0o600 }, (server) => {
+      server.addService(Service.service, {
+        Version: this.unary("/v1alpha1.CSIDriverProvider/Version", () =>
+          Promise.resolve({ version: "v1alpha1", runtime_name: RUNTIME_NAME, runtime_version: BUILD_VERSION }),
+        ),
+        Mount: this.unary<MountRequestMessage, MountResponseMessage>("/v1alpha1.CSIDriverProvider/Mount", async (call) => {
+          const controller = new AbortController();
+          const onCancel = () => controller.abort();
+          call.on("cancelled", onCancel);
+          try {
+            const result = await this.mounts.mount(call.request, { deadline: deadlineOf(call as grpc.ServerUnaryCall<unknown, unknown>), signal: controller.signal });
+            return {
+              object_version: result.objectVersions,
+              files: result.files.map((f) => ({ path: f.path, mode: f.mode, contents: f.contents })),
+            };
+          } finally {
+            call.removeListener("cancelled", onCancel);
+          }
+        }),
+      });
+      server.addService(healthServiceDefinition, {
+        Check: (call: grpc.ServerUnaryCall<{ service: string }, { status: number }>, callback: grpc.sendUnaryData<{ status: number }>) => {
+          const started = performance.now();
+          healthHandlers.Check(call, (err, res) => {
+            this.metrics.observeGrpc("/grpc.health.v1.Health/Check", err ? "Unknown" : "OK", "", (performance.now() - started) / 1000);
+            callback(err, res);
+          });
+        },
+      });
+    });
+    this.logger.info({ endpoint: this.config.endpoint }, "provider listening");
+  }
+
+  async stop(): Promise<void> {
+    await this.grpcServer?.stop();
+  }
+}
+
+export interface HttpServers {
+  metrics: RunningHttpServer;
+  health: RunningHttpServer;
+  close(): Promise<void>;
+}
+
+/** Starts /metrics on metricsPort and the health path on healthPort. */
+export async function startProviderHttp(
+  provider: ProviderServer,
+  options: { metricsPort: number; healthPort: number; healthPath: string; healthTimeoutMs: number },
+): Promise<HttpServers> {
+  const probe = grpcHealthProbe(provider.address, options.healthTimeoutMs);
+  const metrics = await startHttpServer(`:${options.metricsPort}`, { registry: provider.metrics.registry });
+  const health = await startHttpServer(`:${options.healthPort}`, { health: probe.check, healthPath: options.healthPath });
+  return {
+    metrics,
+    health,
+    async close() {
+      probe.close();
+      await Promise.all([metrics.close(), health.close()]);
+    },
+  };
+}

@@ -1,0 +1,136 @@
+// Integration environment: the Key Vault emulator on port 443 of a private
+// loopback address (so the provider's https://<vault>.vault.azure.net/ URLs
+// work unchanged) and the provider program itself, started as a child process
+// exactly as in production (node src/provider/main.ts) with the emulator's DNS
+// hook and CA. Tests talk to it over its unix socket.
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { request } from "node:https";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { startEmulator, type Emulator, type SeedDocument } from "../../src/emulator/index.ts";
+import { ProviderClient } from "./client.ts";
+
+const ROOT = resolve(import.meta.dirname, "../..");
+export const MAIN = join(ROOT, "src/provider/main.ts");
+export const DNS_HOOK = join(ROOT, "src/emulator/dns-hook.ts");
+
+/** A loopback address of its own, so parallel test runs can each own port 443. */
+export function privateLoopback(): string {
+  const byte = () => 2 + Math.floor(Math.random() * 250);
+  return `127.${byte()}.${byte()}.${byte()}`;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const port = (server.address() as { port: number }).port;
+      server.close(() => resolvePort(port));
+    });
+  });
+}
+
+export async function startTestEmulator(seed: SeedDocument): Promise<{ emulator: Emulator; address: string }> {
+  for (let attempt = 0; ; attempt++) {
+    const address = privateLoopback();
+    try {
+      const emulator = await startEmulator({ host: address, port: 443, imdsPort: 0, seed });
+      return { emulator, address };
+    } catch (err) {
+      if (attempt >= 5 || (err as NodeJS.ErrnoException).code !== "EADDRINUSE") throw err;
+    }
+  }
+}
+
+export interface RunningProvider {
+  client: ProviderClient;
+  socket: string;
+  metricsPort: number;
+  healthPort: number;
+  /** Everything the provider printed (stdout + stderr). */
+  output(): string;
+  metrics(): Promise<string>;
+  stop(): Promise<void>;
+}
+
+export async function startProvider(emulator: Emulator, address: string, flags: string[] = []): Promise<RunningProvider> {
+  const dir = mkdtempSync(join(tmpdir(), "provider-it-"));
+  const socket = join(dir, "azure.sock");
+  const metricsPort = await freePort();
+  const healthPort = await freePort();
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("AZURE_") && !k.startsWith("IDENTITY_") && !k.startsWith("MSI_")) env[k] = v;
+  Object.assign(env, {
+    NODE_EXTRA_CA_CERTS: emulator.caCertPath,
+    SSCSI_EMULATOR_ADDRESS: address,
+    AZURE_POD_IDENTITY_AUTHORITY_HOST: emulator.imdsEndpoint,
+    LOG_LEVEL: "debug",
+  });
+  const child: ChildProcess = spawn(
+    process.execPath,
+    ["--import", DNS_HOOK, MAIN, `--endpoint=unix://${socket}`, `--healthz-port=${healthPort}`, `--prometheus-port=${metricsPort}`, "-v=4", ...flags],
+    { env, stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let output = "";
+  child.stdout!.on("data", (d: Buffer) => (output += d.toString()));
+  child.stderr!.on("data", (d: Buffer) => (output += d.toString()));
+  const client = new ProviderClient(`unix:${socket}`);
+  const started = Date.now();
+  for (;;) {
+    try {
+      await client.version();
+      break;
+    } catch (err) {
+      if (child.exitCode !== null || Date.now() - started > 30_000) throw new Error(`provider did not start: ${String(err)}\n${output}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  return {
+    client,
+    socket,
+    metricsPort,
+    healthPort,
+    output: () => output,
+    metrics: async () => (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text(),
+    stop: async () => {
+      client.close();
+      if (child.exitCode === null) {
+        const exited = new Promise((r) => child.once("exit", r));
+        child.kill("SIGTERM");
+        await exited;
+      }
+    },
+  };
+}
+
+/**
+ * Reads Key Vault directly over HTTPS (no SDK, no provider code): a client
+ * credentials token from the emulated Entra ID, then a GET. Used to learn the
+ * version ids the emulator generated.
+ */
+export async function rawKeyVaultGet(emulator: Emulator, address: string, app: { clientId: string; clientSecret: string }, vault: string, path: string): Promise<unknown> {
+  const call = (host: string, method: string, urlPath: string, headers: Record<string, string>, body?: string) =>
+    new Promise<{ status: number; body: string }>((resolveCall, reject) => {
+      const req = request(
+        { host: address, port: 443, servername: host, method, path: urlPath, ca: emulator.caCertPem, headers: { host, ...headers } },
+        (res) => {
+          let text = "";
+          res.on("data", (d: Buffer) => (text += d.toString()));
+          res.on("end", () => resolveCall({ status: res.statusCode ?? 0, body: text }));
+        },
+      );
+      req.on("error", reject);
+      req.end(body);
+    });
+  const form = new URLSearchParams({ grant_type: "client_credentials", client_id: app.clientId, client_secret: app.clientSecret, scope: "https://vault.azure.net/.default" });
+  const token = await call("login.microsoftonline.com", "POST", `/${emulator.tenantId}/oauth2/v2.0/token`, { "content-type": "application/x-www-form-urlencoded" }, form.toString());
+  if (token.status !== 200) throw new Error(`token: ${token.status} ${token.body}`);
+  const accessToken = (JSON.parse(token.body) as { access_token: string }).access_token;
+  const sep = path.includes("?") ? "&" : "?";
+  const res = await call(`${vault}.vault.azure.net`, "GET", `${path}${sep}api-version=7.5`, { authorization: `Bearer ${accessToken}` });
+  if (res.status !== 200) throw new Error(`GET ${path}: ${res.status} ${res.body}`);
+  return JSON.parse(res.body);
+}

@@ -231,9 +231,18 @@ describe("SecretSyncer against a real kube-apiserver", () => {
 
     driverKube = new KubeClient(loadKubeConfig(await kubeconfigFor(DRIVER_USER)), logger, { nodeName: NODE });
     // RBAC bindings take effect asynchronously in the authorizer cache.
-    await waitFor(async () => (await driverKube.core.listNamespacedSecret({ namespace: NS })) !== undefined, {
-      description: "the driver's RBAC to allow reading secrets",
-    });
+    // A get of a Secret that does not exist answers 404 once the driver may read Secrets (403 before).
+    await waitFor(
+      async () =>
+        driverKube.core.readNamespacedSecret({ name: "rbac-probe", namespace: NS }).then(
+          () => true,
+          (err: unknown) => {
+            if (apiErrorCode(err) === 404) return true;
+            throw err;
+          },
+        ),
+      { description: "the driver's RBAC to allow reading secrets" },
+    );
     ctx = makeContext(driverKube);
     syncer = new SecretSyncer(ctx);
     base = await mkdtemp(join(tmpdir(), "secret-sync-"));

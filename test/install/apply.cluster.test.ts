@@ -170,10 +170,12 @@ describe("driver RBAC, enforced by the API server", () => {
   it("lets the driver read SecretProviderClasses and pods and write pod statuses and events, but not Secrets", () => {
     install({});
     const driver = sa(`${release}-secrets-store-csi`);
-    expect(can(driver, "list", "secretproviderclasses.secrets-store.csi.x-k8s.io")).toBe(true);
+    expect(can(driver, "get", "secretproviderclasses.secrets-store.csi.x-k8s.io")).toBe(true);
+    expect(can(driver, "list", "secretproviderclasses.secrets-store.csi.x-k8s.io")).toBe(false);
     expect(can(driver, "watch", "pods")).toBe(true);
     expect(can(driver, "create", "secretproviderclasspodstatuses.secrets-store.csi.x-k8s.io")).toBe(true);
-    expect(can(driver, "patch", "events")).toBe(true);
+    expect(can(driver, "delete", "secretproviderclasspodstatuses.secrets-store.csi.x-k8s.io")).toBe(false);
+    expect(can(driver, "create", "events")).toBe(true);
     expect(can(driver, "create", "secretproviderclasses.secrets-store.csi.x-k8s.io")).toBe(false);
     expect(can(driver, "get", "secrets")).toBe(false);
     expect(can(driver, "create", "serviceaccounts/token")).toBe(false);
@@ -196,6 +198,8 @@ describe("driver RBAC, enforced by the API server", () => {
     install({ syncSecret: { enabled: true } });
     const driver = sa(`${release}-secrets-store-csi`);
     expect(can(driver, "create", "secrets")).toBe(true);
-    expect(can(driver, "update", "secrets")).toBe(true);
+    expect(can(driver, "patch", "secrets")).toBe(true);
+    expect(can(driver, "delete", "secrets")).toBe(false);
+    expect(can(driver, "list", "secrets")).toBe(false);
   });
 });

@@ -11,7 +11,7 @@ import { listMounts } from "../../src/driver/mounter.ts";
 import { createNamespace, kubeConfigFromInjected } from "../harness/kube.ts";
 import { csiClient, type CsiClient } from "../support/csi-client.ts";
 import { removeTestTree, requireRoot, startDriverProcess, type DriverProcess } from "../support/driver-process.ts";
-import { sleep, startFakeProvider, type FakeMountRequest, type FakeProvider } from "../support/fake-provider.ts";
+import { sleep, waitUntil, startFakeProvider, type FakeMountRequest, type FakeProvider } from "../support/fake-provider.ts";
 
 const GROUP = "secrets-store.csi.x-k8s.io";
 const NS = "rotation-test";
@@ -34,13 +34,6 @@ class VersionedSecret {
   };
 }
 
-async function waitUntil(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 15_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 describe("rotation reconciler", () => {
   let base: string;

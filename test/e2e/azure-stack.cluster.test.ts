@@ -14,7 +14,7 @@ import { startEmulator, type Emulator } from "../../src/emulator/index.ts";
 import { createNamespace, kubeConfigFromInjected, rawRequest } from "../harness/kube.ts";
 import { csiClient, type CsiClient } from "../support/csi-client.ts";
 import { removeTestTree, requireRoot, startDriverProcess, type DriverProcess } from "../support/driver-process.ts";
-import { sleep } from "../support/fake-provider.ts";
+import { sleep, waitUntil } from "../support/fake-provider.ts";
 
 const REPO = resolve(import.meta.dirname, "../..");
 const GROUP = "secrets-store.csi.x-k8s.io";
@@ -29,13 +29,6 @@ const INTERVAL_MS = 2000;
 const TOKENS_KEY = "csi.storage.k8s.io/serviceAccount.tokens";
 const OBJECTS = ["db-password", "api-key", "signing-key", "web-tls"];
 
-async function waitUntil(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 20_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 describe("driver + Azure provider + Key Vault emulator + kube-apiserver", () => {
   let base: string;

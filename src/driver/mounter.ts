@@ -34,7 +34,7 @@ export async function listMounts(): Promise<MountEntry[]> {
 export type MountState = "absent" | "not-mounted" | "mounted" | "broken";
 
 export interface Mounter {
-  /** What is at the target: nothing, a plain directory, a live mount, or a mount that cannot be read. */
+  /** What is at the target: nothing, a plain directory, a live tmpfs, or a mount that cannot be read or is not ours. */
   state(target: string): Promise<MountState>;
   mountTmpfs(target: string, sizeBytes: number): Promise<void>;
   /** Unmounts every mount stacked on target; lazily if the mount is busy. */
@@ -61,7 +61,11 @@ export class TmpfsMounter implements Mounter {
       if ((await mountsAt(target)).length > 0) return "broken";
       throw err;
     }
-    return (await mountsAt(target)).length > 0 ? "mounted" : "not-mounted";
+    const mounts = await mountsAt(target);
+    if (mounts.length === 0) return "not-mounted";
+    // Only our own tmpfs is a live volume; anything else mounted here is
+    // unmounted and replaced, never reported as mounted content.
+    return mounts.at(-1)!.fsType === "tmpfs" ? "mounted" : "broken";
   }
 
   async mountTmpfs(target: string, sizeBytes: number): Promise<void> {

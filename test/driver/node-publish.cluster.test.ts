@@ -98,7 +98,7 @@ describe("NodePublishVolume against a real kube-apiserver", () => {
       "--metrics-addr=127.0.0.1:18395",
       "--health-addr=127.0.0.1:0",
       "--tmpfs-size=1Mi",
-    ]);
+    ], { LOG_LEVEL: "debug" });
     csi = csiClient(driver.socketPath);
   });
 
@@ -186,6 +186,26 @@ describe("NodePublishVolume against a real kube-apiserver", () => {
     expect(JSON.parse(sent.attributes)[TOKENS]).toBe("from-secrets");
     expect(JSON.parse(sent.secrets)).toEqual({ [TOKENS]: "from-secrets", clientid: "id" });
     await csi.call("Node", "NodeUnpublishVolume", { volume_id: "v", target_path: target });
+    // Every CSI call is logged at debug level, with secrets and tokens stripped.
+    await sleep(200);
+    expect(driver.output()).toContain('"method":"NodePublishVolume"');
+    expect(driver.output()).toContain("***stripped***");
+    for (const secret of ["from-secrets", "from-context", "alpha", "bravo"]) expect(driver.output()).not.toContain(secret);
+  });
+
+  it("replaces a mount at the target that is not a tmpfs", async () => {
+    const target = await newTarget();
+    await mkdir(target);
+    const elsewhere = join(base, `bind-${n}`);
+    await mkdir(elsewhere);
+    const { execFileSync } = await import("node:child_process");
+    execFileSync("mount", ["--bind", elsewhere, target]);
+    await csi.call("Node", "NodePublishVolume", publishRequest(target));
+    expect(await isTmpfs(target)).toBe(true);
+    expect(await readFile(join(target, "a"), "utf8")).toBe("alpha");
+    expect(provider.requests).toHaveLength(1);
+    await csi.call("Node", "NodeUnpublishVolume", { volume_id: "v", target_path: target });
+    expect((await listMounts()).some((m) => m.mountPoint === target)).toBe(false);
   });
 
   it("never reports success for a target that is a plain directory, not a live tmpfs", async () => {

@@ -69,8 +69,10 @@ export class TmpfsMounter implements Mounter {
   }
 
   async mountTmpfs(target: string, sizeBytes: number): Promise<void> {
-    // mode=0755: readable by non-root pods, not world-writable as tmpfs' default 1777 is.
-    const options = [`size=${sizeBytes}`, "mode=0755", "nosuid", "nodev", "noexec"];
+    // mode=0755: readable by non-root pods, not world-writable as tmpfs' default
+    // 1777 is. nosuid,nodev: no secret file needs either. Not noexec: upstream
+    // allows executable objects (filePermission 0755), so we do too.
+    const options = [`size=${sizeBytes}`, "mode=0755", "nosuid", "nodev"];
     await run("mount", ["-t", "tmpfs", "-o", options.join(","), "tmpfs", target]);
   }
 

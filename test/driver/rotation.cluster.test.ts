@@ -171,8 +171,9 @@ describe("rotation reconciler", () => {
     secret.version = 2;
     const changedAt = Date.now();
     await waitUntil("the mounted file to change", async () => (await readFile(join(target, "db-password"), "utf8")) === "password-2");
-    // One interval plus jitter (10%) plus the reconciler's tick.
-    expect(Date.now() - changedAt).toBeLessThan(INTERVAL_MS * 1.1 + 600 + 500);
+    // One interval plus jitter (10%), plus the reconciler's tick (500 ms) and
+    // the time the refresh itself takes on a loaded machine.
+    expect(Date.now() - changedAt).toBeLessThan(INTERVAL_MS * 1.1 + 500 + 1500);
     await waitUntil("the status object", async () => (await podStatus("p1")).status.objects[0]!.version === "v2");
     await waitUntil("the rotation event", async () => (await events("p1", "MountRotationComplete")).length > 0);
     expect(await events("p1", "MountRotationComplete")).toEqual([`Normal: successfully rotated mounted contents for spc ${NS}/rotating`]);

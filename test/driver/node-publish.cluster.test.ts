@@ -85,6 +85,7 @@ describe("NodePublishVolume against a real kube-apiserver", () => {
     await createSpc("fake-spc", "fake");
     await createSpc("spc-no-provider-socket", "absent");
     await createSpc("spc-bad-paths", "bad");
+    await createSpc("spc-future-api", "future");
 
     base = await mkdtemp(join(tmpdir(), "publish-"));
     providerDir = join(base, "providers");
@@ -274,6 +275,23 @@ describe("NodePublishVolume against a real kube-apiserver", () => {
       expect(details).toBe(`failed to mount secrets store objects for pod ${NS}/app, err: provider "fake": invalid file paths from provider: ${problem}`);
       expect(await isTmpfs(target)).toBe(false);
       expect(existsSync(target)).toBe(false);
+    });
+
+    it("a provider that speaks another provider API version is refused before Mount", async () => {
+      const future = await startFakeProvider(join(providerDir, "future.sock"));
+      future.apiVersion = "v2";
+      try {
+        const target = await newTarget();
+        const details = await expectGrpcError(
+          csi.call("Node", "NodePublishVolume", publishRequest(target, { volume_context: volumeContext({ secretProviderClass: "spc-future-api" }) })),
+          grpc.status.FAILED_PRECONDITION,
+        );
+        expect(details).toBe(`failed to mount secrets store objects for pod ${NS}/app, err: provider "future" speaks provider API v2, this driver speaks v1alpha1`);
+        expect(future.requests).toHaveLength(0);
+        expect(existsSync(target)).toBe(false);
+      } finally {
+        await future.stop();
+      }
     });
 
     it("a provider answer without object versions is refused and nothing stays mounted", async () => {

@@ -25,6 +25,8 @@ export interface FakeProvider {
   requests: FakeMountRequest[];
   authorities: string[];
   versionCalls: number;
+  /** The provider API version Version reports. */
+  apiVersion: string;
   behaviour: MountBehaviour;
   stop(): Promise<void>;
 }
@@ -47,6 +49,7 @@ export async function startFakeProvider(socketPath: string, behaviour: MountBeha
     requests: [],
     authorities: [],
     versionCalls: 0,
+    apiVersion: "v1alpha1",
     behaviour,
     stop: async () => undefined,
   };
@@ -54,7 +57,7 @@ export async function startFakeProvider(socketPath: string, behaviour: MountBeha
     s.addService(providerService().service, {
       Version: (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => {
         fake.versionCalls++;
-        cb(null, { version: "v1alpha1", runtime_name: "fake", runtime_version: "0.0.1" });
+        cb(null, { version: fake.apiVersion, runtime_name: "fake", runtime_version: "0.0.1" });
       },
       Mount: (call: grpc.ServerUnaryCall<FakeMountRequest, unknown>, cb: grpc.sendUnaryData<unknown>) => {
         fake.requests.push(call.request);

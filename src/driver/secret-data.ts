@@ -7,7 +7,8 @@
 import { X509Certificate, createPrivateKey, type KeyObject } from "node:crypto";
 import { lstat, readFile, readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
-import forge from "node-forge";
+import { decodePemBlocks, encodePem } from "../shared/pem.ts";
+import { readPkcs12 } from "../shared/pkcs12.ts";
 import { DATA_DIR_NAME, readVolumeFiles } from "./atomic-writer.ts";
 import type { SecretObject } from "./kube-types.ts";
 
@@ -114,48 +115,6 @@ export function tlsPart(contents: Buffer, key: string): Buffer {
 }
 
 // ---------------------------------------------------------------------------
-// PEM
-
-export interface PemBlock {
-  type: string;
-  headers: Record<string, string>;
-  bytes: Buffer;
-}
-
-const PEM_BLOCK = /-----BEGIN ([^\r\n-]*)-----\r?\n([\s\S]*?)-----END \1-----/g;
-const BASE64_BODY = /^[A-Za-z0-9+/]*={0,2}$/;
-
-/** Every well-formed PEM block in the data, in order. Malformed blocks are skipped. */
-export function decodePemBlocks(data: Buffer): PemBlock[] {
-  const text = data.toString("latin1");
-  const blocks: PemBlock[] = [];
-  for (const match of text.matchAll(PEM_BLOCK)) {
-    const type = match[1] ?? "";
-    const lines = (match[2] ?? "").split(/\r?\n/);
-    const headers: Record<string, string> = {};
-    let i = 0;
-    while (i < lines.length && lines[i]!.includes(":")) {
-      const line = lines[i]!;
-      const colon = line.indexOf(":");
-      headers[line.slice(0, colon).trim()] = line.slice(colon + 1).trim();
-      i++;
-    }
-    const body = lines.slice(i).join("").replace(/[\s]/g, "");
-    if (!BASE64_BODY.test(body) || body.length % 4 === 1) continue;
-    blocks.push({ type, headers, bytes: Buffer.from(body, "base64") });
-  }
-  return blocks;
-}
-
-/** One PEM block with 64-character lines and no headers. */
-export function encodePem(type: string, bytes: Buffer): string {
-  const b64 = bytes.toString("base64");
-  const lines: string[] = [];
-  for (let i = 0; i < b64.length; i += 64) lines.push(b64.slice(i, i + 64));
-  return `-----BEGIN ${type}-----\n${lines.join("\n")}${lines.length ? "\n" : ""}-----END ${type}-----\n`;
-}
-
-// ---------------------------------------------------------------------------
 // PKCS#12 / PFX
 
 interface PfxContents {
@@ -164,74 +123,21 @@ interface PfxContents {
   key?: KeyObject;
 }
 
-const bytesOf = (binary: string): Buffer => Buffer.from(binary, "binary");
-
-/**
- * The DER of a certificate bag. forge keeps the signed TBSCertificate exactly as
- * read; the outer signature algorithm must equal the TBSCertificate's own
- * (RFC 5280 4.1.1.2), so that copy is used rather than forge's re-encoding.
- */
-function certificateDer(bag: forge.pkcs12.Bag): Buffer {
-  const { asn1 } = forge;
-  if (!bag.cert) return bytesOf(asn1.toDer(bag.asn1).getBytes());
-  const cert = bag.cert as forge.pki.Certificate & { tbsCertificate?: forge.asn1.Asn1; signature: string };
-  const tbs = cert.tbsCertificate;
-  const fields = tbs && Array.isArray(tbs.value) ? (tbs.value as forge.asn1.Asn1[]) : [];
-  const algorithm = fields.find((f) => f.tagClass === asn1.Class.UNIVERSAL && f.type === asn1.Type.SEQUENCE);
-  if (!tbs || !algorithm) return bytesOf(asn1.toDer(forge.pki.certificateToAsn1(bag.cert)).getBytes());
-  const der = asn1.create(asn1.Class.UNIVERSAL, asn1.Type.SEQUENCE, true, [
-    tbs,
-    algorithm,
-    asn1.create(asn1.Class.UNIVERSAL, asn1.Type.BITSTRING, false, String.fromCharCode(0) + cert.signature),
-  ]);
-  return bytesOf(asn1.toDer(der).getBytes());
-}
-
-function keyOfBag(bag: forge.pkcs12.Bag): KeyObject {
-  if (bag.key) {
-    const der = bytesOf(forge.asn1.toDer(forge.pki.privateKeyToAsn1(bag.key)).getBytes());
-    return createPrivateKey({ key: der, format: "der", type: "pkcs1" });
-  }
-  // forge only models RSA keys; others (EC) come as the PrivateKeyInfo ASN.1.
-  const der = bytesOf(forge.asn1.toDer(bag.asn1).getBytes());
-  return createPrivateKey({ key: der, format: "der", type: "pkcs8" });
-}
-
 /** Parses a PKCS#12/PFX archive protected by an empty password. */
-export function parsePfx(data: Buffer): PfxContents {
-  let parsed: forge.asn1.Asn1;
+function parsePfx(data: Buffer): PfxContents {
+  let archive;
   try {
-    parsed = forge.asn1.fromDer(forge.util.createBuffer(data.toString("binary")), false);
+    archive = readPkcs12(data);
   } catch (err) {
-    throw new SecretDataError(`not a PKCS#12/PFX archive: ${(err as Error).message}`);
+    throw new SecretDataError(`failed to decode PKCS#12/PFX data with an empty password: ${(err as Error).message}`);
   }
-  let pfx: forge.pkcs12.Pkcs12Pfx | undefined;
-  let lastError: unknown;
-  // An empty password is encoded either as a lone terminator (what Go and
-  // forge send) or as nothing at all (some writers); try both.
-  for (const password of ["", null]) {
-    try {
-      pfx = forge.pkcs12.pkcs12FromAsn1(parsed, false, password as string);
-      break;
-    } catch (err) {
-      lastError = err;
-    }
+  const last = archive.keys.at(-1);
+  if (last === undefined) return { certificates: archive.certificates };
+  try {
+    return { certificates: archive.certificates, key: createPrivateKey({ key: last, format: "der", type: "pkcs8" }) };
+  } catch (err) {
+    throw new SecretDataError(`failed to parse the private key in the PKCS#12/PFX archive: ${(err as Error).message}`);
   }
-  if (!pfx) throw new SecretDataError(`failed to decode PKCS#12/PFX data with an empty password: ${(lastError as Error).message}`);
-  const contents: PfxContents = { certificates: [] };
-  for (const safe of pfx.safeContents) {
-    for (const bag of safe.safeBags) {
-      if (bag.type === forge.pki.oids.certBag) contents.certificates.push(certificateDer(bag));
-      else if (bag.type === forge.pki.oids.keyBag || bag.type === forge.pki.oids.pkcs8ShroudedKeyBag) {
-        try {
-          contents.key = keyOfBag(bag);
-        } catch (err) {
-          throw new SecretDataError(`failed to parse the private key in the PKCS#12/PFX archive: ${(err as Error).message}`);
-        }
-      }
-    }
-  }
-  return contents;
 }
 
 // ---------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import { readFile } from "node:fs/promises";
 import YAML from "yaml";
 import { TOKEN_EXCHANGE_AUDIENCE } from "./auth/client-assertion.ts";
 import { permissionDataActions, roleDataActions } from "./auth/role-definitions.ts";
-import { toPem } from "./crypto/pem.ts";
+import { encodePem } from "../shared/pem.ts";
 import { writePfx } from "./crypto/pkcs12.ts";
 import { generateCertificateChain } from "./crypto/x509.ts";
 import type { CertificateService } from "./services/certificate-service.ts";
@@ -222,7 +222,7 @@ export class Seeder {
       const pem = v.contentType === "application/x-pem-file";
       this.#deps.certificates.import(vault, name, {
         value: pem
-          ? (privateKey.export({ type: "pkcs8", format: "pem" }) as string) + chain.map((c) => toPem("CERTIFICATE", c)).join("")
+          ? (privateKey.export({ type: "pkcs8", format: "pem" }) as string) + chain.map((c) => encodePem("CERTIFICATE", c)).join("")
           : writePfx({ privateKey, certificates: chain }).toString("base64"),
         policy: { contentType: v.contentType ?? "application/x-pkcs12", subject: policy.subject, dnsNames: v.dnsNames },
         attributes: attrs,

@@ -1,7 +1,7 @@
 // objectType: cert. The leaf certificate only (Key Vault's `cer`), as one
 // "CERTIFICATE" PEM block: no chain, no key.
 import { conversionFailed } from "./errors.ts";
-import { encodePem } from "./pem.ts";
+import { encodePem } from "../shared/pem.ts";
 
 export interface FetchedCertificate {
   cer: Uint8Array | undefined;

@@ -8,7 +8,8 @@
 import { constructChain } from "./chain.ts";
 import { conversionFailed } from "./errors.ts";
 import type { ObjectEncoding, ObjectFormat } from "./objects.ts";
-import { decodeBase64Strict, decodeHexStrict, decodePemBlocks, encodePem } from "./pem.ts";
+import { decodePemBlocks, encodePem } from "../shared/pem.ts";
+import { decodeBase64Strict, decodeHexStrict } from "./encodings.ts";
 import { parsePkcs12, privateKeyToPkcs8Pem } from "./pkcs12.ts";
 
 export interface FetchedSecret {

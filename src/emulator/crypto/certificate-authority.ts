@@ -5,7 +5,7 @@
 import { isIP } from "node:net";
 import type { KeyObject } from "node:crypto";
 import { generatePrivateKey } from "./json-web-key.ts";
-import { toPem } from "./pem.ts";
+import { encodePem } from "../../shared/pem.ts";
 import { createCertificate, EKU_SERVER_AUTH } from "./x509.ts";
 
 export interface ServerCredentials {
@@ -32,7 +32,7 @@ export async function createCertificateAuthority(commonName = "Key Vault Emulato
     publicKey: privateKey,
     selfSigningKey: privateKey,
   });
-  return { certificate, privateKey, pem: toPem("CERTIFICATE", certificate) };
+  return { certificate, privateKey, pem: encodePem("CERTIFICATE", certificate) };
 }
 
 /** Issues a TLS server certificate for the names (DNS names, wildcards or IP addresses). */
@@ -52,6 +52,6 @@ export async function issueServerCertificate(ca: CertificateAuthority, names: re
   return {
     caCertificatePem: ca.pem,
     keyPem: privateKey.export({ type: "pkcs8", format: "pem" }) as string,
-    certificatePem: toPem("CERTIFICATE", certificate) + ca.pem,
+    certificatePem: encodePem("CERTIFICATE", certificate) + ca.pem,
   };
 }

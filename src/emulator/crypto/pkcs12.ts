@@ -5,6 +5,7 @@
 // node-forge, which also understands the modern PBES2/AES files.
 import { createCipheriv, createHash, createHmac, createPrivateKey, randomBytes, type KeyObject } from "node:crypto";
 import forge from "node-forge";
+import { readPkcs12 } from "../../shared/pkcs12.ts";
 
 const { asn1 } = forge;
 type Asn1 = forge.asn1.Asn1;
@@ -134,28 +135,17 @@ export interface ParsedPfx {
 
 /** Reads a PFX; throws an Error with a readable message on a bad file or password. */
 export function readPfx(bytes: Buffer, password = ""): ParsedPfx {
-  let p12: forge.pkcs12.Pkcs12Pfx;
+  let contents;
   try {
-    p12 = forge.pkcs12.pkcs12FromAsn1(asn1.fromDer(bytes.toString("binary"), false), false, password);
+    contents = readPkcs12(bytes, password);
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
     throw new Error(`the PKCS#12 content could not be read (wrong password or not a PFX file): ${reason}`, { cause: err });
   }
-  const privateKeys: KeyObject[] = [];
-  const certificates: Buffer[] = [];
-  for (const safe of p12.safeContents) {
-    for (const bag of safe.safeBags) {
-      const raw = (bag as unknown as { asn1?: Asn1 }).asn1;
-      if (bag.type === forge.pki.oids.certBag) {
-        if (bag.cert) certificates.push(der(forge.pki.certificateToAsn1(bag.cert)));
-        else if (raw) certificates.push(der(raw));
-      } else if (bag.type === forge.pki.oids.keyBag || bag.type === forge.pki.oids.pkcs8ShroudedKeyBag) {
-        if (bag.key) privateKeys.push(createPrivateKey(forge.pki.privateKeyToPem(bag.key)));
-        else if (raw) privateKeys.push(createPrivateKey({ key: der(raw), format: "der", type: "pkcs8" }));
-      }
-    }
-  }
-  return { privateKeys, certificates };
+  return {
+    privateKeys: contents.keys.map((key) => createPrivateKey({ key, format: "der", type: "pkcs8" })),
+    certificates: contents.certificates,
+  };
 }
 
 /** True if the bytes parse as a DER SEQUENCE starting like a PFX (version 3). */

@@ -4,7 +4,7 @@
 // application/x-pkcs12, or PEM private key + chain for application/x-pem-file.
 import { createPrivateKey, randomUUID, X509Certificate, type KeyObject } from "node:crypto";
 import { curveOf, keyTypeOf, rsaKeySize, type CurveName, type KeyType } from "../crypto/json-web-key.ts";
-import { looksLikePem, splitPem, toPem } from "../crypto/pem.ts";
+import { decodePemBlocks, encodePem } from "../../shared/pem.ts";
 import { readPfx, writePfx } from "../crypto/pkcs12.ts";
 import { createCertificate, describeCertificate, generateCertificateChain, generateSelfSignedCertificate } from "../crypto/x509.ts";
 import { BadParameterError, ConflictError, PendingCertificateNotFoundError } from "../errors/key-vault-errors.ts";
@@ -85,7 +85,7 @@ export class CertificateService {
   import(vault: VaultRecord, name: string, input: ImportCertificateInput): CertificateVersion {
     validateName("certificates", name);
     if (typeof input.value !== "string" || input.value === "") throw new BadParameterError("The certificate value ('value') is required.");
-    const pem = looksLikePem(input.value);
+    const pem = input.value.includes("-----BEGIN ");
     const { privateKey, certificates } = pem ? parsePemBundle(input.value, input.password) : parsePfxBase64(input.value, input.password);
     const leafIndex = certificates.findIndex((der) => new X509Certificate(der).checkPrivateKey(privateKey));
     if (leafIndex < 0) throw new BadParameterError("The specified X.509 certificate content does not contain a certificate matching the private key.");
@@ -347,12 +347,12 @@ function checkContentType(contentType: string): void {
 
 export function renderPem(privateKey: KeyObject, chain: readonly Buffer[]): string {
   const key = privateKey.export({ type: "pkcs8", format: "pem" }) as string;
-  return key + chain.map((der) => toPem("CERTIFICATE", der)).join("");
+  return key + chain.map((der) => encodePem("CERTIFICATE", der)).join("");
 }
 
 function parsePemBundle(text: string, password?: string): { privateKey: KeyObject; certificates: Buffer[] } {
-  const blocks = splitPem(text);
-  const certificates = blocks.filter((b) => b.type === "CERTIFICATE").map((b) => b.der);
+  const blocks = decodePemBlocks(text);
+  const certificates = blocks.filter((b) => b.type === "CERTIFICATE").map((b) => b.bytes);
   const keyBlocks = blocks.filter((b) => b.type.endsWith("PRIVATE KEY"));
   if (certificates.length === 0) {
     throw new BadParameterError("The specified PEM X.509 certificate content is in an unexpected format. Please check if certificate is in valid PEM format.");
@@ -362,7 +362,7 @@ function parsePemBundle(text: string, password?: string): { privateKey: KeyObjec
   }
   try {
     const block = keyBlocks[0]!;
-    return { privateKey: createPrivateKey({ key: toPem(block.type, block.der), passphrase: password }), certificates };
+    return { privateKey: createPrivateKey({ key: encodePem(block.type, block.bytes), passphrase: password }), certificates };
   } catch (err) {
     throw new BadParameterError(`The private key in the PEM content could not be read: ${err instanceof Error ? err.message : String(err)}`);
   }

@@ -8,10 +8,10 @@ import * as grpc from "@grpc/grpc-js";
 import { CoreV1Api, CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { listMounts } from "../../src/driver/mounter.ts";
-import { createNamespace, kubeConfigFromInjected } from "../harness/kube.ts";
+import { createNamespace, kubeConfigFromInjected, waitFor } from "../harness/kube.ts";
 import { csiClient, type CsiClient } from "../support/csi-client.ts";
 import { removeTestTree, requireRoot, startDriverProcess, type DriverProcess } from "../support/driver-process.ts";
-import { sleep, waitUntil, startFakeProvider, type FakeMountRequest, type FakeProvider } from "../support/fake-provider.ts";
+import { sleep, startFakeProvider, type FakeMountRequest, type FakeProvider } from "../support/fake-provider.ts";
 
 const GROUP = "secrets-store.csi.x-k8s.io";
 const NS = "rotation-test";
@@ -170,12 +170,12 @@ describe("rotation reconciler", () => {
 
     secret.version = 2;
     const changedAt = Date.now();
-    await waitUntil("the mounted file to change", async () => (await readFile(join(target, "db-password"), "utf8")) === "password-2");
+    await waitFor(async () => (await readFile(join(target, "db-password"), "utf8")) === "password-2", { description: "the mounted file to change", intervalMs: 100 });
     // One interval plus jitter (10%), plus the reconciler's tick (500 ms) and
     // the time the refresh itself takes on a loaded machine.
     expect(Date.now() - changedAt).toBeLessThan(INTERVAL_MS * 1.1 + 500 + 1500);
-    await waitUntil("the status object", async () => (await podStatus("p1")).status.objects[0]!.version === "v2");
-    await waitUntil("the rotation event", async () => (await events("p1", "MountRotationComplete")).length > 0);
+    await waitFor(async () => (await podStatus("p1")).status.objects[0]!.version === "v2", { description: "the status object" });
+    await waitFor(async () => (await events("p1", "MountRotationComplete")).length > 0, { description: "the rotation event" });
     expect(await events("p1", "MountRotationComplete")).toEqual([`Normal: successfully rotated mounted contents for spc ${NS}/rotating`]);
     const metrics = await (await fetch("http://127.0.0.1:18396/metrics")).text();
     expect(metrics).toMatch(/rotation_reconcile_total\{provider="fake",os_type="linux",rotated="true"\} [1-9]/);
@@ -193,9 +193,9 @@ describe("rotation reconciler", () => {
     expect((await read()).metadata!.resourceVersion).toBe(first.metadata!.resourceVersion);
 
     secret.version++;
-    await waitUntil("the file", async () => (await readFile(join(target, "db-password"), "utf8")) === `password-${secret.version}`);
-    await waitUntil("the Secret", async () => Buffer.from((await read()).data!.password!, "base64").toString() === `password-${secret.version}`);
-    await waitUntil("the Secret event", async () => (await events("s1", "SecretRotationComplete")).length > 0);
+    await waitFor(async () => (await readFile(join(target, "db-password"), "utf8")) === `password-${secret.version}`, { description: "the file" });
+    await waitFor(async () => Buffer.from((await read()).data!.password!, "base64").toString() === `password-${secret.version}`, { description: "the Secret" });
+    await waitFor(async () => (await events("s1", "SecretRotationComplete")).length > 0, { description: "the Secret event" });
     await csi.call("Node", "NodeUnpublishVolume", { volume_id: "x", target_path: target });
   });
 
@@ -220,10 +220,10 @@ describe("rotation reconciler", () => {
     expect(bySa.get("other")).toBeGreaterThanOrEqual(intervals - 1);
 
     secret.version = 3;
-    await waitUntil("every volume to switch", async () => {
+    await waitFor(async () => {
       const values = await Promise.all([...targets, other].map((t) => readFile(join(t, "db-password"), "utf8")));
       return values.every((v) => v === "password-3");
-    });
+    }, { description: "every volume to switch" });
   });
 
   it("keeps the old files byte for byte while the provider fails or is down, warns, and recovers", async () => {
@@ -231,7 +231,7 @@ describe("rotation reconciler", () => {
     const before = await readFile(join(target, "db-password"));
     secret.failWith = grpc.status.UNAVAILABLE;
     secret.version = 4;
-    await waitUntil("a failed refresh", async () => (await events("p1", "MountRotationFailed")).length > 0);
+    await waitFor(async () => (await events("p1", "MountRotationFailed")).length > 0, { description: "a failed refresh" });
     expect((await events("p1", "MountRotationFailed"))[0]).toMatch(/^Warning: failed to rotate mounted contents for spc rotation-test\/rotating: .*Key Vault throttled/);
     expect((await readFile(join(target, "db-password"))).equals(before)).toBe(true);
 
@@ -244,7 +244,7 @@ describe("rotation reconciler", () => {
     expect(metrics).toMatch(/rotation_reconcile_error_total\{[^}]*\} [1-9]/);
 
     provider = await startFakeProvider(join(base, "providers", "fake.sock"), (req) => secret.behaviour(req));
-    await waitUntil("recovery", async () => (await readFile(join(target, "db-password"), "utf8")) === "password-4", 30_000);
+    await waitFor(async () => (await readFile(join(target, "db-password"), "utf8")) === "password-4", { description: "recovery", timeoutMs: 30_000 });
   });
 
   it("refreshes at once when the pod is annotated", async () => {
@@ -261,7 +261,7 @@ describe("rotation reconciler", () => {
         { name: "annotated", namespace: NS, body: { metadata: { annotations: { "secrets-store.csi.k8s.io/refresh-requested-at": String(Date.now()) } } } },
         setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
       );
-      await waitUntil("the on-demand refresh", async () => (await readFile(join(target, "db-password"), "utf8")) === `password-${secret.version}`);
+      await waitFor(async () => (await readFile(join(target, "db-password"), "utf8")) === `password-${secret.version}`, { description: "the on-demand refresh" });
       await client.call("Node", "NodeUnpublishVolume", { volume_id: "x", target_path: target });
     } finally {
       client.close();
@@ -277,7 +277,7 @@ describe("rotation reconciler", () => {
     secret.version++;
     driver = await startDriverProcess(join(base, "csi.sock"), driverArgs("2s"));
     csi = csiClient(driver.socketPath);
-    await waitUntil("rotation after restart", async () => (await readFile(join(target, "db-password"), "utf8")) === `password-${secret.version}`);
+    await waitFor(async () => (await readFile(join(target, "db-password"), "utf8")) === `password-${secret.version}`, { description: "rotation after restart" });
     await csi.call("Node", "NodeUnpublishVolume", { volume_id: "x", target_path: target });
     expect(existsSync(target)).toBe(false);
     expect((await listMounts()).some((m) => m.mountPoint === target)).toBe(false);

@@ -11,10 +11,10 @@ import { X509Certificate } from "node:crypto";
 import { CoreV1Api, CustomObjectsApi } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { startEmulator, type Emulator } from "../../src/emulator/index.ts";
-import { createNamespace, kubeConfigFromInjected, rawRequest } from "../harness/kube.ts";
+import { createNamespace, kubeConfigFromInjected, rawRequest, waitFor } from "../harness/kube.ts";
 import { csiClient, type CsiClient } from "../support/csi-client.ts";
 import { removeTestTree, requireRoot, startDriverProcess, type DriverProcess } from "../support/driver-process.ts";
-import { sleep, waitUntil } from "../support/fake-provider.ts";
+import { sleep } from "../support/fake-provider.ts";
 
 const REPO = resolve(import.meta.dirname, "../..");
 const GROUP = "secrets-store.csi.x-k8s.io";
@@ -163,7 +163,7 @@ describe("driver + Azure provider + Key Vault emulator + kube-apiserver", () => 
     );
     providerProc.stdout!.on("data", (d: Buffer) => (providerLog += d.toString()));
     providerProc.stderr!.on("data", (d: Buffer) => (providerLog += d.toString()));
-    await waitUntil("the provider socket", () => existsSync(join(base, "providers", "azure.sock")) || providerProc.exitCode !== null);
+    await waitFor(() => existsSync(join(base, "providers", "azure.sock")) || providerProc.exitCode !== null, { description: "the provider socket" });
     expect(providerProc.exitCode, providerLog).toBeNull();
 
     driver = await startDriverProcess(join(base, "csi.sock"), [
@@ -233,11 +233,11 @@ describe("driver + Azure provider + Key Vault emulator + kube-apiserver", () => 
     const before = await readFile(join(target, "db-password"));
     emulator.faults.add({ kind: "throttle", operation: "getSecret", durationMs: 14_000, retryAfterSeconds: 1 });
     await emulator.setSecret(VAULT, "db-password", "hunter3");
-    await waitUntil("a Warning event", async () => {
+    await waitFor(async () => {
       const events = await core.listNamespacedEvent({ namespace: NS, fieldSelector: "involvedObject.name=sp-1,reason=MountRotationFailed" });
       return events.items.length > 0;
-    }, 30_000);
+    }, { description: "a Warning event", timeoutMs: 30_000 });
     expect((await readFile(join(target, "db-password"))).equals(before)).toBe(true);
-    await waitUntil("recovery after the throttling", async () => (await readFile(join(target, "db-password"), "utf8")) === "hunter3", 40_000);
+    await waitFor(async () => (await readFile(join(target, "db-password"), "utf8")) === "hunter3", { description: "recovery after the throttling", timeoutMs: 40_000 });
   });
 });

@@ -92,6 +92,12 @@ export const DRIVER_FLAGS = {
   "enable-pprof": { kind: "bool", default: false, usage: "accepted for compatibility; no effect" } as FlagSpec<"bool">,
   "pprof-port": { kind: "int", default: 6065, usage: "accepted for compatibility; no effect" } as FlagSpec<"int">,
   kubeconfig: { kind: "string", default: "", usage: "kubeconfig path (default: $KUBECONFIG, then in-cluster)" } as FlagSpec<"string">,
+  "kubelet-dir": {
+    kind: "string",
+    default: "/var/lib/kubelet",
+    usage: "kubelet's --root-dir; every target path must lie under <kubelet-dir>/pods/",
+    validate: (v: string) => (v.startsWith("/") ? undefined : "must be an absolute path"),
+  } as FlagSpec<"string">,
   "secret-provider-class-dir": {
     kind: "string",
     default: "",
@@ -119,6 +125,8 @@ export interface DriverOptions {
   providerHealthCheck: boolean;
   providerHealthCheckIntervalMs: number;
   kubeconfig: string | undefined;
+  /** kubelet's root directory (targets are confined to its pods/ folder). */
+  kubeletDir: string;
   secretProviderClassDir: string | undefined;
 }
 
@@ -140,6 +148,7 @@ export function parseDriverOptions(argv: readonly string[]): DriverOptions & { v
     providerHealthCheck: f["provider-health-check"],
     providerHealthCheckIntervalMs: f["provider-health-check-interval"],
     kubeconfig: f.kubeconfig || undefined,
+    kubeletDir: f["kubelet-dir"].replace(/\/+$/, "") || "/",
     secretProviderClassDir: f["secret-provider-class-dir"] || undefined,
     version: f.version,
     help: f.help,

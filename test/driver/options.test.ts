@@ -15,6 +15,12 @@ describe("driver flags", () => {
     expect(o.maxCallRecvMsgSize).toBe(4194304);
     expect(o.providerHealthCheck).toBe(false);
     expect(o.providerHealthCheckIntervalMs).toBe(120_000);
+    expect(o.kubeletDir).toBe("/var/lib/kubelet");
+  });
+
+  it("takes kubelet's root dir without a trailing slash and refuses a relative one", () => {
+    expect(parseDriverOptions(["--kubelet-dir=/var/data/kubelet/"]).kubeletDir).toBe("/var/data/kubelet");
+    expect(() => parseDriverOptions(["--kubelet-dir=var/lib/kubelet"])).toThrow(/kubelet-dir.*absolute/);
   });
 
   it("accepts Go flag syntax as the upstream manifests write it", () => {

@@ -186,6 +186,7 @@ describe("driver DaemonSet", () => {
     );
     const driver = container(ds, "secrets-store");
     expect(flag(driver.args, "provider-volume")).toBe("/run/providers");
+    expect(flag(driver.args, "kubelet-dir")).toBe("/var/data/kubelet");
     expect(flag(driver.args, "additional-provider-volume-paths")).toBe("/etc/kubernetes/secrets-store-csi-providers,/opt/providers");
     const paths = (podSpec(ds).volumes ?? []).map((v) => `${v.name}=${v.hostPath?.path}`);
     expect(paths).toEqual([

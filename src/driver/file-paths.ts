@@ -1,20 +1,17 @@
 // Validation of the file paths a provider returns, before anything is written:
 // every path relative, normalised, inside the volume (reference driver-spec §3.4).
 import { posix } from "node:path";
-
-const MAX_PATH = 4096;
-const MAX_ELEMENT = 255;
+import { pathNameProblem } from "../shared/path-names.ts";
 
 /** Returns why the path is unsafe, or undefined if it may be written. */
 export function filePathProblem(path: string): string | undefined {
   if (path === "") return "the path is empty";
-  if (path.length > MAX_PATH) return `the path is longer than ${MAX_PATH} characters`;
-  if (path.includes("\0")) return "the path contains a NUL byte";
+  const nameProblem = pathNameProblem(path);
+  if (nameProblem) return `the path ${nameProblem}`;
   if (posix.isAbsolute(path)) return "the path is absolute";
   const elements = path.split("/");
   if (elements.some((e) => e === "..")) return "the path contains a '..' element";
   if (elements[0]!.startsWith("..")) return "the path starts with '..'";
-  if (elements.some((e) => e.length > MAX_ELEMENT)) return `a path element is longer than ${MAX_ELEMENT} characters`;
   if (posix.normalize(path) !== path || path.endsWith("/") || path === ".") return "the path is not in clean form (e.g. './a', 'a//b', 'a/')";
   return undefined;
 }
@@ -25,8 +22,8 @@ export function assertSafeFilePaths(paths: readonly string[]): void {
   const seen = new Set<string>();
   for (const path of paths) {
     const problem = filePathProblem(path);
-    if (problem) problems.push(`"${path}": ${problem}`);
-    else if (seen.has(path)) problems.push(`"${path}": returned more than once`);
+    if (problem) problems.push(`${JSON.stringify(path)}: ${problem}`);
+    else if (seen.has(path)) problems.push(`${JSON.stringify(path)}: returned more than once`);
     seen.add(path);
   }
   // A file and a directory of the same name cannot both exist.

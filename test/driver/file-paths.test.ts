@@ -14,7 +14,15 @@ describe("provider file paths", () => {
     ["./a", "the path is not in clean form (e.g. './a', 'a//b', 'a/')"],
     ["a//b", "the path is not in clean form (e.g. './a', 'a//b', 'a/')"],
     ["a/", "the path is not in clean form (e.g. './a', 'a//b', 'a/')"],
-    ["x".repeat(256), "a path element is longer than 255 characters"],
+    ["x".repeat(256), "the path has an element longer than 255 bytes"],
+    // 200 characters but 400 bytes: the kernel counts bytes.
+    ["é".repeat(200), "the path has an element longer than 255 bytes"],
+    ["é".repeat(127), undefined],
+    [`${"d/".repeat(2048)}x`, "the path is longer than 4096 bytes"],
+    ["new\nline", "the path contains a control character (newline, tab, NUL, ...)"],
+    ["carriage\rreturn", "the path contains a control character (newline, tab, NUL, ...)"],
+    ["tab\there", "the path contains a control character (newline, tab, NUL, ...)"],
+    ["nul\0byte", "the path contains a control character (newline, tab, NUL, ...)"],
   ])("%j -> %s", (path, problem) => {
     expect(filePathProblem(path)).toBe(problem);
   });
@@ -24,5 +32,7 @@ describe("provider file paths", () => {
       `invalid file paths from provider: "../x": the path contains a '..' element; "ok": returned more than once`,
     );
     expect(() => assertSafeFilePaths(["d", "d/x"])).toThrow(`"d": is both a file and a directory`);
+    // A control character is shown escaped, so the error stays one line.
+    expect(() => assertSafeFilePaths(["a\nb"])).toThrow(`"a\\nb": the path contains a control character`);
   });
 });

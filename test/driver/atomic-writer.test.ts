@@ -2,7 +2,7 @@ import { lstat, mkdtemp, readFile, readdir, readlink, rm, stat, writeFile, mkdir
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { readVolumeFiles, writeVolumeFiles, type VolumeFile } from "../../src/driver/atomic-writer.ts";
+import { readVolumeFiles, tmpfsFootprint, writeVolumeFiles, type VolumeFile } from "../../src/driver/atomic-writer.ts";
 
 const file = (path: string, contents: string, mode = 0o644): VolumeFile => ({ path, mode, contents: Buffer.from(contents) });
 
@@ -68,11 +68,38 @@ describe("atomic writer", () => {
 
   it("replaces a file a legacy provider wrote directly", async () => {
     await writeFile(join(dir, "a"), "written by provider");
+    await writeVolumeFiles(dir, [file("a", "alpha")]);
+    expect((await lstat(join(dir, "a"))).isSymbolicLink()).toBe(true);
+    expect(await readFile(join(dir, "a"), "utf8")).toBe("alpha");
+  });
+
+  it("never removes a directory it did not write, and leaves the old set in place", async () => {
+    await writeVolumeFiles(dir, [file("a", "alpha")]);
+    const before = await readlink(join(dir, "..data"));
     await mkdir(join(dir, "d"));
     await writeFile(join(dir, "d", "x"), "y");
-    await writeVolumeFiles(dir, [file("a", "alpha"), file("d/x", "new")]);
-    expect((await lstat(join(dir, "a"))).isSymbolicLink()).toBe(true);
-    expect(await readFile(join(dir, "d/x"), "utf8")).toBe("new");
+    await expect(writeVolumeFiles(dir, [file("a", "alpha-2"), file("d/x", "new")])).rejects.toThrow(`"d" is a directory the driver did not write; refusing to replace it`);
+    expect(await readFile(join(dir, "d", "x"), "utf8")).toBe("y");
+    expect(await readlink(join(dir, "..data"))).toBe(before);
+    expect(await readFile(join(dir, "a"), "utf8")).toBe("alpha");
+  });
+
+  it("refuses a set larger than half the tmpfs before writing, naming the setting to raise", async () => {
+    await writeVolumeFiles(dir, [file("a", "alpha")]);
+    const big = [file("a", "x".repeat(5000)), file("b", "y")];
+    // 5000 bytes take two pages and "b" one: 12 KiB, more than half of 20 KiB.
+    await expect(writeVolumeFiles(dir, big, { capacityBytes: 20 * 1024, capacitySetting: "--tmpfs-size (now 20Ki)" })).rejects.toThrow(
+      "the 2 files take 12 KiB on tmpfs, more than half of the volume's 20 KiB (a rotation writes the new set beside the old one); raise --tmpfs-size (now 20Ki) to at least 24 KiB",
+    );
+    expect(await readFile(join(dir, "a"), "utf8")).toBe("alpha");
+    expect(await writeVolumeFiles(dir, big, { capacityBytes: 24 * 1024 })).toBe(true);
+  });
+
+  it("counts whole pages, and a page for a long top-level symlink", () => {
+    expect(tmpfsFootprint([file("a", "")])).toBe(0);
+    expect(tmpfsFootprint([file("a", "x")])).toBe(4096);
+    expect(tmpfsFootprint([file("a", "x".repeat(4097))])).toBe(8192);
+    expect(tmpfsFootprint([file("n".repeat(200), "x")])).toBe(8192);
   });
 
   it("reads back the visible files", async () => {

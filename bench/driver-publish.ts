@@ -42,6 +42,7 @@ async function main(): Promise<void> {
   });
   const driver = await startDriverProcess(join(base, "csi.sock"), [
     "--nodeid=bench",
+    `--kubelet-dir=${base}`,
     `--secret-provider-class-dir=${join(base, "spc")}`,
     `--provider-volume=${join(base, "providers")}`,
     "--additional-provider-volume-paths=",

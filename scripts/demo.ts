@@ -168,6 +168,7 @@ async function main(): Promise<void> {
       "src/driver/main.ts",
       `--endpoint=unix://${csiSocket}`,
       "--nodeid=demo-node",
+      `--kubelet-dir=${base}`,
       `--secret-provider-class-dir=${join(base, "spc")}`,
       `--provider-volume=${join(base, "providers")}`,
       "--additional-provider-volume-paths=",

@@ -10,6 +10,7 @@ import type { Mounter } from "./mounter.ts";
 import type { DriverMetrics } from "./metrics.ts";
 import type { DriverOptions } from "./options.ts";
 import type { ProviderClients } from "./provider-client.ts";
+import type { TargetLease, TargetLocks } from "./target-locks.ts";
 
 export interface DriverContext {
   options: DriverOptions;
@@ -18,6 +19,8 @@ export interface DriverContext {
   mounter: Mounter;
   providers: ProviderClients;
   volumes: MountedVolumes;
+  /** One operation per target at a time. */
+  locks: TargetLocks;
   /** The Kubernetes client, or the reason there is none (e.g. no kubeconfig). */
   kube: KubeClient | Error;
   /** Mirrors the volume's secretObjects into Kubernetes Secrets (when sync is enabled). */
@@ -25,7 +28,7 @@ export interface DriverContext {
   /** A random per-volume offset for the poll interval. */
   jitter?: () => number;
   /** Refreshes the volume's group now (rotation reconciler), when rotation is enabled. */
-  refreshNow?: (volume: MountedVolume, deadline: Date) => Promise<boolean>;
+  refreshNow?: (volume: MountedVolume, deadline: Date, lease?: TargetLease) => Promise<boolean>;
 }
 
 export function requireKube(ctx: DriverContext): KubeClient {

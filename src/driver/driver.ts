@@ -19,6 +19,7 @@ import { ProviderClients } from "./provider-client.ts";
 import { StandaloneKube } from "./standalone-kube.ts";
 import { RefreshRequests } from "./refresh-requests.ts";
 import { RotationReconciler } from "./rotation-reconciler.ts";
+import { TargetLocks } from "./target-locks.ts";
 import { SecretSyncer } from "./secret-sync.ts";
 import { recoverMountedVolumes } from "./volume-recovery.ts";
 
@@ -71,6 +72,7 @@ export async function startDriver(options: DriverOptions, deps: DriverDependenci
     mounter: deps.mounter ?? new TmpfsMounter(),
     providers: new ProviderClients(options.providerDirs, options.maxCallRecvMsgSize, logger),
     volumes: new MountedVolumes(),
+    locks: new TargetLocks(),
     kube,
   };
 
@@ -96,7 +98,7 @@ export async function startDriver(options: DriverOptions, deps: DriverDependenci
     const r = new RotationReconciler(ctx);
     reconciler = r;
     ctx.jitter = () => r.jitterFor();
-    ctx.refreshNow = (volume, deadline) => r.refreshNow(volume, deadline);
+    ctx.refreshNow = (volume, deadline, lease) => r.refreshNow(volume, deadline, lease);
     r.start();
     if (!(kube instanceof Error) && !standalone) {
       refreshRequests = new RefreshRequests(ctx, kube, (podUid) => {
@@ -117,9 +119,10 @@ export async function startDriver(options: DriverOptions, deps: DriverDependenci
       if (result.failed.length > 0) volume.syncPending = true;
     };
   }
-  if ((options.enableSecretRotation || options.enableSecretSync) && !(kube instanceof Error) && !standalone) {
-    // Resume rotation and sync for volumes mounted before a restart; retried
-    // until the API server answers.
+  if (!(kube instanceof Error) && !standalone) {
+    // Know the volumes mounted before a restart as the driver's own (so
+    // unpublish cleans them up), and resume rotation and sync for them;
+    // retried until the API server answers.
     const recover = async (attempt: number): Promise<void> => {
       try {
         await recoverMountedVolumes(ctx, () => ctx.jitter?.() ?? 0);

@@ -3,10 +3,13 @@
 // tokens live only here and on the tmpfs, never on disk elsewhere.
 import type { PodRef } from "./kube-client.ts";
 import type { ObjectVersion } from "./kube-types.ts";
+import type { VolumeMount } from "./volume-target.ts";
 
 export interface MountedVolume {
   targetPath: string;
   volumeId: string;
+  /** The tmpfs the driver mounted at targetPath; every write checks it is still there. */
+  mount: VolumeMount;
   pod: PodRef;
   spcName: string;
   provider: string;
@@ -48,6 +51,12 @@ export class MountedVolumes {
 
   delete(targetPath: string): boolean {
     return this.byTarget.delete(targetPath);
+  }
+
+  /** The volume whose tmpfs has this device number, if any. */
+  byDevice(dev: string): MountedVolume | undefined {
+    for (const v of this.byTarget.values()) if (v.mount.dev === dev) return v;
+    return undefined;
   }
 
   all(): MountedVolume[] {

@@ -1,6 +1,18 @@
 // NodePublishVolume: make the pod's objects appear as files on a tmpfs at the
 // target path (reference driver-spec §2.5), or refresh a volume that is
 // already mounted (republish).
+//
+// The steps, each of which can refuse without changing anything:
+//   1. check the request and the target path (clean, under <kubelet-dir>/pods);
+//   2. take the target's lease (another call on it is answered ABORTED);
+//   3. look at what is there: the driver's live tmpfs is a republish; a foreign
+//      mount, a symlink or foreign files are refused with FailedPrecondition;
+//   4. read the SecretProviderClass, find the provider;
+//   5. create the target directory, mount a tmpfs on it through an open
+//      descriptor, ask the provider, write through the checked tmpfs;
+//   6. record the status object and the volume.
+// A failure after 5 started unmounts the driver's tmpfs and removes only the
+// directory it created.
 import { mkdir, rmdir } from "node:fs/promises";
 import { status } from "@grpc/grpc-js";
 import type { DriverContext } from "./context.ts";
@@ -8,12 +20,25 @@ import { requireKube } from "./context.ts";
 import { DriverError, ErrorType, invalidArgument } from "./errors.ts";
 import type { PodRef } from "./kube-client.ts";
 import type { SecretProviderClass } from "./kube-types.ts";
-import type { MountState } from "./mounter.ts";
+import { mountsAt } from "./mounter.ts";
 import { buildPodStatus } from "./pod-status.ts";
-import { fetchAndWriteContent, providerOf } from "./volume-content.ts";
+import { targetKey, volumeKey, type TargetLease } from "./target-locks.ts";
+import { fetchContent, providerOf, writeContentGuarded } from "./volume-content.ts";
 import { POD_NAME_KEY, POD_NAMESPACE_KEY, POD_UID_KEY, PROVIDER_NAME_KEY, SPC_NAME_KEY } from "./volume-attributes.ts";
 import { nextRefreshAt } from "./volume-refresh.ts";
 import type { MountedVolume } from "./mounted-volumes.ts";
+import {
+  describeEntries,
+  describeMount,
+  inspectTarget,
+  openTargetDirectory,
+  ownershipTest,
+  resolveTarget,
+  type ResolvedTarget,
+  type TargetState,
+  type VolumeMount,
+} from "./volume-target.ts";
+import { adoptFromPodStatus } from "./volume-recovery.ts";
 
 export interface NodePublishVolumeRequest {
   volume_id: string;
@@ -36,7 +61,6 @@ export function validatePublishRequest(req: NodePublishVolumeRequest): void {
   if (!req.volume_capability) throw invalidArgument("Volume capability missing in request");
   if (!req.volume_id) throw invalidArgument("Volume ID missing in request");
   if (!req.target_path) throw invalidArgument("Target path missing in request");
-  if (!req.target_path.startsWith("/")) throw invalidArgument(`Target path ${req.target_path} is not absolute`);
   if (!req.volume_context || Object.keys(req.volume_context).length === 0) throw invalidArgument("Volume attributes missing in request");
   if (!req.readonly) throw invalidArgument("Readonly is not true in request: set readOnly: true on the pod's csi volume");
 }
@@ -52,49 +76,78 @@ function podFromContext(ctx: Record<string, string>): PodRef {
   return pod;
 }
 
-export async function nodePublishVolume(ctx: DriverContext, req: NodePublishVolumeRequest, deadline: Date): Promise<PublishOutcome> {
+export interface PublishDeadlines {
+  /** What the provider call may use (the caller's deadline less a margin to report back). */
+  provider: Date;
+  /** The caller's own deadline: past it, the work stops at the next step. */
+  caller: Date;
+}
+
+export async function nodePublishVolume(ctx: DriverContext, req: NodePublishVolumeRequest, deadlines: PublishDeadlines): Promise<PublishOutcome> {
   validatePublishRequest(req);
+  const target = await resolveTarget(req.target_path, ctx.options.kubeletDir);
+  const lease = await ctx.locks.acquireForCall([targetKey(target.path), volumeKey(req.volume_id)], "NodePublishVolume");
+  try {
+    return await publishHoldingLease(ctx, req, target, deadlines, lease);
+  } finally {
+    lease.release();
+  }
+}
+
+const failedPrecondition = (message: string) => new DriverError(status.FAILED_PRECONDITION, ErrorType.FailedToEnsureMountPoint, message);
+
+function checkDeadline(deadlines: PublishDeadlines, step: string): void {
+  if (Date.now() >= deadlines.caller.getTime()) {
+    throw new DriverError(status.DEADLINE_EXCEEDED, ErrorType.FailedToMount, `the caller's deadline passed before ${step}; nothing was left mounted, kubelet retries`);
+  }
+}
+
+async function publishHoldingLease(
+  ctx: DriverContext,
+  req: NodePublishVolumeRequest,
+  target: ResolvedTarget,
+  deadlines: PublishDeadlines,
+  lease: TargetLease,
+): Promise<PublishOutcome> {
   const volumeContext = req.volume_context;
-  const secrets = req.secrets ?? {};
-  const target = req.target_path;
   let provider = volumeContext[PROVIDER_NAME_KEY] ?? "";
 
-  let state: MountState;
+  let state: TargetState;
   try {
-    state = await ctx.mounter.state(target);
+    state = await inspectTarget(target, ownershipTest(ctx.options.drivername, ctx.volumes.get(target.path)?.mount));
   } catch (err) {
-    throw new DriverError(
-      status.INTERNAL,
-      ErrorType.FailedToEnsureMountPoint,
-      `failed to check if target path ${target} is mount point, err: ${(err as Error).message}`,
-    );
+    if (err instanceof DriverError) throw err;
+    throw new DriverError(status.INTERNAL, ErrorType.FailedToEnsureMountPoint, `failed to check if target path ${target.path} is mount point, err: ${(err as Error).message}`);
+  }
+  if (state.kind === "foreign-mount" && state.mount.fsType === "tmpfs" && !state.driverMountBelow) {
+    // A volume mounted by upstream's driver before an upgrade: its status object proves it.
+    const adopted = await adoptFromPodStatus(ctx, target, state.mount, podRefOrUndefined(volumeContext));
+    if (adopted) state = { kind: "driver-tmpfs", mount: state.mount, complete: true, stacked: 1 };
   }
 
-  if (state === "mounted") {
-    // A republish (requiresRepublish) or a retry after success: the driver's
-    // record of the volume takes the fresh tokens and secrets; the provider is
-    // called only when a refresh is due. Never a final error here, because
-    // kubelet removes a mount whose republish failed (kubernetes#121271).
-    let known = ctx.volumes.get(target);
-    if (!known && (ctx.options.enableSecretRotation || ctx.syncSecrets)) {
-      known = recordFromRepublish(ctx, req);
-    }
-    if (known) {
-      known.volumeContext = volumeContext;
-      known.secrets = secrets;
-      known.contextUpdatedAt = Date.now();
-      known.recovered = false;
-      provider = known.provider || provider;
-      if (ctx.options.enableSecretRotation && ctx.refreshNow && Date.now() >= nextRefreshAt(known, ctx.options.rotationPollIntervalMs)) {
-        const ok = await ctx.refreshNow(known, deadline);
-        return { provider: known.provider || provider, result: ok ? "refreshed" : "refresh-failed" };
+  switch (state.kind) {
+    case "driver-tmpfs": {
+      const owner = ctx.volumes.byDevice(state.mount.dev);
+      if (owner && owner.targetPath !== target.path) {
+        throw failedPrecondition(`target path ${target.path} shows the volume of another target (${owner.targetPath}); refusing to share it`);
       }
+      if (state.complete) return republish(ctx, req, target, { id: state.mount.id, dev: state.mount.dev }, deadlines, lease, provider);
+      // Mounted, but the first write never completed (the driver stopped
+      // between mounting and writing): the mount is the driver's own and
+      // holds nothing yet, so start again.
+      ctx.logger.warn({ target: target.path }, "found the driver's tmpfs without content at the target; mounting it again");
+      await ctx.mounter.unmount(target.realPath);
+      return publishHoldingLease(ctx, req, target, deadlines, lease);
     }
-    return { provider, result: "already-mounted" };
-  }
-  if (state === "broken") {
-    ctx.logger.warn({ target }, "target path is an unreadable mount point; unmounting it before mounting again");
-    await ctx.mounter.unmount(target);
+    case "foreign-mount":
+      throw failedPrecondition(`target path ${target.path} holds ${describeMount(state.mount)}; refusing to mount over it`);
+    case "not-a-directory":
+      throw failedPrecondition(`target path ${target.path} is ${state.what}, not a directory; refusing to use it`);
+    case "foreign-content":
+      throw failedPrecondition(`target path ${target.path} is not empty: it holds ${describeEntries(state.entries)} the driver did not write; refusing to mount over it`);
+    case "absent":
+    case "empty-directory":
+      break;
   }
 
   const spcName = volumeContext[SPC_NAME_KEY];
@@ -104,7 +157,7 @@ export async function nodePublishVolume(ctx: DriverContext, req: NodePublishVolu
   const spc = await kube.getSecretProviderClass(pod.namespace, spcName);
   provider = providerOf(spc);
   try {
-    return await firstMount(ctx, req, { target, state, pod, spcName, spc, provider, deadline });
+    return await firstMount(ctx, req, { target, created: state.kind === "absent", pod, spcName, spc, provider, deadlines });
   } catch (err) {
     // Metrics label errors with the provider once the class names it.
     if (err instanceof DriverError) err.provider = provider;
@@ -112,37 +165,79 @@ export async function nodePublishVolume(ctx: DriverContext, req: NodePublishVolu
   }
 }
 
+function podRefOrUndefined(volumeContext: Record<string, string>): PodRef | undefined {
+  try {
+    return podFromContext(volumeContext);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A republish (requiresRepublish) or a retry after success: the driver's
+ * record of the volume takes the fresh tokens and secrets; the provider is
+ * called only when a refresh is due. Never a final error here, because
+ * kubelet removes a mount whose republish failed (kubernetes#121271).
+ */
+async function republish(
+  ctx: DriverContext,
+  req: NodePublishVolumeRequest,
+  target: ResolvedTarget,
+  mount: VolumeMount,
+  deadlines: PublishDeadlines,
+  lease: TargetLease,
+  provider: string,
+): Promise<PublishOutcome> {
+  let known = ctx.volumes.get(target.path);
+  if (!known && (ctx.options.enableSecretRotation || ctx.syncSecrets)) {
+    known = recordFromRepublish(ctx, req, mount);
+  }
+  if (!known) return { provider, result: "already-mounted" };
+  known.volumeContext = req.volume_context;
+  known.secrets = req.secrets ?? {};
+  known.contextUpdatedAt = Date.now();
+  known.recovered = false;
+  provider = known.provider || provider;
+  if (ctx.options.enableSecretRotation && ctx.refreshNow && Date.now() >= nextRefreshAt(known, ctx.options.rotationPollIntervalMs)) {
+    const ok = await ctx.refreshNow(known, deadlines.provider, lease);
+    return { provider: known.provider || provider, result: ok ? "refreshed" : "refresh-failed" };
+  }
+  return { provider, result: "already-mounted" };
+}
+
 interface FirstMount {
-  target: string;
-  state: "absent" | "not-mounted" | "broken";
+  target: ResolvedTarget;
+  /** Whether the target directory did not exist (the driver creates it, and removes it on failure). */
+  created: boolean;
   pod: PodRef;
   spcName: string;
   spc: SecretProviderClass;
   provider: string;
-  deadline: Date;
+  deadlines: PublishDeadlines;
 }
 
 async function firstMount(ctx: DriverContext, req: NodePublishVolumeRequest, m: FirstMount): Promise<PublishOutcome> {
-  const { target, state, pod, spcName, spc, provider, deadline } = m;
+  const { target, created, pod, spcName, spc, provider, deadlines } = m;
   const volumeContext = req.volume_context;
   const secrets = req.secrets ?? {};
   const kube = requireKube(ctx);
   // Find the provider before mounting anything, so a missing one leaves nothing behind.
   await ctx.providers.get(provider);
+  checkDeadline(deadlines, "mounting");
 
-  const created = state === "absent";
-  if (created) await mkdir(target, { recursive: true, mode: 0o750 });
-  let mounted = false;
+  if (created) await mkdir(target.path, { mode: 0o750 });
+  let mount: VolumeMount | undefined;
   try {
     try {
-      await ctx.mounter.mountTmpfs(target, ctx.options.tmpfsSizeBytes);
-      mounted = true;
+      mount = await mountTmpfs(ctx, target);
     } catch (err) {
-      throw new DriverError(status.INTERNAL, ErrorType.FailedToMount, `failed to mount tmpfs at ${target}: ${(err as Error).message}`);
+      throw new DriverError(status.INTERNAL, ErrorType.FailedToMount, `failed to mount tmpfs at ${target.path}: ${(err as Error).message}`);
     }
-    const content = await fetchAndWriteContent(ctx, { targetPath: target, spc, volumeContext, secrets, currentObjectVersions: [], deadline });
+    const content = await fetchContent(ctx, { targetPath: target.path, spc, volumeContext, secrets, currentObjectVersions: [], deadline: deadlines.provider });
+    checkDeadline(deadlines, "writing the files");
+    await writeContentGuarded(ctx, target, mount, content);
     try {
-      await kube.upsertPodStatus(buildPodStatus({ pod, spcName, nodeName: ctx.options.nodeId, targetPath: target, objectVersions: content.objectVersions }));
+      await kube.upsertPodStatus(buildPodStatus({ pod, spcName, nodeName: ctx.options.nodeId, targetPath: target.path, objectVersions: content.objectVersions }));
     } catch (err) {
       throw new DriverError(
         status.UNAVAILABLE,
@@ -152,8 +247,9 @@ async function firstMount(ctx: DriverContext, req: NodePublishVolumeRequest, m: 
     }
     const now = Date.now();
     const volume: MountedVolume = {
-      targetPath: target,
+      targetPath: target.path,
       volumeId: req.volume_id,
+      mount,
       pod,
       spcName,
       provider,
@@ -173,16 +269,14 @@ async function firstMount(ctx: DriverContext, req: NodePublishVolumeRequest, m: 
       // Secret; a sync failure does not fail the mount (it is retried).
       await ctx.syncSecrets(volume, spc).catch((err: unknown) => {
         volume.syncPending = true;
-        ctx.logger.warn({ target, error: (err as Error).message }, "secret sync failed; will retry");
+        ctx.logger.warn({ target: target.path, error: (err as Error).message }, "secret sync failed; will retry");
       });
     }
     return { provider, result: "mounted" };
   } catch (err) {
     // A failed first mount leaves nothing: no tmpfs, no directory we made.
-    if (mounted) {
-      await ctx.mounter.unmount(target).catch((e: unknown) => ctx.logger.error({ target, error: String(e) }, "failed to unmount after a failed mount"));
-    }
-    await rmdir(target).catch(() => undefined);
+    if (mount) await unmountOwn(ctx, target, mount);
+    if (created) await rmdir(target.path).catch(() => undefined);
     if (err instanceof DriverError && err.errorType !== ErrorType.FailedToMount && err.errorType !== ErrorType.PodStatusWriteError) {
       throw new DriverError(err.code, err.errorType, `failed to mount secrets store objects for pod ${pod.namespace}/${pod.name}, err: ${err.message}`);
     }
@@ -190,20 +284,41 @@ async function firstMount(ctx: DriverContext, req: NodePublishVolumeRequest, m: 
   }
 }
 
-/** A volume mounted before a driver restart, first seen again through a republish. */
-function recordFromRepublish(ctx: DriverContext, req: NodePublishVolumeRequest): MountedVolume | undefined {
-  const spcName = req.volume_context[SPC_NAME_KEY];
-  let pod: PodRef;
+/** Mounts the driver's tmpfs on the checked directory and returns its identity from mountinfo. */
+async function mountTmpfs(ctx: DriverContext, target: ResolvedTarget): Promise<VolumeMount> {
+  const dir = await openTargetDirectory(target);
   try {
-    pod = podFromContext(req.volume_context);
-  } catch {
-    return undefined;
+    await ctx.mounter.mountTmpfs(dir, ctx.options.drivername, ctx.options.tmpfsSizeBytes);
+  } finally {
+    await dir.close();
   }
-  if (!spcName) return undefined;
+  const top = (await mountsAt(target.realPath)).at(-1);
+  if (!top || top.fsType !== "tmpfs" || top.source !== ctx.options.drivername) {
+    throw new Error(`the new tmpfs is not the top mount at ${target.realPath}`);
+  }
+  return { id: top.id, dev: top.dev };
+}
+
+/** Unmounts the driver's tmpfs after a failed first mount, only if it is still the top mount there. */
+async function unmountOwn(ctx: DriverContext, target: ResolvedTarget, mount: VolumeMount): Promise<void> {
+  try {
+    const top = (await mountsAt(target.realPath)).at(-1);
+    if (top?.id === mount.id) await ctx.mounter.unmount(target.realPath);
+  } catch (err) {
+    ctx.logger.error({ target: target.path, error: String(err) }, "failed to unmount after a failed mount");
+  }
+}
+
+/** A volume mounted before a driver restart, first seen again through a republish. */
+function recordFromRepublish(ctx: DriverContext, req: NodePublishVolumeRequest, mount: VolumeMount): MountedVolume | undefined {
+  const spcName = req.volume_context[SPC_NAME_KEY];
+  const pod = podRefOrUndefined(req.volume_context);
+  if (!spcName || !pod) return undefined;
   const now = Date.now();
   const volume: MountedVolume = {
     targetPath: req.target_path,
     volumeId: req.volume_id,
+    mount,
     pod,
     spcName,
     provider: "",

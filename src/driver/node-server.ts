@@ -32,7 +32,7 @@ export function nodeService(ctx: DriverContext): grpc.UntypedServiceImplementati
       const deadline = new Date(Math.max(Date.now() + 1000, callerDeadline.getTime() - DEADLINE_MARGIN_MS));
       const seconds = () => Number(process.hrtime.bigint() - started) / 1e9;
       try {
-        const outcome = await nodePublishVolume(ctx, req, deadline);
+        const outcome = await nodePublishVolume(ctx, req, { provider: deadline, caller: callerDeadline });
         if (outcome.result === "refresh-failed") {
           ctx.metrics.nodePublishError.inc({ provider: outcome.provider, error_type: "FailedToRotate", os_type: OS_TYPE });
         } else {

@@ -1,31 +1,117 @@
-// NodeUnpublishVolume: unmount the tmpfs and remove the target path. Always
-// converges: an unknown or already removed target is success.
-import { rm } from "node:fs/promises";
+// NodeUnpublishVolume: unmount the driver's tmpfs and remove the target
+// directory if it is then empty. It converges: once nothing of the driver's is
+// left at the target the answer is OK, also for an unknown or removed target.
+// It never deletes anything recursively and never unmounts a mount the driver
+// did not make; foreign content it leaves alone is reported in a log line and,
+// where the pod is known, an event.
+import { rmdir } from "node:fs/promises";
 import { status } from "@grpc/grpc-js";
 import type { DriverContext } from "./context.ts";
 import { DriverError, ErrorType, invalidArgument } from "./errors.ts";
+import type { MountedVolume } from "./mounted-volumes.ts";
+import { targetKey, volumeKey } from "./target-locks.ts";
+import { adoptFromPodStatus } from "./volume-recovery.ts";
+import { describeEntries, describeMount, inspectTarget, ownershipTest, resolveTarget, type ResolvedTarget } from "./volume-target.ts";
 
 export interface NodeUnpublishVolumeRequest {
   volume_id: string;
   target_path: string;
 }
 
+/** Bounds the unmount loop: more stacked driver mounts than this is not a state the driver makes. */
+const MAX_STACKED_MOUNTS = 8;
+
 export async function nodeUnpublishVolume(ctx: DriverContext, req: NodeUnpublishVolumeRequest): Promise<void> {
   if (!req.volume_id) throw invalidArgument("Volume ID missing in request");
   if (!req.target_path) throw invalidArgument("Target path missing in request");
-  const target = req.target_path;
-  if (!target.startsWith("/") || target === "/") throw invalidArgument(`Target path ${target} is not an absolute volume path`);
-
-  ctx.volumes.delete(target);
-  const state = await ctx.mounter.state(target).catch(() => "broken" as const);
-  if (state === "absent") return;
+  const target = await resolveTarget(req.target_path, ctx.options.kubeletDir);
+  const lease = await ctx.locks.acquireForCall([targetKey(target.path), volumeKey(req.volume_id)], "NodeUnpublishVolume");
   try {
-    if (state === "mounted" || state === "broken") await ctx.mounter.unmount(target);
-    // After unmounting, only what was written beneath the mount (normally
-    // nothing) remains; it is removed with the directory.
-    if ((await ctx.mounter.state(target)) === "mounted") throw new Error("target is still mounted");
-    await rm(target, { recursive: true, force: true });
+    await unpublish(ctx, target);
   } catch (err) {
-    throw new DriverError(status.INTERNAL, ErrorType.FailedToMount, `failed to clean and unmount target path ${target}: ${(err as Error).message}`);
+    if (err instanceof DriverError) throw err;
+    throw new DriverError(status.INTERNAL, ErrorType.FailedToMount, `failed to clean and unmount target path ${target.path}: ${(err as Error).message}`);
+  } finally {
+    lease.release();
+  }
+}
+
+async function unpublish(ctx: DriverContext, target: ResolvedTarget): Promise<void> {
+  const record = ctx.volumes.get(target.path);
+  let isOwn = ownershipTest(ctx.options.drivername, record?.mount);
+  let adoptionTried = false;
+  for (let round = 0; ; round++) {
+    const state = await inspectTarget(target, isOwn);
+    switch (state.kind) {
+      case "absent":
+        ctx.volumes.delete(target.path);
+        return;
+      case "not-a-directory":
+        ctx.volumes.delete(target.path);
+        await reportLeftAlone(ctx, record, target, `${state.what} the driver did not make`);
+        return;
+      case "foreign-content":
+        // Files in a plain directory: never the driver's (it writes only into its tmpfs).
+        ctx.volumes.delete(target.path);
+        await reportLeftAlone(ctx, record, target, `${describeEntries(state.entries)} the driver did not write`);
+        return;
+      case "foreign-mount":
+        if (!state.driverMountBelow && state.mount.fsType === "tmpfs" && !adoptionTried) {
+          // Possibly a volume upstream's driver mounted before an upgrade.
+          adoptionTried = true;
+          if (await adoptFromPodStatus(ctx, target, state.mount)) {
+            isOwn = ownershipTest(ctx.options.drivername, { id: state.mount.id, dev: state.mount.dev });
+            break;
+          }
+        }
+        if (state.driverMountBelow) {
+          throw new DriverError(
+            status.FAILED_PRECONDITION,
+            ErrorType.FailedToMount,
+            `failed to clean and unmount target path ${target.path}: ${describeMount(state.mount)} is mounted on top of the driver's tmpfs; unmount it first`,
+          );
+        }
+        ctx.volumes.delete(target.path);
+        await reportLeftAlone(ctx, record, target, describeMount(state.mount));
+        return;
+      case "empty-directory":
+        ctx.volumes.delete(target.path);
+        await removeTargetDirectory(ctx, record, target);
+        return;
+      case "driver-tmpfs": {
+        const owner = ctx.volumes.byDevice(state.mount.dev);
+        if (owner && owner.targetPath !== target.path) {
+          // The same tmpfs seen through another path (a bind mount above the
+          // target): it is the other pod's volume, not this one's.
+          ctx.volumes.delete(target.path);
+          await reportLeftAlone(ctx, record, target, `the volume of another target (${owner.targetPath})`);
+          return;
+        }
+        if (round >= MAX_STACKED_MOUNTS) throw new Error(`target path ${target.path} is still mounted after ${round} unmounts`);
+        await ctx.mounter.unmount(target.realPath);
+        // Loop: look again, so stacked mounts and what lies beneath are handled too.
+        break;
+      }
+    }
+  }
+}
+
+async function removeTargetDirectory(ctx: DriverContext, record: MountedVolume | undefined, target: ResolvedTarget): Promise<void> {
+  try {
+    await rmdir(target.path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") return;
+    // Someone wrote into the directory meanwhile: leave it.
+    if (code === "ENOTEMPTY" || code === "EEXIST") return reportLeftAlone(ctx, record, target, "content written into the directory meanwhile");
+    throw err;
+  }
+}
+
+async function reportLeftAlone(ctx: DriverContext, record: MountedVolume | undefined, target: ResolvedTarget, what: string): Promise<void> {
+  const message = `unpublished ${target.path} without touching ${what}; nothing of the driver's is left there`;
+  ctx.logger.warn({ target: target.path, pod: record ? `${record.pod.namespace}/${record.pod.name}` : undefined }, message);
+  if (record && !(ctx.kube instanceof Error)) {
+    await ctx.kube.recordEvent(record.pod, "Warning", "UnpublishLeftForeignContent", message);
   }
 }

@@ -13,6 +13,14 @@ export function parseQuantity(text: string): number {
   return Number(m[1]) * QUANTITY_FACTOR[m[2] ?? ""]!;
 }
 
+/** The shortest exact quantity for a byte count ("64Mi", "1536Ki", "1000"). */
+export function formatQuantity(bytes: number): string {
+  for (const [unit, factor] of [["Gi", 1024 ** 3], ["Mi", 1024 ** 2], ["Ki", 1024]] as const) {
+    if (bytes % factor === 0) return `${bytes / factor}${unit}`;
+  }
+  return String(bytes);
+}
+
 const checkEndpoint = (v: string) => {
   try {
     parseEndpoint(v);

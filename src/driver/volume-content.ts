@@ -3,12 +3,14 @@
 // three validate and write content the same way. Fetching and writing are
 // separate so one provider answer can be written to every volume that shares it.
 import { status } from "@grpc/grpc-js";
-import { writeVolumeFiles } from "./atomic-writer.ts";
+import { VolumeTooLargeError, writeVolumeFiles } from "./atomic-writer.ts";
 import type { DriverContext } from "./context.ts";
 import { DriverError, ErrorType } from "./errors.ts";
 import type { ObjectVersion, SecretProviderClass } from "./kube-types.ts";
 import type { MountResult } from "./provider-client.ts";
+import { formatQuantity } from "./options.ts";
 import { buildAttributes, buildSecrets, DEFAULT_PERMISSION } from "./volume-attributes.ts";
+import { openVolumeRoot, type ResolvedTarget, type VolumeMount } from "./volume-target.ts";
 
 export interface ContentRequest {
   targetPath: string;
@@ -58,18 +60,37 @@ export async function fetchContent(ctx: DriverContext, req: ContentRequest): Pro
   return { ...result, provider };
 }
 
-/** Swaps fetched files onto a volume; returns whether anything changed. */
-export async function writeContent(targetPath: string, content: MountResult): Promise<boolean> {
-  if (content.files.length === 0) return false;
-  try {
-    return await writeVolumeFiles(targetPath, content.files);
-  } catch (err) {
-    throw new DriverError(status.INTERNAL, ErrorType.FileWriteError, `failed to write files to ${targetPath}: ${(err as Error).message}`);
+/** The target is no longer the tmpfs the driver mounted there: nothing was written. */
+export class VolumeMountChangedError extends DriverError {
+  /** The driver's mount is gone from the target altogether. */
+  readonly gone: boolean;
+  constructor(message: string, gone: boolean) {
+    super(status.FAILED_PRECONDITION, ErrorType.FileWriteError, message);
+    this.gone = gone;
   }
 }
 
-export async function fetchAndWriteContent(ctx: DriverContext, req: ContentRequest): Promise<ContentResult> {
-  const content = await fetchContent(ctx, req);
-  const changed = await writeContent(req.targetPath, content);
-  return { provider: content.provider, objectVersions: content.objectVersions, changed };
+/**
+ * Swaps fetched files onto a volume, after checking that the target is still
+ * the driver's tmpfs; returns whether anything changed.
+ */
+export async function writeContentGuarded(ctx: DriverContext, target: ResolvedTarget, mount: VolumeMount, content: MountResult): Promise<boolean> {
+  if (content.files.length === 0) return false;
+  const root = await openVolumeRoot(target, mount);
+  if ("problem" in root) throw new VolumeMountChangedError(root.problem, root.gone);
+  const setting = `--tmpfs-size (now ${formatQuantity(ctx.options.tmpfsSizeBytes)})`;
+  try {
+    return await writeVolumeFiles(root.path, content.files, { capacityBytes: ctx.options.tmpfsSizeBytes, capacitySetting: setting });
+  } catch (err) {
+    const message = (err as Error).message.replaceAll(root.path, target.path);
+    if (err instanceof VolumeTooLargeError) {
+      throw new DriverError(status.FAILED_PRECONDITION, ErrorType.FileWriteError, `failed to write files to ${target.path}: ${message}`);
+    }
+    if ((err as NodeJS.ErrnoException).code === "ENOSPC") {
+      throw new DriverError(status.RESOURCE_EXHAUSTED, ErrorType.FileWriteError, `failed to write files to ${target.path}: the volume's tmpfs is full; raise ${setting}`);
+    }
+    throw new DriverError(status.INTERNAL, ErrorType.FileWriteError, `failed to write files to ${target.path}: ${message}`);
+  } finally {
+    await root.close();
+  }
 }

@@ -1,21 +1,37 @@
 // After a driver restart, rebuilds the record of mounted volumes from this
 // node's SecretProviderClassPodStatus objects and the live tmpfs mounts, so
-// rotation and sync resume for volumes mounted before the restart. The volume
-// context is partial (no tokens) until kubelet's next republish.
+// rotation and sync resume for volumes mounted before the restart, and so the
+// driver knows those mounts as its own. The volume context is partial (no
+// tokens) until kubelet's next republish.
+//
+// A status object names the target a secrets-store driver mounted; a tmpfs at
+// that target is adopted with its mount id and device, whatever its source
+// name, which also covers volumes mounted by upstream's driver before an
+// upgrade.
 import type { DriverContext } from "./context.ts";
 import { requireKube } from "./context.ts";
-import { NODE_NAME_LABEL } from "./kube-types.ts";
+import type { PodRef } from "./kube-client.ts";
+import { NODE_NAME_LABEL, type SecretProviderClassPodStatus } from "./kube-types.ts";
+import { mountsAt, type MountEntry } from "./mounter.ts";
 import type { MountedVolume } from "./mounted-volumes.ts";
 import { POD_NAME_KEY, POD_NAMESPACE_KEY, POD_UID_KEY, SERVICE_ACCOUNT_NAME_KEY, SPC_NAME_KEY } from "./volume-attributes.ts";
+import { resolveTarget, type ResolvedTarget } from "./volume-target.ts";
 
 export async function recoverMountedVolumes(ctx: DriverContext, jitter: () => number): Promise<number> {
   const kube = requireKube(ctx);
   const statuses = await kube.listPodStatuses(`${NODE_NAME_LABEL}=${ctx.options.nodeId}`);
   let recovered = 0;
   for (const st of statuses) {
-    const target = st.status?.targetPath;
-    if (!target || ctx.volumes.get(target)) continue;
-    if ((await ctx.mounter.state(target).catch(() => "absent")) !== "mounted") continue;
+    const path = st.status?.targetPath;
+    if (!path || ctx.volumes.get(path)) continue;
+    let target: ResolvedTarget;
+    try {
+      target = await resolveTarget(path, ctx.options.kubeletDir);
+    } catch {
+      continue;
+    }
+    const top = (await mountsAt(target.realPath)).at(-1);
+    if (top?.fsType !== "tmpfs") continue;
     const owner = st.metadata.ownerReferences?.find((o) => o.kind === "Pod");
     const namespace = st.metadata.namespace!;
     if (!owner) continue;
@@ -27,34 +43,62 @@ export async function recoverMountedVolumes(ctx: DriverContext, jitter: () => nu
     } catch {
       continue;
     }
-    const now = Date.now();
-    const volume: MountedVolume = {
-      targetPath: target,
-      volumeId: "",
-      pod: { name: owner.name, namespace, uid: owner.uid },
-      spcName: st.status.secretProviderClassName,
-      provider: "",
-      volumeContext: {
-        [SPC_NAME_KEY]: st.status.secretProviderClassName,
-        [POD_NAME_KEY]: owner.name,
-        [POD_NAMESPACE_KEY]: namespace,
-        [POD_UID_KEY]: owner.uid,
-        [SERVICE_ACCOUNT_NAME_KEY]: serviceAccount,
-        "csi.storage.k8s.io/ephemeral": "true",
-      },
-      secrets: {},
-      objectVersions: st.status.objects ?? [],
-      lastRefresh: now,
-      lastChange: now,
-      failures: 0,
-      contextUpdatedAt: 0,
-      jitterMs: jitter(),
-      syncPending: true,
-      recovered: true,
-    };
-    ctx.volumes.set(volume);
+    ctx.volumes.set(recordFromStatus(st, top, { name: owner.name, namespace, uid: owner.uid }, serviceAccount, jitter()));
     recovered++;
   }
   if (recovered > 0) ctx.logger.info({ volumes: recovered }, "recovered mounted volumes after restart");
   return recovered;
+}
+
+function recordFromStatus(st: SecretProviderClassPodStatus, mount: MountEntry, pod: PodRef, serviceAccount: string, jitterMs: number): MountedVolume {
+  const now = Date.now();
+  return {
+    targetPath: st.status.targetPath,
+    volumeId: "",
+    mount: { id: mount.id, dev: mount.dev },
+    pod,
+    spcName: st.status.secretProviderClassName,
+    provider: "",
+    volumeContext: {
+      [SPC_NAME_KEY]: st.status.secretProviderClassName,
+      [POD_NAME_KEY]: pod.name,
+      [POD_NAMESPACE_KEY]: pod.namespace,
+      [POD_UID_KEY]: pod.uid,
+      [SERVICE_ACCOUNT_NAME_KEY]: serviceAccount,
+      "csi.storage.k8s.io/ephemeral": "true",
+    },
+    secrets: {},
+    objectVersions: st.status.objects ?? [],
+    lastRefresh: now,
+    lastChange: now,
+    failures: 0,
+    contextUpdatedAt: 0,
+    jitterMs,
+    syncPending: true,
+    recovered: true,
+  };
+}
+
+/**
+ * A tmpfs at the target that the driver has no record of, but that this
+ * node's status object for the target (and pod, when known) vouches for: the
+ * mount is recorded as the driver's. False in standalone mode or without an
+ * API server, or when no status object names the target.
+ */
+export async function adoptFromPodStatus(ctx: DriverContext, target: ResolvedTarget, mount: MountEntry, pod?: PodRef): Promise<boolean> {
+  if (ctx.kube instanceof Error || ctx.options.secretProviderClassDir !== undefined) return false;
+  let statuses: SecretProviderClassPodStatus[];
+  try {
+    statuses = await ctx.kube.listPodStatuses(`${NODE_NAME_LABEL}=${ctx.options.nodeId}`);
+  } catch (err) {
+    ctx.logger.warn({ target: target.path, error: (err as Error).message }, "could not read the node's status objects to recognise a tmpfs at the target");
+    return false;
+  }
+  const st = statuses.find((s) => s.status?.targetPath === target.path);
+  const owner = st?.metadata.ownerReferences?.find((o) => o.kind === "Pod");
+  if (!st || !owner || (pod && owner.uid !== pod.uid)) return false;
+  const record = recordFromStatus(st, mount, { name: owner.name, namespace: st.metadata.namespace!, uid: owner.uid }, "", 0);
+  ctx.volumes.set(record);
+  ctx.logger.info({ target: target.path, pod: `${record.pod.namespace}/${record.pod.name}` }, "adopted a tmpfs that the node's status object names");
+  return true;
 }

@@ -11,7 +11,9 @@ import type { ObjectVersion } from "./kube-types.ts";
 import { OS_TYPE } from "./metrics.ts";
 import type { MountedVolume } from "./mounted-volumes.ts";
 import { buildPodStatus } from "./pod-status.ts";
-import { fetchContent, writeContent } from "./volume-content.ts";
+import { targetKey, type TargetLease } from "./target-locks.ts";
+import { fetchContent, VolumeMountChangedError, writeContentGuarded } from "./volume-content.ts";
+import { resolveTarget } from "./volume-target.ts";
 
 const FAILURE_BACKOFF_BASE_MS = 5_000;
 
@@ -36,14 +38,17 @@ function leaderOf(group: readonly MountedVolume[]): MountedVolume {
 
 /**
  * Refreshes a group of volumes that share one request. Returns the volumes
- * whose refresh failed (their old content is kept).
+ * whose refresh failed (their old content is kept). A volume whose target an
+ * operation holds right now is skipped and due again at once; `held` is the
+ * lease of a publish that asked for this refresh (its target is written under it).
  */
-export async function refreshGroup(ctx: DriverContext, group: readonly MountedVolume[], deadline: Date): Promise<MountedVolume[]> {
+export async function refreshGroup(ctx: DriverContext, group: readonly MountedVolume[], deadline: Date, held?: TargetLease): Promise<MountedVolume[]> {
   if (group.length === 0) return [];
   const started = process.hrtime.bigint();
   const leader = leaderOf(group);
   const spcRef = `${leader.pod.namespace}/${leader.spcName}`;
   const now = Date.now();
+  const previousRefresh = new Map(group.map((v) => [v, v.lastRefresh]));
   for (const v of group) {
     v.lastRefresh = now;
     v.refreshRequested = false;
@@ -71,8 +76,17 @@ export async function refreshGroup(ctx: DriverContext, group: readonly MountedVo
   const failed: MountedVolume[] = [];
   await Promise.all(
     group.map(async (volume) => {
+      const key = targetKey(volume.targetPath);
+      const lease = held?.holds(key) ? undefined : ctx.locks.tryAcquireForRefresh([key]);
+      if (!lease && !held?.holds(key)) {
+        volume.lastRefresh = previousRefresh.get(volume)!;
+        return;
+      }
       try {
-        const changed = await writeContent(volume.targetPath, content);
+        // Unpublished while the provider was asked: nothing to write, nothing to report.
+        if (ctx.volumes.get(volume.targetPath) !== volume) return;
+        const target = await resolveTarget(volume.targetPath, ctx.options.kubeletDir);
+        const changed = await writeContentGuarded(ctx, target, volume.mount, content);
         const versionsChanged = !sameVersions(volume.objectVersions, content.objectVersions);
         if (versionsChanged) {
           await kube.upsertPodStatus(
@@ -105,7 +119,14 @@ export async function refreshGroup(ctx: DriverContext, group: readonly MountedVo
         }
       } catch (err) {
         failed.push(volume);
+        if (err instanceof VolumeMountChangedError && err.gone && ctx.volumes.get(volume.targetPath) === volume) {
+          // The tmpfs went away without an unpublish (an external umount):
+          // there is nothing left to refresh, so the reconciler forgets it.
+          ctx.volumes.delete(volume.targetPath);
+        }
         await recordFailure(ctx, volume, err);
+      } finally {
+        lease?.release();
       }
     }),
   );

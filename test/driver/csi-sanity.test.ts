@@ -3,7 +3,7 @@
 // plugin must pass; the only skips are Controller specs and the one Node spec
 // that provisions a volume through CreateVolume.
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -24,7 +24,9 @@ describe("csi-sanity", () => {
   beforeAll(async () => {
     binary = csiSanityBinary();
     dir = mkdtempSync(join(tmpdir(), "csi-sanity-"));
-    driver = await startDriverProcess(join(dir, "csi.sock"), ["--nodeid=sanity-node", "--metrics-addr=", "--health-addr="], {
+    // csi-sanity creates its mount and staging dirs, kubelet-style, inside a pod's directory.
+    mkdirSync(join(dir, "pods", "sanity-pod"), { recursive: true });
+    driver = await startDriverProcess(join(dir, "csi.sock"), ["--nodeid=sanity-node", `--kubelet-dir=${dir}`, "--metrics-addr=", "--health-addr="], {
       KUBECONFIG: join(dir, "no-kubeconfig"),
     });
   }, 900_000);
@@ -39,8 +41,8 @@ describe("csi-sanity", () => {
       binary,
       [
         `--csi.endpoint=unix://${driver.socketPath}`,
-        `--csi.mountdir=${join(dir, "mount")}`,
-        `--csi.stagingdir=${join(dir, "staging")}`,
+        `--csi.mountdir=${join(dir, "pods", "sanity-pod", "mount")}`,
+        `--csi.stagingdir=${join(dir, "pods", "sanity-pod", "staging")}`,
         "--ginkgo.no-color",
         "--ginkgo.v",
         // Controller specs, and the one Node spec that needs CreateVolume.

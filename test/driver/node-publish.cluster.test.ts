@@ -93,6 +93,7 @@ describe("NodePublishVolume against a real kube-apiserver", () => {
     provider = await startFakeProvider(join(providerDir, "fake.sock"));
     driver = await startDriverProcess(join(base, "csi.sock"), [
       "--nodeid=node-a",
+      `--kubelet-dir=${base}`,
       `--kubeconfig=${inject("kubeconfig")}`,
       `--provider-volume=${providerDir}`,
       `--additional-provider-volume-paths=${join(base, "no-such-dir")}`,
@@ -194,19 +195,23 @@ describe("NodePublishVolume against a real kube-apiserver", () => {
     for (const secret of ["from-secrets", "from-context", "alpha", "bravo"]) expect(driver.output()).not.toContain(secret);
   });
 
-  it("replaces a mount at the target that is not a tmpfs", async () => {
+  it("refuses a mount at the target that the driver did not make, and leaves it alone", async () => {
     const target = await newTarget();
     await mkdir(target);
     const elsewhere = join(base, `bind-${n}`);
     await mkdir(elsewhere);
     const { execFileSync } = await import("node:child_process");
     execFileSync("mount", ["--bind", elsewhere, target]);
-    await csi.call("Node", "NodePublishVolume", publishRequest(target));
-    expect(await isTmpfs(target)).toBe(true);
-    expect(await readFile(join(target, "a"), "utf8")).toBe("alpha");
-    expect(provider.requests).toHaveLength(1);
-    await csi.call("Node", "NodeUnpublishVolume", { volume_id: "v", target_path: target });
-    expect((await listMounts()).some((m) => m.mountPoint === target)).toBe(false);
+    try {
+      const details = await expectGrpcError(csi.call("Node", "NodePublishVolume", publishRequest(target)), grpc.status.FAILED_PRECONDITION);
+      expect(details).toMatch(new RegExp(`^target path ${target} holds a \\S+ mount \\(source ".*"\\) the driver did not make; refusing to mount over it$`));
+      expect(provider.requests).toHaveLength(0);
+      await csi.call("Node", "NodeUnpublishVolume", { volume_id: "v", target_path: target });
+      expect((await listMounts()).filter((m) => m.mountPoint === target).map((m) => m.fsType)).not.toContain("tmpfs");
+      expect((await listMounts()).some((m) => m.mountPoint === target)).toBe(true);
+    } finally {
+      execFileSync("umount", [target]);
+    }
   });
 
   it("never reports success for a target that is a plain directory, not a live tmpfs", async () => {
@@ -339,6 +344,7 @@ describe("NodePublishVolume against a real kube-apiserver", () => {
     it("with the API server unreachable, publish is Unavailable and says so", async () => {
       const down = await startDriverProcess(join(base, "csi-down.sock"), [
         "--nodeid=node-a",
+        `--kubelet-dir=${base}`,
         `--kubeconfig=${await writeUnreachableKubeconfig(base)}`,
         `--provider-volume=${providerDir}`,
         "--metrics-addr=",

@@ -9,6 +9,7 @@ function volume(overrides: Partial<Omit<MountedVolume, "pod">> & { sa?: string; 
   return {
     targetPath: `/pods/${pod}/mount`,
     volumeId: "v",
+    mount: { id: 1, dev: "0:1" },
     pod: { name: pod, namespace: ns, uid: `uid-${pod}` },
     spcName: overrides.spcName ?? "kv",
     provider: "azure",

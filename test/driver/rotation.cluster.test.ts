@@ -49,6 +49,7 @@ describe("rotation reconciler", () => {
 
   const driverArgs = (interval: string) => [
     "--nodeid=rotation-node",
+    `--kubelet-dir=${base}`,
     `--kubeconfig=${inject("kubeconfig")}`,
     `--provider-volume=${join(base, "providers")}`,
     "--additional-provider-volume-paths=",

@@ -23,6 +23,7 @@ import {
 import forge from "node-forge";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { writeVolumeFiles } from "../../src/driver/atomic-writer.ts";
+import { TargetLocks } from "../../src/driver/target-locks.ts";
 import type { DriverContext } from "../../src/driver/context.ts";
 import { KubeClient, type PodRef } from "../../src/driver/kube-client.ts";
 import { MANAGED_SECRET_LABEL, type SecretObject, type SecretProviderClass } from "../../src/driver/kube-types.ts";
@@ -94,6 +95,7 @@ describe("SecretSyncer against a real kube-apiserver", () => {
       mounter: undefined as never,
       providers: undefined as never,
       volumes: new MountedVolumes(),
+      locks: new TargetLocks(),
       kube,
     };
   }
@@ -136,6 +138,8 @@ describe("SecretSyncer against a real kube-apiserver", () => {
     return {
       targetPath: target,
       volumeId: `csi-${volumes}`,
+      // A plain directory stands in for the tmpfs: the syncer only reads files.
+      mount: { id: 0, dev: "0:0" },
       pod,
       spcName,
       provider: "fake",

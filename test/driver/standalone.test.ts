@@ -22,6 +22,7 @@ describe("standalone mode (--secret-provider-class-dir)", () => {
     base = await mkdtemp(join(tmpdir(), "standalone-"));
     await mkdir(join(base, "spc"));
     await mkdir(join(base, "providers"));
+    await mkdir(join(base, "pods", "0000-1111"), { recursive: true });
     await writeFile(
       join(base, "spc", "classes.yaml"),
       [
@@ -40,6 +41,7 @@ describe("standalone mode (--secret-provider-class-dir)", () => {
     provider = await startFakeProvider(join(base, "providers", "fake.sock"));
     driver = await startDriverProcess(join(base, "csi.sock"), [
       "--nodeid=laptop",
+      `--kubelet-dir=${base}`,
       `--secret-provider-class-dir=${join(base, "spc")}`,
       `--provider-volume=${join(base, "providers")}`,
       "--additional-provider-volume-paths=",
@@ -70,7 +72,7 @@ describe("standalone mode (--secret-provider-class-dir)", () => {
   });
 
   it("mounts from a SecretProviderClass file and unmounts", async () => {
-    const target = join(base, "mnt");
+    const target = join(base, "pods", "0000-1111", "mnt");
     await csi.call("Node", "NodePublishVolume", request(target, "app"));
     expect(await readFile(join(target, "a"), "utf8")).toBe("alpha");
     expect((await listMounts()).some((m) => m.mountPoint === target && m.fsType === "tmpfs")).toBe(true);
@@ -79,7 +81,7 @@ describe("standalone mode (--secret-provider-class-dir)", () => {
   });
 
   it("names the directory when a class is not there", async () => {
-    const details = await expectGrpcError(csi.call("Node", "NodePublishVolume", request(join(base, "mnt2"), "nope")), grpc.status.NOT_FOUND);
+    const details = await expectGrpcError(csi.call("Node", "NodePublishVolume", request(join(base, "pods", "0000-1111", "mnt2"), "nope")), grpc.status.NOT_FOUND);
     expect(details).toBe(`failed to get secretproviderclass demo/nope, error: secretproviderclasses.secrets-store.csi.x-k8s.io "nope" not found in ${join(base, "spc")}`);
   });
 });

@@ -168,6 +168,7 @@ describe("driver + Azure provider + Key Vault emulator + kube-apiserver", () => 
 
     driver = await startDriverProcess(join(base, "csi.sock"), [
       `--nodeid=${NODE}`,
+      `--kubelet-dir=${base}`,
       `--kubeconfig=${inject("kubeconfig")}`,
       `--provider-volume=${join(base, "providers")}`,
       "--additional-provider-volume-paths=",

@@ -1,0 +1,75 @@
+// The target paths kubelet hands the driver, checked before anything touches
+// the node: absolute and clean, no control characters, lengths counted in bytes
+// as the kernel counts them, and confined to <kubelet-dir>/pods/. Path elements
+// are then checked with lstat one by one, so no symlink anywhere below the pods
+// directory can send a mount or a write somewhere else.
+import { lstat } from "node:fs/promises";
+import { status } from "@grpc/grpc-js";
+import { pathNameProblem } from "../shared/path-names.ts";
+import { DriverError, ErrorType, invalidArgument } from "./errors.ts";
+
+/** Why an absolute path is not clean (".", "..", "//", a trailing "/"), or undefined. */
+function cleanProblem(path: string): string | undefined {
+  if (!path.startsWith("/")) return "is not absolute";
+  if (path === "/") return "is the root directory";
+  const elements = path.slice(1).split("/");
+  if (elements.some((e) => e === "")) return "is not clean (it has '//' or a trailing '/')";
+  if (elements.some((e) => e === "." || e === "..")) return "is not clean (it has a '.' or '..' element)";
+  return undefined;
+}
+
+/**
+ * Checks a target path as a string; returns its elements below
+ * <kubelet-dir>/pods. Throws InvalidArgument naming the path and the problem.
+ */
+export function checkTargetPath(target: string, kubeletDir: string): string[] {
+  const problem = pathNameProblem(target) ?? cleanProblem(target);
+  if (problem) throw invalidArgument(`Target path ${JSON.stringify(target)} ${problem}`);
+  const podsDir = `${kubeletDir === "/" ? "" : kubeletDir}/pods`;
+  if (!target.startsWith(`${podsDir}/`)) {
+    throw invalidArgument(`Target path ${target} is not under ${podsDir}/ (kubelet's pods directory; see --kubelet-dir)`);
+  }
+  return target.slice(podsDir.length + 1).split("/");
+}
+
+export type TargetEntry = "absent" | "directory" | "symlink" | "file" | "other";
+
+/**
+ * Walks from <kubelet-dir>/pods down to the target with lstat: every element
+ * above the target must be a real directory. Returns what the target itself is.
+ * A missing parent is FailedPrecondition: kubelet creates it (CSI spec), the
+ * driver creates only the target.
+ */
+export async function walkTarget(target: string, kubeletDir: string, relative: readonly string[]): Promise<TargetEntry> {
+  let path = `${kubeletDir === "/" ? "" : kubeletDir}/pods`;
+  for (let i = 0; i < relative.length; i++) {
+    path = `${path}/${relative[i]}`;
+    const last = i === relative.length - 1;
+    const entry = await entryAt(path);
+    if (last) return entry;
+    if (entry === "absent") {
+      throw new DriverError(status.FAILED_PRECONDITION, ErrorType.FailedToEnsureMountPoint, `parent directory ${path} of target path ${target} does not exist`);
+    }
+    if (entry !== "directory") {
+      throw new DriverError(
+        status.FAILED_PRECONDITION,
+        ErrorType.FailedToEnsureMountPoint,
+        `target path ${target} is refused: ${path} is ${entry === "symlink" ? "a symlink" : "not a directory"}`,
+      );
+    }
+  }
+  return "absent";
+}
+
+async function entryAt(path: string): Promise<TargetEntry> {
+  try {
+    const st = await lstat(path);
+    if (st.isSymbolicLink()) return "symlink";
+    if (st.isDirectory()) return "directory";
+    if (st.isFile()) return "file";
+    return "other";
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return "absent";
+    throw err;
+  }
+}

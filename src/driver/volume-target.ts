@@ -1,0 +1,150 @@
+// What is at a target path, and whether it is the driver's: the one place that
+// decides which mounts and files the driver may touch.
+//
+// A tmpfs is the driver's when mountinfo shows the driver's own source name on
+// it, or when it is the very mount (id and device) the driver recorded for that
+// target, which is how a volume adopted after a restart or an upgrade from
+// upstream (source "tmpfs") is recognised. Anything else (a bind mount, another
+// tmpfs, a symlink, files the driver did not write) is foreign and left alone.
+import { constants } from "node:fs";
+import { open, readdir, readlink, realpath, lstat, type FileHandle } from "node:fs/promises";
+import { status } from "@grpc/grpc-js";
+import { DATA_DIR_NAME } from "./atomic-writer.ts";
+import { DriverError, ErrorType } from "./errors.ts";
+import { deviceOf, mountsAt, type MountEntry } from "./mounter.ts";
+import { checkTargetPath, walkTarget, type TargetEntry } from "./target-path.ts";
+
+/** The identity of a tmpfs the driver mounted: survives restarts (the kernel keeps both). */
+export interface VolumeMount {
+  id: number;
+  dev: string;
+}
+
+export interface ResolvedTarget {
+  /** The path as kubelet sent it (clean, under <kubelet-dir>/pods). */
+  path: string;
+  /** The same directory as mountinfo names it (the kubelet dir may itself be a symlink). */
+  realPath: string;
+  kubeletDir: string;
+  /** Elements below <kubelet-dir>/pods. */
+  relative: string[];
+}
+
+/** Checks the path as a string and finds its real location. Throws InvalidArgument or FailedPrecondition. */
+export async function resolveTarget(target: string, kubeletDir: string): Promise<ResolvedTarget> {
+  const relative = checkTargetPath(target, kubeletDir);
+  const podsDir = `${kubeletDir === "/" ? "" : kubeletDir}/pods`;
+  let realPods: string;
+  try {
+    realPods = await realpath(podsDir);
+  } catch (err) {
+    throw new DriverError(status.FAILED_PRECONDITION, ErrorType.FailedToEnsureMountPoint, `kubelet's pods directory ${podsDir} is not usable: ${(err as Error).message}`);
+  }
+  return { path: target, realPath: `${realPods}/${relative.join("/")}`, kubeletDir, relative };
+}
+
+export type TargetState =
+  | { kind: "absent" }
+  | { kind: "empty-directory" }
+  | { kind: "not-a-directory"; what: string }
+  | { kind: "foreign-content"; entries: string[] }
+  | { kind: "driver-tmpfs"; mount: MountEntry; complete: boolean; stacked: number }
+  | { kind: "foreign-mount"; mount: MountEntry; driverMountBelow: boolean };
+
+export type OwnershipTest = (mount: MountEntry) => boolean;
+
+const ENTRY_WORDS: Record<Exclude<TargetEntry, "absent" | "directory">, string> = {
+  symlink: "a symlink",
+  file: "a regular file",
+  other: "a special file (socket, device or FIFO)",
+};
+
+/** Reads what is at the target now: lstat for every element, mountinfo for mounts. */
+export async function inspectTarget(target: ResolvedTarget, isOwn: OwnershipTest): Promise<TargetState> {
+  const entry = await walkTarget(target.path, target.kubeletDir, target.relative);
+  if (entry === "absent") return { kind: "absent" };
+  if (entry !== "directory") return { kind: "not-a-directory", what: ENTRY_WORDS[entry] };
+  const mounts = await mountsAt(target.realPath);
+  const top = mounts.at(-1);
+  if (top) {
+    const own = mounts.filter(isOwn).length;
+    if (!isOwn(top)) return { kind: "foreign-mount", mount: top, driverMountBelow: own > 0 };
+    const complete = await lstat(`${target.path}/${DATA_DIR_NAME}`).then(
+      (st) => st.isSymbolicLink(),
+      () => false,
+    );
+    return { kind: "driver-tmpfs", mount: top, complete, stacked: own };
+  }
+  const entries = await readdir(target.path);
+  if (entries.length === 0) return { kind: "empty-directory" };
+  return { kind: "foreign-content", entries: entries.sort() };
+}
+
+/** "a bind mount of ext4 (source /dev/vda)" style words for messages. */
+export function describeMount(mount: MountEntry): string {
+  return `a ${mount.fsType} mount (source ${JSON.stringify(mount.source)}) the driver did not make`;
+}
+
+export function describeEntries(entries: readonly string[]): string {
+  const shown = entries.slice(0, 3).map((e) => JSON.stringify(e));
+  return `${entries.length} ${entries.length === 1 ? "entry" : "entries"} (${shown.join(", ")}${entries.length > 3 ? ", ..." : ""})`;
+}
+
+/** Opens the directory at the target without following a symlink, and checks it is where mountinfo says. */
+export async function openTargetDirectory(target: ResolvedTarget): Promise<FileHandle> {
+  const dir = await open(target.path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+  try {
+    const opened = await readlink(`/proc/self/fd/${dir.fd}`);
+    if (opened !== target.realPath) throw new Error(`target path ${target.path} resolved to ${opened}, not ${target.realPath}`);
+    return dir;
+  } catch (err) {
+    await dir.close();
+    throw err;
+  }
+}
+
+/** The volume's root open on its tmpfs; write under `path` (/proc/self/fd/<n>), then close. */
+export interface VolumeRoot {
+  path: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Opens the volume for writing after checking it is still exactly the tmpfs
+ * the driver mounted there. Writes go through the open descriptor, so even if
+ * the tmpfs is unmounted meanwhile they land in the (detached) tmpfs, never on
+ * the node's disk. Returns why not when the check fails; `gone` means the
+ * driver's mount is no longer at the target at all.
+ */
+export async function openVolumeRoot(target: ResolvedTarget, expected: VolumeMount): Promise<VolumeRoot | { problem: string; gone: boolean }> {
+  let entry: TargetEntry;
+  try {
+    entry = await walkTarget(target.path, target.kubeletDir, target.relative);
+  } catch (err) {
+    return { problem: (err as Error).message, gone: true };
+  }
+  if (entry !== "directory") return { problem: `target path ${target.path} is ${entry === "absent" ? "gone" : ENTRY_WORDS[entry]}`, gone: true };
+  const mounts = await mountsAt(target.realPath);
+  const top = mounts.at(-1);
+  if (!mounts.some((m) => m.id === expected.id)) {
+    return { problem: `the volume's tmpfs at ${target.path} is no longer mounted; nothing was written`, gone: true };
+  }
+  if (top!.id !== expected.id) return { problem: `${target.path} now shows ${describeMount(top!)} on top of the volume's tmpfs; nothing was written`, gone: false };
+  let dir: FileHandle;
+  try {
+    dir = await openTargetDirectory(target);
+  } catch (err) {
+    return { problem: (err as Error).message, gone: false };
+  }
+  const dev = deviceOf((await dir.stat({ bigint: true })).dev);
+  if (dev !== expected.dev) {
+    await dir.close();
+    return { problem: `${target.path} is not the volume's tmpfs (device ${dev}, expected ${expected.dev}); nothing was written`, gone: false };
+  }
+  return { path: `/proc/self/fd/${dir.fd}`, close: () => dir.close() };
+}
+
+/** The driver's mounts: its own source name on a tmpfs, or the exact mount it recorded for the target. */
+export function ownershipTest(source: string, recorded?: VolumeMount): OwnershipTest {
+  return (m) => m.fsType === "tmpfs" && (m.source === source || (recorded !== undefined && m.id === recorded.id && m.dev === recorded.dev));
+}

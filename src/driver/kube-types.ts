@@ -17,6 +17,7 @@ export interface ObjectMeta {
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
   ownerReferences?: OwnerReference[];
+  creationTimestamp?: string;
   deletionTimestamp?: string;
 }
 

@@ -53,9 +53,9 @@ export class MountedVolumes {
     return this.byTarget.delete(targetPath);
   }
 
-  /** The volume whose tmpfs has this device number, if any. */
-  byDevice(dev: string): MountedVolume | undefined {
-    for (const v of this.byTarget.values()) if (v.mount.dev === dev) return v;
+  /** The volume whose tmpfs this is (seen through any path), if any. */
+  byMount(mount: VolumeMount): MountedVolume | undefined {
+    for (const v of this.byTarget.values()) if (v.mount.dev === mount.dev && v.mount.birthtimeNs === mount.birthtimeNs) return v;
     return undefined;
   }
 

@@ -32,8 +32,8 @@ import {
   describeMount,
   inspectTarget,
   openTargetDirectory,
-  ownershipTest,
   resolveTarget,
+  sameMount,
   type ResolvedTarget,
   type TargetState,
   type VolumeMount,
@@ -112,26 +112,28 @@ async function publishHoldingLease(
   const volumeContext = req.volume_context;
   let provider = volumeContext[PROVIDER_NAME_KEY] ?? "";
 
-  let state: TargetState;
-  try {
-    state = await inspectTarget(target, ownershipTest(ctx.options.drivername, ctx.volumes.get(target.path)?.mount));
-  } catch (err) {
-    if (err instanceof DriverError) throw err;
-    throw new DriverError(status.INTERNAL, ErrorType.FailedToEnsureMountPoint, `failed to check if target path ${target.path} is mount point, err: ${(err as Error).message}`);
-  }
+  const inspect = async (): Promise<TargetState> => {
+    try {
+      return await inspectTarget(target, ctx.options.drivername, ctx.volumes.get(target.path)?.mount);
+    } catch (err) {
+      if (err instanceof DriverError) throw err;
+      throw new DriverError(status.INTERNAL, ErrorType.FailedToEnsureMountPoint, `failed to check if target path ${target.path} is mount point, err: ${(err as Error).message}`);
+    }
+  };
+  let state = await inspect();
   if (state.kind === "foreign-mount" && state.mount.fsType === "tmpfs" && !state.driverMountBelow) {
     // A volume mounted by upstream's driver before an upgrade: its status object proves it.
-    const adopted = await adoptFromPodStatus(ctx, target, state.mount, podRefOrUndefined(volumeContext));
-    if (adopted) state = { kind: "driver-tmpfs", mount: state.mount, complete: true, stacked: 1 };
+    const mount = { id: state.mount.id, dev: state.mount.dev, source: state.mount.source, birthtimeNs: state.birthtimeNs };
+    if (await adoptFromPodStatus(ctx, target, mount, podRefOrUndefined(volumeContext))) state = await inspect();
   }
 
   switch (state.kind) {
     case "driver-tmpfs": {
-      const owner = ctx.volumes.byDevice(state.mount.dev);
+      const owner = ctx.volumes.byMount(state.mount);
       if (owner && owner.targetPath !== target.path) {
         throw failedPrecondition(`target path ${target.path} shows the volume of another target (${owner.targetPath}); refusing to share it`);
       }
-      if (state.complete) return republish(ctx, req, target, { id: state.mount.id, dev: state.mount.dev }, deadlines, lease, provider);
+      if (state.complete) return republish(ctx, req, target, state.mount, deadlines, lease, provider);
       // Mounted, but the first write never completed (the driver stopped
       // between mounting and writing): the mount is the driver's own and
       // holds nothing yet, so start again.
@@ -296,14 +298,20 @@ async function mountTmpfs(ctx: DriverContext, target: ResolvedTarget): Promise<V
   if (!top || top.fsType !== "tmpfs" || top.source !== ctx.options.drivername) {
     throw new Error(`the new tmpfs is not the top mount at ${target.realPath}`);
   }
-  return { id: top.id, dev: top.dev };
+  const root = await openTargetDirectory(target);
+  try {
+    const st = await root.stat({ bigint: true });
+    return { id: top.id, dev: top.dev, source: top.source, birthtimeNs: st.birthtimeNs };
+  } finally {
+    await root.close();
+  }
 }
 
 /** Unmounts the driver's tmpfs after a failed first mount, only if it is still the top mount there. */
 async function unmountOwn(ctx: DriverContext, target: ResolvedTarget, mount: VolumeMount): Promise<void> {
   try {
-    const top = (await mountsAt(target.realPath)).at(-1);
-    if (top?.id === mount.id) await ctx.mounter.unmount(target.realPath);
+    const state = await inspectTarget(target, ctx.options.drivername, mount);
+    if (state.kind === "driver-tmpfs" && sameMount(state.mount, mount)) await ctx.mounter.unmount(target.realPath);
   } catch (err) {
     ctx.logger.error({ target: target.path, error: String(err) }, "failed to unmount after a failed mount");
   }

@@ -11,7 +11,8 @@ import { DriverError, ErrorType, invalidArgument } from "./errors.ts";
 import type { MountedVolume } from "./mounted-volumes.ts";
 import { targetKey, volumeKey } from "./target-locks.ts";
 import { adoptFromPodStatus } from "./volume-recovery.ts";
-import { describeEntries, describeMount, inspectTarget, ownershipTest, resolveTarget, type ResolvedTarget } from "./volume-target.ts";
+import { TargetParentError } from "./target-path.ts";
+import { describeEntries, describeMount, inspectTarget, resolveTarget, type ResolvedTarget, type TargetState } from "./volume-target.ts";
 
 export interface NodeUnpublishVolumeRequest {
   volume_id: string;
@@ -38,10 +39,20 @@ export async function nodeUnpublishVolume(ctx: DriverContext, req: NodeUnpublish
 
 async function unpublish(ctx: DriverContext, target: ResolvedTarget): Promise<void> {
   const record = ctx.volumes.get(target.path);
-  let isOwn = ownershipTest(ctx.options.drivername, record?.mount);
+  let recorded = record?.mount;
   let adoptionTried = false;
   for (let round = 0; ; round++) {
-    const state = await inspectTarget(target, isOwn);
+    let state: TargetState;
+    try {
+      state = await inspectTarget(target, ctx.options.drivername, recorded);
+    } catch (err) {
+      if (!(err instanceof TargetParentError)) throw err;
+      // The driver never mounts below a missing or symlinked parent, so
+      // nothing of its own can be there.
+      ctx.volumes.delete(target.path);
+      if (!err.missing) await reportLeftAlone(ctx, record, target, `a path whose parent is not a real directory (${err.message})`);
+      return;
+    }
     switch (state.kind) {
       case "absent":
         ctx.volumes.delete(target.path);
@@ -59,8 +70,9 @@ async function unpublish(ctx: DriverContext, target: ResolvedTarget): Promise<vo
         if (!state.driverMountBelow && state.mount.fsType === "tmpfs" && !adoptionTried) {
           // Possibly a volume upstream's driver mounted before an upgrade.
           adoptionTried = true;
-          if (await adoptFromPodStatus(ctx, target, state.mount)) {
-            isOwn = ownershipTest(ctx.options.drivername, { id: state.mount.id, dev: state.mount.dev });
+          const mount = { id: state.mount.id, dev: state.mount.dev, source: state.mount.source, birthtimeNs: state.birthtimeNs };
+          if (await adoptFromPodStatus(ctx, target, mount)) {
+            recorded = mount;
             break;
           }
         }
@@ -79,7 +91,7 @@ async function unpublish(ctx: DriverContext, target: ResolvedTarget): Promise<vo
         await removeTargetDirectory(ctx, record, target);
         return;
       case "driver-tmpfs": {
-        const owner = ctx.volumes.byDevice(state.mount.dev);
+        const owner = ctx.volumes.byMount(state.mount);
         if (owner && owner.targetPath !== target.path) {
           // The same tmpfs seen through another path (a bind mount above the
           // target): it is the other pod's volume, not this one's.

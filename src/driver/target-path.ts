@@ -5,7 +5,7 @@
 // directory can send a mount or a write somewhere else.
 import { lstat } from "node:fs/promises";
 import { status } from "@grpc/grpc-js";
-import { pathNameProblem } from "../shared/path-names.ts";
+import { hasControlCharacter, pathNameProblem } from "../shared/path-names.ts";
 import { DriverError, ErrorType, invalidArgument } from "./errors.ts";
 
 /** Why an absolute path is not clean (".", "..", "//", a trailing "/"), or undefined. */
@@ -24,7 +24,8 @@ function cleanProblem(path: string): string | undefined {
  */
 export function checkTargetPath(target: string, kubeletDir: string): string[] {
   const problem = pathNameProblem(target) ?? cleanProblem(target);
-  if (problem) throw invalidArgument(`Target path ${JSON.stringify(target)} ${problem}`);
+  // Quoted only when it holds control characters, so the message stays one line.
+  if (problem) throw invalidArgument(`Target path ${hasControlCharacter(target) ? JSON.stringify(target) : target} ${problem}`);
   const podsDir = `${kubeletDir === "/" ? "" : kubeletDir}/pods`;
   if (!target.startsWith(`${podsDir}/`)) {
     throw invalidArgument(`Target path ${target} is not under ${podsDir}/ (kubelet's pods directory; see --kubelet-dir)`);
@@ -33,6 +34,15 @@ export function checkTargetPath(target: string, kubeletDir: string): string[] {
 }
 
 export type TargetEntry = "absent" | "directory" | "symlink" | "file" | "other";
+
+/** An element above the target is missing, or is not a real directory. */
+export class TargetParentError extends DriverError {
+  readonly missing: boolean;
+  constructor(message: string, missing: boolean) {
+    super(status.FAILED_PRECONDITION, ErrorType.FailedToEnsureMountPoint, message);
+    this.missing = missing;
+  }
+}
 
 /**
  * Walks from <kubelet-dir>/pods down to the target with lstat: every element
@@ -47,15 +57,9 @@ export async function walkTarget(target: string, kubeletDir: string, relative: r
     const last = i === relative.length - 1;
     const entry = await entryAt(path);
     if (last) return entry;
-    if (entry === "absent") {
-      throw new DriverError(status.FAILED_PRECONDITION, ErrorType.FailedToEnsureMountPoint, `parent directory ${path} of target path ${target} does not exist`);
-    }
+    if (entry === "absent") throw new TargetParentError(`parent directory ${path} of target path ${target} does not exist`, true);
     if (entry !== "directory") {
-      throw new DriverError(
-        status.FAILED_PRECONDITION,
-        ErrorType.FailedToEnsureMountPoint,
-        `target path ${target} is refused: ${path} is ${entry === "symlink" ? "a symlink" : "not a directory"}`,
-      );
+      throw new TargetParentError(`target path ${target} is refused: ${path} is ${entry === "symlink" ? "a symlink" : "not a directory"}`, false);
     }
   }
   return "absent";

@@ -5,17 +5,18 @@
 // tokens) until kubelet's next republish.
 //
 // A status object names the target a secrets-store driver mounted; a tmpfs at
-// that target is adopted with its mount id and device, whatever its source
-// name, which also covers volumes mounted by upstream's driver before an
-// upgrade.
+// that target is adopted with its identity (volume-target.ts) when it carries
+// the driver's source name, or upstream's ("tmpfs") and is no newer than the
+// status object (upstream mounts first, then records): that covers volumes
+// mounted by upstream's driver before an upgrade, and not a tmpfs someone
+// mounted there after the volume was gone.
 import type { DriverContext } from "./context.ts";
 import { requireKube } from "./context.ts";
 import type { PodRef } from "./kube-client.ts";
 import { NODE_NAME_LABEL, type SecretProviderClassPodStatus } from "./kube-types.ts";
-import { mountsAt, type MountEntry } from "./mounter.ts";
 import type { MountedVolume } from "./mounted-volumes.ts";
 import { POD_NAME_KEY, POD_NAMESPACE_KEY, POD_UID_KEY, SERVICE_ACCOUNT_NAME_KEY, SPC_NAME_KEY } from "./volume-attributes.ts";
-import { resolveTarget, type ResolvedTarget } from "./volume-target.ts";
+import { inspectTarget, resolveTarget, type ResolvedTarget, type VolumeMount } from "./volume-target.ts";
 
 export async function recoverMountedVolumes(ctx: DriverContext, jitter: () => number): Promise<number> {
   const kube = requireKube(ctx);
@@ -30,8 +31,13 @@ export async function recoverMountedVolumes(ctx: DriverContext, jitter: () => nu
     } catch {
       continue;
     }
-    const top = (await mountsAt(target.realPath)).at(-1);
-    if (top?.fsType !== "tmpfs") continue;
+    const state = await inspectTarget(target, ctx.options.drivername).catch(() => undefined);
+    let mount: VolumeMount;
+    if (state?.kind === "driver-tmpfs") mount = state.mount;
+    else if (state?.kind === "foreign-mount") {
+      mount = { id: state.mount.id, dev: state.mount.dev, source: state.mount.source, birthtimeNs: state.birthtimeNs };
+      if (!isUpstreamVolume(st, mount)) continue;
+    } else continue;
     const owner = st.metadata.ownerReferences?.find((o) => o.kind === "Pod");
     const namespace = st.metadata.namespace!;
     if (!owner) continue;
@@ -43,19 +49,19 @@ export async function recoverMountedVolumes(ctx: DriverContext, jitter: () => nu
     } catch {
       continue;
     }
-    ctx.volumes.set(recordFromStatus(st, top, { name: owner.name, namespace, uid: owner.uid }, serviceAccount, jitter()));
+    ctx.volumes.set(recordFromStatus(st, mount, { name: owner.name, namespace, uid: owner.uid }, serviceAccount, jitter()));
     recovered++;
   }
   if (recovered > 0) ctx.logger.info({ volumes: recovered }, "recovered mounted volumes after restart");
   return recovered;
 }
 
-function recordFromStatus(st: SecretProviderClassPodStatus, mount: MountEntry, pod: PodRef, serviceAccount: string, jitterMs: number): MountedVolume {
+function recordFromStatus(st: SecretProviderClassPodStatus, mount: VolumeMount, pod: PodRef, serviceAccount: string, jitterMs: number): MountedVolume {
   const now = Date.now();
   return {
     targetPath: st.status.targetPath,
     volumeId: "",
-    mount: { id: mount.id, dev: mount.dev },
+    mount,
     pod,
     spcName: st.status.secretProviderClassName,
     provider: "",
@@ -85,7 +91,7 @@ function recordFromStatus(st: SecretProviderClassPodStatus, mount: MountEntry, p
  * mount is recorded as the driver's. False in standalone mode or without an
  * API server, or when no status object names the target.
  */
-export async function adoptFromPodStatus(ctx: DriverContext, target: ResolvedTarget, mount: MountEntry, pod?: PodRef): Promise<boolean> {
+export async function adoptFromPodStatus(ctx: DriverContext, target: ResolvedTarget, mount: VolumeMount, pod?: PodRef): Promise<boolean> {
   if (ctx.kube instanceof Error || ctx.options.secretProviderClassDir !== undefined) return false;
   let statuses: SecretProviderClassPodStatus[];
   try {
@@ -96,9 +102,18 @@ export async function adoptFromPodStatus(ctx: DriverContext, target: ResolvedTar
   }
   const st = statuses.find((s) => s.status?.targetPath === target.path);
   const owner = st?.metadata.ownerReferences?.find((o) => o.kind === "Pod");
-  if (!st || !owner || (pod && owner.uid !== pod.uid)) return false;
+  if (!st || !owner || (pod && owner.uid !== pod.uid) || !isUpstreamVolume(st, mount)) return false;
   const record = recordFromStatus(st, mount, { name: owner.name, namespace: st.metadata.namespace!, uid: owner.uid }, "", 0);
   ctx.volumes.set(record);
   ctx.logger.info({ target: target.path, pod: `${record.pod.namespace}/${record.pod.name}` }, "adopted a tmpfs that the node's status object names");
   return true;
 }
+
+/** Upstream's driver mounts with source "tmpfs", then creates the status object (timestamps in whole seconds). */
+function isUpstreamVolume(st: SecretProviderClassPodStatus, mount: VolumeMount): boolean {
+  const created = Date.parse(st.metadata.creationTimestamp ?? "");
+  if (mount.source !== UPSTREAM_TMPFS_SOURCE || !Number.isFinite(created)) return false;
+  return mount.birthtimeNs <= BigInt(created + 1000) * 1_000_000n;
+}
+
+const UPSTREAM_TMPFS_SOURCE = "tmpfs";

@@ -14,10 +14,16 @@ import { DriverError, ErrorType } from "./errors.ts";
 import { deviceOf, mountsAt, type MountEntry } from "./mounter.ts";
 import { checkTargetPath, walkTarget, type TargetEntry } from "./target-path.ts";
 
-/** The identity of a tmpfs the driver mounted: survives restarts (the kernel keeps both). */
+/**
+ * The identity of a tmpfs the driver mounted. The kernel reuses mount ids and
+ * device numbers as soon as a mount is gone, so the creation time of the
+ * tmpfs' root directory (which nobody can set) tells a new mount from the old.
+ */
 export interface VolumeMount {
   id: number;
   dev: string;
+  source: string;
+  birthtimeNs: bigint;
 }
 
 export interface ResolvedTarget {
@@ -48,10 +54,8 @@ export type TargetState =
   | { kind: "empty-directory" }
   | { kind: "not-a-directory"; what: string }
   | { kind: "foreign-content"; entries: string[] }
-  | { kind: "driver-tmpfs"; mount: MountEntry; complete: boolean; stacked: number }
-  | { kind: "foreign-mount"; mount: MountEntry; driverMountBelow: boolean };
-
-export type OwnershipTest = (mount: MountEntry) => boolean;
+  | { kind: "driver-tmpfs"; mount: VolumeMount; complete: boolean }
+  | { kind: "foreign-mount"; mount: MountEntry; birthtimeNs: bigint; driverMountBelow: boolean };
 
 const ENTRY_WORDS: Record<Exclude<TargetEntry, "absent" | "directory">, string> = {
   symlink: "a symlink",
@@ -59,21 +63,30 @@ const ENTRY_WORDS: Record<Exclude<TargetEntry, "absent" | "directory">, string> 
   other: "a special file (socket, device or FIFO)",
 };
 
-/** Reads what is at the target now: lstat for every element, mountinfo for mounts. */
-export async function inspectTarget(target: ResolvedTarget, isOwn: OwnershipTest): Promise<TargetState> {
+/**
+ * Reads what is at the target now: lstat for every element, mountinfo for
+ * mounts. A tmpfs is the driver's when it carries the driver's source name, or
+ * when it is exactly the mount recorded for this target.
+ */
+export async function inspectTarget(target: ResolvedTarget, driverSource: string, recorded?: VolumeMount): Promise<TargetState> {
   const entry = await walkTarget(target.path, target.kubeletDir, target.relative);
   if (entry === "absent") return { kind: "absent" };
   if (entry !== "directory") return { kind: "not-a-directory", what: ENTRY_WORDS[entry] };
   const mounts = await mountsAt(target.realPath);
   const top = mounts.at(-1);
   if (top) {
-    const own = mounts.filter(isOwn).length;
-    if (!isOwn(top)) return { kind: "foreign-mount", mount: top, driverMountBelow: own > 0 };
+    // What lstat shows at the target is the root of the top mount.
+    const birthtimeNs = (await lstat(target.path, { bigint: true })).birthtimeNs;
+    const topMount: VolumeMount = { id: top.id, dev: top.dev, source: top.source, birthtimeNs };
+    const bySource = (m: MountEntry) => m.fsType === "tmpfs" && m.source === driverSource;
+    if (!bySource(top) && !(top.fsType === "tmpfs" && recorded && sameMount(topMount, recorded))) {
+      return { kind: "foreign-mount", mount: top, birthtimeNs, driverMountBelow: mounts.slice(0, -1).some(bySource) };
+    }
     const complete = await lstat(`${target.path}/${DATA_DIR_NAME}`).then(
       (st) => st.isSymbolicLink(),
       () => false,
     );
-    return { kind: "driver-tmpfs", mount: top, complete, stacked: own };
+    return { kind: "driver-tmpfs", mount: topMount, complete };
   }
   const entries = await readdir(target.path);
   if (entries.length === 0) return { kind: "empty-directory" };
@@ -126,25 +139,24 @@ export async function openVolumeRoot(target: ResolvedTarget, expected: VolumeMou
   if (entry !== "directory") return { problem: `target path ${target.path} is ${entry === "absent" ? "gone" : ENTRY_WORDS[entry]}`, gone: true };
   const mounts = await mountsAt(target.realPath);
   const top = mounts.at(-1);
-  if (!mounts.some((m) => m.id === expected.id)) {
+  if (!mounts.some((m) => m.id === expected.id && m.source === expected.source)) {
     return { problem: `the volume's tmpfs at ${target.path} is no longer mounted; nothing was written`, gone: true };
   }
-  if (top!.id !== expected.id) return { problem: `${target.path} now shows ${describeMount(top!)} on top of the volume's tmpfs; nothing was written`, gone: false };
+  if (top!.id !== expected.id || top!.source !== expected.source) return { problem: `${target.path} now shows ${describeMount(top!)} on top of the volume's tmpfs; nothing was written`, gone: false };
   let dir: FileHandle;
   try {
     dir = await openTargetDirectory(target);
   } catch (err) {
     return { problem: (err as Error).message, gone: false };
   }
-  const dev = deviceOf((await dir.stat({ bigint: true })).dev);
-  if (dev !== expected.dev) {
+  const st = await dir.stat({ bigint: true });
+  if (!sameMount({ id: top!.id, dev: deviceOf(st.dev), source: top!.source, birthtimeNs: st.birthtimeNs }, expected)) {
     await dir.close();
-    return { problem: `${target.path} is not the volume's tmpfs (device ${dev}, expected ${expected.dev}); nothing was written`, gone: false };
+    return { problem: `the volume's tmpfs at ${target.path} was replaced by another mount; nothing was written`, gone: true };
   }
   return { path: `/proc/self/fd/${dir.fd}`, close: () => dir.close() };
 }
 
-/** The driver's mounts: its own source name on a tmpfs, or the exact mount it recorded for the target. */
-export function ownershipTest(source: string, recorded?: VolumeMount): OwnershipTest {
-  return (m) => m.fsType === "tmpfs" && (m.source === source || (recorded !== undefined && m.id === recorded.id && m.dev === recorded.dev));
+export function sameMount(a: VolumeMount, b: VolumeMount): boolean {
+  return a.id === b.id && a.dev === b.dev && a.source === b.source && a.birthtimeNs === b.birthtimeNs;
 }

@@ -6,6 +6,7 @@
 // validated before any network I/O, and each error names the object.
 import { isMap, isScalar, isSeq, parseDocument, type Document, type Node as YamlNode } from "yaml";
 import { invalidArgument, ProviderError } from "./errors.ts";
+import { hasControlCharacter } from "../shared/path-names.ts";
 
 export const OBJECT_TYPES = ["secret", "key", "cert"] as const;
 export type ObjectType = (typeof OBJECT_TYPES)[number];
@@ -167,7 +168,7 @@ export function validateFileName(name: string): void {
   if (name.startsWith("/") || name.startsWith("\\") || /^[A-Za-z]:/.test(name)) throw new Error("file name must be a relative path");
   if (name.includes("..")) throw new Error("file name must not contain '..'");
   if (name.includes("\\")) throw new Error(`file name "${name}" must not contain a backslash`);
-  if (name.includes("\0")) throw new Error("file name must not contain a NUL character");
+  if (hasControlCharacter(name)) throw new Error(`file name ${JSON.stringify(name)} must not contain a control character (newline, tab, NUL, ...)`);
   const parts = name.split("/");
   if (parts.some((p) => p === "" || p === ".")) {
     throw new Error(`file name "${name}" is not a clean path (no empty or "." segments, no leading "./" or trailing "/")`);

@@ -195,25 +195,6 @@ describe("NodePublishVolume against a real kube-apiserver", () => {
     for (const secret of ["from-secrets", "from-context", "alpha", "bravo"]) expect(driver.output()).not.toContain(secret);
   });
 
-  it("refuses a mount at the target that the driver did not make, and leaves it alone", async () => {
-    const target = await newTarget();
-    await mkdir(target);
-    const elsewhere = join(base, `bind-${n}`);
-    await mkdir(elsewhere);
-    const { execFileSync } = await import("node:child_process");
-    execFileSync("mount", ["--bind", elsewhere, target]);
-    try {
-      const details = await expectGrpcError(csi.call("Node", "NodePublishVolume", publishRequest(target)), grpc.status.FAILED_PRECONDITION);
-      expect(details).toMatch(new RegExp(`^target path ${target} holds a \\S+ mount \\(source ".*"\\) the driver did not make; refusing to mount over it$`));
-      expect(provider.requests).toHaveLength(0);
-      await csi.call("Node", "NodeUnpublishVolume", { volume_id: "v", target_path: target });
-      expect((await listMounts()).filter((m) => m.mountPoint === target).map((m) => m.fsType)).not.toContain("tmpfs");
-      expect((await listMounts()).some((m) => m.mountPoint === target)).toBe(true);
-    } finally {
-      execFileSync("umount", [target]);
-    }
-  });
-
   it("never reports success for a target that is a plain directory, not a live tmpfs", async () => {
     const target = await newTarget();
     await mkdir(target);

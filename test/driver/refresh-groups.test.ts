@@ -9,7 +9,7 @@ function volume(overrides: Partial<Omit<MountedVolume, "pod">> & { sa?: string; 
   return {
     targetPath: `/pods/${pod}/mount`,
     volumeId: "v",
-    mount: { id: 1, dev: "0:1" },
+    mount: { id: 1, dev: "0:1", source: "secrets-store.csi.k8s.io", birthtimeNs: 1n },
     pod: { name: pod, namespace: ns, uid: `uid-${pod}` },
     spcName: overrides.spcName ?? "kv",
     provider: "azure",

@@ -139,7 +139,7 @@ describe("SecretSyncer against a real kube-apiserver", () => {
       targetPath: target,
       volumeId: `csi-${volumes}`,
       // A plain directory stands in for the tmpfs: the syncer only reads files.
-      mount: { id: 0, dev: "0:0" },
+      mount: { id: 0, dev: "0:0", source: "none", birthtimeNs: 0n },
       pod,
       spcName,
       provider: "fake",

@@ -13,11 +13,18 @@ import { sleep, startFakeProvider, type FakeMountRequest } from "../test/support
 
 const MOUNTS = Number(process.argv[2] ?? 200);
 const CONCURRENCY = 20;
+const SEQUENTIAL = 50;
 
 function percentiles(samples: number[]): string {
   const s = [...samples].sort((a, b) => a - b);
   const p = (q: number) => s[Math.min(s.length - 1, Math.floor(q * s.length))]!.toFixed(2);
   return `p50 ${p(0.5)} ms  p90 ${p(0.9)} ms  p99 ${p(0.99)} ms  max ${s.at(-1)!.toFixed(2)} ms  (n=${s.length})`;
+}
+
+/** CPU time (user + system) the process has used, in ms: a figure that load on the machine distorts less than latency. */
+function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
 }
 
 function rssMiB(pid: number): number {
@@ -67,7 +74,22 @@ async function main(): Promise<void> {
     },
   });
   try {
-    for (let i = 0; i < MOUNTS; i++) await mkdir(join(base, "pods", `pod-${i}`), { recursive: true });
+    for (let i = 0; i < MOUNTS + SEQUENTIAL; i++) await mkdir(join(base, "pods", `pod-${i}`), { recursive: true });
+    // One at a time first: the driver's own latency, without queueing.
+    const sequential: number[] = [];
+    const cpuBefore = cpuMs(driver.child.pid!);
+    for (let i = MOUNTS; i < MOUNTS + SEQUENTIAL; i++) {
+      const t = performance.now();
+      await csi.call("Node", "NodePublishVolume", request(i));
+      sequential.push(performance.now() - t);
+    }
+    const cpuPerPublish = (cpuMs(driver.child.pid!) - cpuBefore) / SEQUENTIAL;
+    const sequentialUnpublish: number[] = [];
+    for (let i = MOUNTS; i < MOUNTS + SEQUENTIAL; i++) {
+      const t = performance.now();
+      await csi.call("Node", "NodeUnpublishVolume", { volume_id: `v${i}`, target_path: request(i).target_path });
+      sequentialUnpublish.push(performance.now() - t);
+    }
     const publish: number[] = [];
     for (let i = 0; i < MOUNTS; i += CONCURRENCY) {
       await Promise.all(
@@ -95,7 +117,9 @@ async function main(): Promise<void> {
       unpublish.push(performance.now() - t);
     }
     console.log(`driver benchmark: ${MOUNTS} volumes of 10 files each, ${CONCURRENCY} concurrent publishes, Node ${process.version}`);
-    console.log(`  NodePublishVolume (first mount): ${percentiles(publish)}`);
+    console.log(`  NodePublishVolume (first mount, sequential): ${percentiles(sequential)}; driver CPU ${cpuPerPublish.toFixed(2)} ms per publish`);
+    console.log(`  NodeUnpublishVolume (sequential, empty node): ${percentiles(sequentialUnpublish)}`);
+    console.log(`  NodePublishVolume (first mount, ${CONCURRENCY} concurrent): ${percentiles(publish)}`);
     console.log(`  NodePublishVolume (republish):   ${percentiles(republish)}`);
     console.log(`  NodeUnpublishVolume:             ${percentiles(unpublish)}`);
     console.log(`  driver RSS: ${rssIdle.toFixed(1)} MiB idle, ${rssMounted.toFixed(1)} MiB with ${MOUNTS} volumes mounted`);

@@ -148,6 +148,7 @@ export async function startDriver(options: DriverOptions, deps: DriverDependenci
       await metrics?.close();
       await health?.close();
       ctx.providers.close();
+      ctx.mounter.close();
     },
   };
 }

@@ -6,9 +6,9 @@
 // The driver names its tmpfs with a source of its own (the driver name), which
 // mountinfo shows, and remembers each mount's id and device number: that is how
 // it tells its own mounts from anything else mounted on the node.
-import { spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
+import { MountCommands, openDirectoryPath } from "./mount-commands.ts";
 
 export interface MountEntry {
   /** The kernel's unique id of this mount (mountinfo field 1). */
@@ -25,31 +25,56 @@ function unescapeMountField(field: string): string {
   return field.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(Number.parseInt(oct, 8)));
 }
 
-export function parseMountInfo(text: string): MountEntry[] {
+/** The escaping mountinfo applies to paths: space, tab, newline and backslash as octal. */
+function escapeMountField(field: string): string {
+  return field.replace(/[ \t\n\\]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, "0")}`);
+}
+
+function parseMountLine(line: string): MountEntry {
+  const separator = line.indexOf(" - ");
+  const fields = line.slice(0, separator).split(" ");
+  const tail = line.slice(separator + 3).split(" ");
+  return {
+    id: Number(fields[0]),
+    dev: fields[2] ?? "",
+    mountPoint: unescapeMountField(fields[4] ?? ""),
+    fsType: tail[0] ?? "",
+    source: unescapeMountField(tail[1] ?? ""),
+  };
+}
+
+export function parseMountInfo(text: string, keep: (line: string) => boolean = () => true): MountEntry[] {
   const mounts: MountEntry[] = [];
-  for (const line of text.split("\n")) {
-    if (!line) continue;
-    const separator = line.indexOf(" - ");
-    const fields = line.slice(0, separator).split(" ");
-    const tail = line.slice(separator + 3).split(" ");
-    mounts.push({
-      id: Number(fields[0]),
-      dev: fields[2] ?? "",
-      mountPoint: unescapeMountField(fields[4] ?? ""),
-      fsType: tail[0] ?? "",
-      source: unescapeMountField(tail[1] ?? ""),
-    });
-  }
+  // Lines are filtered as text first: a node with hundreds of volumes has
+  // hundreds of lines, and only a few are of interest.
+  for (const line of text.split("\n")) if (line && keep(line)) mounts.push(parseMountLine(line));
   return mounts;
 }
 
+const readMountInfo = () => readFile("/proc/self/mountinfo", "utf8");
+
 export async function listMounts(): Promise<MountEntry[]> {
-  return parseMountInfo(await readFile("/proc/self/mountinfo", "utf8"));
+  return parseMountInfo(await readMountInfo());
 }
 
 /** The mounts whose mount point is exactly path, bottom first (the last one is what a reader sees). */
 export async function mountsAt(path: string): Promise<MountEntry[]> {
-  return (await listMounts()).filter((m) => m.mountPoint === path);
+  const field = ` ${escapeMountField(path)} `;
+  return parseMountInfo(await readMountInfo(), (line) => line.includes(field)).filter((m) => m.mountPoint === path);
+}
+
+/** The mount with this id, if it still exists. */
+export async function mountById(id: number): Promise<MountEntry | undefined> {
+  const prefix = `${id} `;
+  return parseMountInfo(await readMountInfo(), (line) => line.startsWith(prefix))[0];
+}
+
+/** The id of the mount an open file lives on (/proc/self/fdinfo), without reading the whole mount table. */
+export async function mountIdOf(fd: number): Promise<number> {
+  const info = await readFile(`/proc/self/fdinfo/${fd}`, "utf8");
+  const match = /^mnt_id:\s*(\d+)$/m.exec(info);
+  if (!match) throw new Error(`no mnt_id in /proc/self/fdinfo/${fd}`);
+  return Number(match[1]);
 }
 
 /** "major:minor" of a device number as stat reports it ({ bigint: true }), to compare with mountinfo. */
@@ -69,43 +94,34 @@ export interface Mounter {
   mountTmpfs(dir: FileHandle, source: string, sizeBytes: number): Promise<void>;
   /** Unmounts the top mount at path (already checked to be the driver's); lazily if it is busy. */
   unmount(path: string): Promise<void>;
+  close(): void;
 }
 
 export class TmpfsMounter implements Mounter {
+  private readonly commands = new MountCommands();
+
   async mountTmpfs(dir: FileHandle, source: string, sizeBytes: number): Promise<void> {
     // mode=0755: readable by non-root pods, not world-writable as tmpfs' default
     // 1777 is. nosuid,nodev: no secret file needs either. Not noexec: upstream
     // allows executable objects (filePermission 0755), so we do too.
     const options = [`size=${sizeBytes}`, "mode=0755", "nosuid", "nodev"];
-    // The child sees the directory as its fd 3; --no-canonicalize keeps mount(8)
-    // from resolving the path itself, so the kernel follows the descriptor.
-    await run("mount", ["--no-canonicalize", "-t", "tmpfs", "-o", options.join(","), source, "/proc/self/fd/3"], dir.fd);
+    // --no-canonicalize keeps mount(8) from resolving the path itself, so the
+    // kernel follows the open descriptor.
+    await this.commands.run("mount", ["--no-canonicalize", "-t", "tmpfs", "-o", options.join(","), source, openDirectoryPath(dir.fd)]);
   }
 
   async unmount(path: string): Promise<void> {
     try {
-      await run("umount", ["--no-canonicalize", path]);
+      await this.commands.run("umount", ["--no-canonicalize", path]);
     } catch (err) {
       if (!String((err as Error).message).includes("busy")) throw err;
       // Still open somewhere (a container that has not exited yet): detach it
       // now; the kernel frees it when the last user closes it.
-      await run("umount", ["--no-canonicalize", "-l", path]);
+      await this.commands.run("umount", ["--no-canonicalize", "-l", path]);
     }
   }
-}
 
-/** Runs mount(8)/umount(8); passFd becomes the child's fd 3. */
-function run(command: string, args: string[], passFd?: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const stdio: Array<"ignore" | "pipe" | number> = ["ignore", "ignore", "pipe"];
-    if (passFd !== undefined) stdio.push(passFd);
-    const child = spawn(command, args, { stdio, timeout: 30_000 });
-    let stderr = "";
-    child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.once("error", (err) => reject(new Error(`${command} failed to start: ${err.message}`)));
-    child.once("close", (code, signal) => {
-      if (code === 0) resolve();
-      else reject(new Error(`${command} ${args.join(" ")} failed: ${stderr.trim() || `exit ${code ?? signal}`}`));
-    });
-  });
+  close(): void {
+    this.commands.close();
+  }
 }

@@ -20,7 +20,7 @@ import { requireKube } from "./context.ts";
 import { DriverError, ErrorType, invalidArgument } from "./errors.ts";
 import type { PodRef } from "./kube-client.ts";
 import type { SecretProviderClass } from "./kube-types.ts";
-import { mountsAt } from "./mounter.ts";
+import { mountById } from "./mounter.ts";
 import { buildPodStatus } from "./pod-status.ts";
 import { targetKey, volumeKey, type TargetLease } from "./target-locks.ts";
 import { fetchContent, providerOf, writeContentGuarded } from "./volume-content.ts";
@@ -30,6 +30,7 @@ import type { MountedVolume } from "./mounted-volumes.ts";
 import {
   describeEntries,
   describeMount,
+  identityOf,
   inspectTarget,
   openTargetDirectory,
   resolveTarget,
@@ -286,7 +287,7 @@ async function firstMount(ctx: DriverContext, req: NodePublishVolumeRequest, m: 
   }
 }
 
-/** Mounts the driver's tmpfs on the checked directory and returns its identity from mountinfo. */
+/** Mounts the driver's tmpfs on the checked directory and returns its identity. */
 async function mountTmpfs(ctx: DriverContext, target: ResolvedTarget): Promise<VolumeMount> {
   const dir = await openTargetDirectory(target);
   try {
@@ -294,14 +295,14 @@ async function mountTmpfs(ctx: DriverContext, target: ResolvedTarget): Promise<V
   } finally {
     await dir.close();
   }
-  const top = (await mountsAt(target.realPath)).at(-1);
-  if (!top || top.fsType !== "tmpfs" || top.source !== ctx.options.drivername) {
-    throw new Error(`the new tmpfs is not the top mount at ${target.realPath}`);
-  }
   const root = await openTargetDirectory(target);
   try {
-    const st = await root.stat({ bigint: true });
-    return { id: top.id, dev: top.dev, source: top.source, birthtimeNs: st.birthtimeNs };
+    const seen = await identityOf(root);
+    const mount = await mountById(seen.id);
+    if (mount?.fsType !== "tmpfs" || mount.source !== ctx.options.drivername || mount.mountPoint !== target.realPath) {
+      throw new Error(`the new tmpfs is not the top mount at ${target.realPath}`);
+    }
+    return { ...seen, source: mount.source };
   } finally {
     await root.close();
   }

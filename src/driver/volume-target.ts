@@ -11,7 +11,7 @@ import { open, readdir, readlink, realpath, lstat, type FileHandle } from "node:
 import { status } from "@grpc/grpc-js";
 import { DATA_DIR_NAME } from "./atomic-writer.ts";
 import { DriverError, ErrorType } from "./errors.ts";
-import { deviceOf, mountsAt, type MountEntry } from "./mounter.ts";
+import { deviceOf, mountIdOf, mountsAt, type MountEntry } from "./mounter.ts";
 import { checkTargetPath, walkTarget, type TargetEntry } from "./target-path.ts";
 
 /**
@@ -64,33 +64,64 @@ const ENTRY_WORDS: Record<Exclude<TargetEntry, "absent" | "directory">, string> 
 };
 
 /**
- * Reads what is at the target now: lstat for every element, mountinfo for
- * mounts. A tmpfs is the driver's when it carries the driver's source name, or
- * when it is exactly the mount recorded for this target.
+ * Reads what is at the target now: lstat for every element, then the
+ * directory itself through a descriptor. A tmpfs is the driver's when it is
+ * exactly the mount recorded for this target, or when it carries the driver's
+ * source name. The whole mount table is read only when the target is a mount
+ * point the record does not explain.
  */
 export async function inspectTarget(target: ResolvedTarget, driverSource: string, recorded?: VolumeMount): Promise<TargetState> {
   const entry = await walkTarget(target.path, target.kubeletDir, target.relative);
   if (entry === "absent") return { kind: "absent" };
   if (entry !== "directory") return { kind: "not-a-directory", what: ENTRY_WORDS[entry] };
-  const mounts = await mountsAt(target.realPath);
-  const top = mounts.at(-1);
-  if (top) {
-    // What lstat shows at the target is the root of the top mount.
-    const birthtimeNs = (await lstat(target.path, { bigint: true })).birthtimeNs;
-    const topMount: VolumeMount = { id: top.id, dev: top.dev, source: top.source, birthtimeNs };
-    const bySource = (m: MountEntry) => m.fsType === "tmpfs" && m.source === driverSource;
-    if (!bySource(top) && !(top.fsType === "tmpfs" && recorded && sameMount(topMount, recorded))) {
-      return { kind: "foreign-mount", mount: top, birthtimeNs, driverMountBelow: mounts.slice(0, -1).some(bySource) };
+  const dir = await openTargetDirectory(target);
+  let seen: Omit<VolumeMount, "source">;
+  let mountPoint: boolean;
+  try {
+    seen = await identityOf(dir);
+    if (recorded && seen.id === recorded.id && seen.dev === recorded.dev && seen.birthtimeNs === recorded.birthtimeNs) {
+      return { kind: "driver-tmpfs", mount: recorded, complete: await hasData(target) };
     }
-    const complete = await lstat(`${target.path}/${DATA_DIR_NAME}`).then(
-      (st) => st.isSymbolicLink(),
-      () => false,
-    );
-    return { kind: "driver-tmpfs", mount: topMount, complete };
+    mountPoint = seen.id !== (await parentMountId(target));
+  } finally {
+    await dir.close();
+  }
+  if (mountPoint) {
+    const mounts = await mountsAt(target.realPath);
+    const top = mounts.at(-1);
+    if (top) {
+      const topMount: VolumeMount = { ...seen, source: top.source };
+      const bySource = (m: MountEntry) => m.fsType === "tmpfs" && m.source === driverSource;
+      if (!bySource(top) || top.id !== seen.id) {
+        return { kind: "foreign-mount", mount: top, birthtimeNs: seen.birthtimeNs, driverMountBelow: mounts.slice(0, -1).some(bySource) };
+      }
+      return { kind: "driver-tmpfs", mount: topMount, complete: await hasData(target) };
+    }
   }
   const entries = await readdir(target.path);
   if (entries.length === 0) return { kind: "empty-directory" };
   return { kind: "foreign-content", entries: entries.sort() };
+}
+
+const hasData = (target: ResolvedTarget) =>
+  lstat(`${target.path}/${DATA_DIR_NAME}`).then(
+    (st) => st.isSymbolicLink(),
+    () => false,
+  );
+
+/** Mount id (fdinfo), device and root creation time of the directory open as dir. */
+export async function identityOf(dir: FileHandle): Promise<Omit<VolumeMount, "source">> {
+  const [id, st] = await Promise.all([mountIdOf(dir.fd), dir.stat({ bigint: true })]);
+  return { id, dev: deviceOf(st.dev), birthtimeNs: st.birthtimeNs };
+}
+
+async function parentMountId(target: ResolvedTarget): Promise<number> {
+  const parent = await open(target.path.slice(0, target.path.lastIndexOf("/")), constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+  try {
+    return await mountIdOf(parent.fd);
+  } finally {
+    await parent.close();
+  }
 }
 
 /** "a bind mount of ext4 (source /dev/vda)" style words for messages. */
@@ -137,24 +168,24 @@ export async function openVolumeRoot(target: ResolvedTarget, expected: VolumeMou
     return { problem: (err as Error).message, gone: true };
   }
   if (entry !== "directory") return { problem: `target path ${target.path} is ${entry === "absent" ? "gone" : ENTRY_WORDS[entry]}`, gone: true };
-  const mounts = await mountsAt(target.realPath);
-  const top = mounts.at(-1);
-  if (!mounts.some((m) => m.id === expected.id && m.source === expected.source)) {
-    return { problem: `the volume's tmpfs at ${target.path} is no longer mounted; nothing was written`, gone: true };
-  }
-  if (top!.id !== expected.id || top!.source !== expected.source) return { problem: `${target.path} now shows ${describeMount(top!)} on top of the volume's tmpfs; nothing was written`, gone: false };
   let dir: FileHandle;
   try {
     dir = await openTargetDirectory(target);
   } catch (err) {
     return { problem: (err as Error).message, gone: false };
   }
-  const st = await dir.stat({ bigint: true });
-  if (!sameMount({ id: top!.id, dev: deviceOf(st.dev), source: top!.source, birthtimeNs: st.birthtimeNs }, expected)) {
-    await dir.close();
-    return { problem: `the volume's tmpfs at ${target.path} was replaced by another mount; nothing was written`, gone: true };
+  const seen = await identityOf(dir).catch((err: unknown) => err as Error);
+  if (!(seen instanceof Error) && seen.id === expected.id && seen.dev === expected.dev && seen.birthtimeNs === expected.birthtimeNs) {
+    // The top mount at the target is the very tmpfs the driver mounted.
+    return { path: `/proc/self/fd/${dir.fd}`, close: () => dir.close() };
   }
-  return { path: `/proc/self/fd/${dir.fd}`, close: () => dir.close() };
+  await dir.close();
+  // Not the volume's tmpfs: covered by another mount, or gone.
+  const mounts = await mountsAt(target.realPath);
+  const ours = mounts.find((m) => m.id === expected.id && m.source === expected.source && m.dev === expected.dev);
+  if (!ours) return { problem: `the volume's tmpfs at ${target.path} is no longer mounted; nothing was written`, gone: true };
+  const top = mounts.at(-1)!;
+  return { problem: `${target.path} now shows ${describeMount(top)} on top of the volume's tmpfs; nothing was written`, gone: false };
 }
 
 export function sameMount(a: VolumeMount, b: VolumeMount): boolean {

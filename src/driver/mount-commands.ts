@@ -1,0 +1,88 @@
+// Runs mount(8) and umount(8) for the driver through one long-lived /bin/sh.
+// Forking the Node process itself costs milliseconds of blocked event loop per
+// command (its page tables are copied), more than the rest of a publish; the
+// shell forks each command from a process a fraction of the size. Commands run
+// one at a time, in order, each under timeout(1).
+//
+// A directory the driver holds open is handed over as /proc/<driver pid>/fd/<n>,
+// so the kernel resolves exactly that directory, not a path that may have
+// changed since it was checked.
+import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+
+const COMMAND_TIMEOUT_SECONDS = 30;
+
+// Reads one command per line, runs it, and answers "<exit code> <output length>\n<output>".
+const LOOP = `while IFS= read -r line; do out=$(eval "$line" 2>&1); rc=$?; printf '%s %s\\n%s' "$rc" "\${#out}" "$out"; done`;
+
+interface Pending {
+  command: string;
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
+
+/** A path naming a directory this process holds open (see mountTmpfs). */
+export const openDirectoryPath = (fd: number) => `/proc/${process.pid}/fd/${fd}`;
+
+function quote(arg: string): string {
+  if (/[\n\r\0]/.test(arg)) throw new Error(`refusing to pass ${JSON.stringify(arg)} to a command: it contains a line break or NUL`);
+  return `'${arg.replaceAll("'", `'\\''`)}'`;
+}
+
+export class MountCommands {
+  private shell: ChildProcessWithoutNullStreams | undefined;
+  private readonly pending: Pending[] = [];
+  private output = Buffer.alloc(0);
+
+  /** Runs command with args; rejects with the command's own message when it fails. */
+  run(command: "mount" | "umount", args: readonly string[]): Promise<void> {
+    const line = ["timeout", String(COMMAND_TIMEOUT_SECONDS), command, ...args].map(quote).join(" ");
+    return new Promise<void>((resolve, reject) => {
+      const shell = this.shell ?? this.start();
+      this.pending.push({ command: `${command} ${args.join(" ")}`, resolve, reject });
+      shell.stdin.write(`${line}\n`);
+    });
+  }
+
+  close(): void {
+    this.shell?.stdin.end();
+    this.shell = undefined;
+  }
+
+  private start(): ChildProcessWithoutNullStreams {
+    const shell = spawn("/bin/sh", ["-c", LOOP], { stdio: ["pipe", "pipe", "pipe"], env: { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin", LC_ALL: "C" } });
+    this.shell = shell;
+    this.output = Buffer.alloc(0);
+    shell.stdout.on("data", (chunk: Buffer) => {
+      this.output = Buffer.concat([this.output, chunk]);
+      this.drain();
+    });
+    let stderr = "";
+    shell.stderr.on("data", (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-2000)));
+    const failAll = (why: string) => {
+      if (this.shell === shell) this.shell = undefined;
+      for (const p of this.pending.splice(0)) p.reject(new Error(`${p.command} failed: the command shell ${why}${stderr ? `: ${stderr.trim()}` : ""}`));
+    };
+    shell.once("error", (err) => failAll(`could not start (${err.message})`));
+    shell.once("exit", (code, signal) => failAll(`exited (${code ?? signal})`));
+    // The driver may exit with the shell still running; it ends with its stdin.
+    shell.unref();
+    for (const stream of [shell.stdin, shell.stdout, shell.stderr]) (stream as unknown as { unref?: () => void }).unref?.();
+    return shell;
+  }
+
+  private drain(): void {
+    for (;;) {
+      const newline = this.output.indexOf(10);
+      if (newline < 0) return;
+      const [rc, length] = this.output.subarray(0, newline).toString().split(" ").map(Number);
+      const end = newline + 1 + length!;
+      if (this.output.length < end) return;
+      const text = this.output.subarray(newline + 1, end).toString().trim();
+      this.output = this.output.subarray(end);
+      const p = this.pending.shift();
+      if (!p) continue;
+      if (rc === 0) p.resolve();
+      else p.reject(new Error(`${p.command} failed: ${text || `exit ${rc}${rc === 124 ? " (timed out)" : ""}`}`));
+    }
+  }
+}

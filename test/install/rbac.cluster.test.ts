@@ -103,6 +103,7 @@ describe("chart RBAC against the calls the driver makes", () => {
     const offset = await auditLogOffset();
     const args = [
       `--nodeid=${NODE}`,
+      `--kubelet-dir=${base}`,
       `--kubeconfig=${kubeconfig}`,
       `--provider-volume=${join(base, "providers")}`,
       "--additional-provider-volume-paths=",

@@ -89,6 +89,12 @@ describe("node safety: publish and unpublish under races, foreign mounts and hos
     return list.items.map((e) => e.message ?? "");
   }
 
+  /** A status object on this node naming target, as a secrets-store driver records it. */
+  async function recordPodStatus(target: string): Promise<void> {
+    const status = buildPodStatus({ pod: { name: "app", namespace: NS, uid: podUid }, spcName: `safety-spc-${n}`, nodeName: NODE, targetPath: target, objectVersions: [] });
+    await custom.createNamespacedCustomObject({ group: GROUP, version: "v1", namespace: NS, plural: "secretproviderclasspodstatuses", body: status });
+  }
+
   /** Mount requests the provider got for refreshes (they carry current versions). */
   const refreshCalls = () => provider.requests.filter((r) => r.current_object_version.length > 0).length;
 
@@ -493,8 +499,7 @@ describe("node safety: publish and unpublish under races, foreign mounts and hos
       await writeFile(join(target, "..2026_01_01_00_00_00.1", "a"), "upstream-written");
       await symlink("..2026_01_01_00_00_00.1", join(target, "..data"));
       await symlink("..data/a", join(target, "a"));
-      const status = buildPodStatus({ pod: { name: "app", namespace: NS, uid: podUid }, spcName: `safety-spc-${n}`, nodeName: NODE, targetPath: target, objectVersions: [] });
-      await custom.createNamespacedCustomObject({ group: GROUP, version: "v1", namespace: NS, plural: "secretproviderclasspodstatuses", body: status });
+      await recordPodStatus(target);
       await publish(target);
       expect(await mountsAt(target)).toHaveLength(1);
       expect(provider.requests).toHaveLength(0);
@@ -506,8 +511,7 @@ describe("node safety: publish and unpublish under races, foreign mounts and hos
     it("a tmpfs mounted after the status object was written is not taken for upstream's volume", async () => {
       const { target } = await newTarget();
       await mkdir(target);
-      const status = buildPodStatus({ pod: { name: "app", namespace: NS, uid: podUid }, spcName: `safety-spc-${n}`, nodeName: NODE, targetPath: target, objectVersions: [] });
-      await custom.createNamespacedCustomObject({ group: GROUP, version: "v1", namespace: NS, plural: "secretproviderclasspodstatuses", body: status });
+      await recordPodStatus(target);
       // Status timestamps have whole seconds: mount clearly later than the object.
       await sleep(2_100);
       execFileSync("mount", ["-t", "tmpfs", "-o", "size=64k", "tmpfs", target]);

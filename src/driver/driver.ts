@@ -9,7 +9,8 @@ import { csiServices } from "../shared/proto.ts";
 import type { DriverContext } from "./context.ts";
 import { controllerService } from "./controller-server.ts";
 import { identityService } from "./identity-server.ts";
-import { KubeClient, loadKubeConfig } from "./kube-client.ts";
+import { KubeClient } from "./kube-client.ts";
+import { loadKubeConnection } from "./kube-connection.ts";
 import { DriverMetrics } from "./metrics.ts";
 import { MountedVolumes } from "./mounted-volumes.ts";
 import { TmpfsMounter, type Mounter } from "./mounter.ts";
@@ -59,7 +60,7 @@ export async function startDriver(options: DriverOptions, deps: DriverDependenci
   try {
     kube = standalone
       ? new StandaloneKube(options.secretProviderClassDir!, logger, options.nodeId)
-      : new KubeClient(loadKubeConfig(options.kubeconfig), logger, { nodeName: options.nodeId });
+      : new KubeClient(await loadKubeConnection(options.kubeconfig), logger, { nodeName: options.nodeId });
   } catch (err) {
     // The driver still serves Identity; publishes fail with Unavailable.
     kube = err as Error;

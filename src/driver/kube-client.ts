@@ -3,7 +3,7 @@
 // starts without the API server; calls made while it is unreachable fail with
 // Unavailable and say so.
 import { status } from "@grpc/grpc-js";
-import { CoreV1Api, CustomObjectsApi, KubeConfig, type CoreV1Event } from "@kubernetes/client-node";
+import type { CoreV1Event, V1Pod, V1PodList } from "@kubernetes/client-node";
 import type { Logger } from "../shared/logger.ts";
 import { DriverError, ErrorType } from "./errors.ts";
 import {
@@ -14,17 +14,13 @@ import {
   type SecretProviderClass,
   type SecretProviderClassPodStatus,
 } from "./kube-types.ts";
+import type { KubeConnection } from "./kube-connection.ts";
+import { KubeRest, type WatchEvent } from "./kube-rest.ts";
 
-const API_TIMEOUT_MS = 15_000;
-
-/** Loads --kubeconfig, then $KUBECONFIG, then the in-cluster service account. */
-export function loadKubeConfig(path: string | undefined): KubeConfig {
-  const kc = new KubeConfig();
-  if (path) kc.loadFromFile(path);
-  else if (process.env.KUBECONFIG) kc.loadFromFile(process.env.KUBECONFIG);
-  else kc.loadFromCluster();
-  return kc;
-}
+const SPC_BASE = `/apis/${SPC_GROUP}/${SPC_VERSION}`;
+const spcPath = (namespace: string, name = "") => `${SPC_BASE}/namespaces/${encodeURIComponent(namespace)}/${SPC_PLURAL}${name ? `/${encodeURIComponent(name)}` : ""}`;
+const podStatusPath = (namespace: string, name = "") =>
+  `${SPC_BASE}/namespaces/${encodeURIComponent(namespace)}/${SPCPS_PLURAL}${name ? `/${encodeURIComponent(name)}` : ""}`;
 
 export function httpStatusOf(err: unknown): number | undefined {
   const code = (err as { code?: unknown }).code;
@@ -56,14 +52,6 @@ export function isUnavailable(err: unknown): boolean {
   return true;
 }
 
-function withTimeout<T>(promise: Promise<T>, what: string, ms = API_TIMEOUT_MS): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: no answer from the Kubernetes API server within ${ms / 1000}s`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
 export interface PodRef {
   name: string;
   namespace: string;
@@ -71,18 +59,14 @@ export interface PodRef {
 }
 
 export class KubeClient {
-  readonly config: KubeConfig;
-  readonly core: CoreV1Api;
-  readonly custom: CustomObjectsApi;
+  readonly rest: KubeRest;
   private readonly logger: Logger;
   private readonly component: string;
   private readonly nodeName: string;
   private readonly recentEvents = new Map<string, number>();
 
-  constructor(config: KubeConfig, logger: Logger, options: { nodeName: string; component?: string }) {
-    this.config = config;
-    this.core = config.makeApiClient(CoreV1Api);
-    this.custom = config.makeApiClient(CustomObjectsApi);
+  constructor(connection: KubeConnection, logger: Logger, options: { nodeName: string; component?: string }) {
+    this.rest = new KubeRest(connection);
     this.logger = logger;
     this.nodeName = options.nodeName;
     this.component = options.component ?? "csi-secrets-store-controller";
@@ -91,10 +75,7 @@ export class KubeClient {
   /** Reads <namespace>/<name>; the error message names both, as kubelet shows it to users. */
   async getSecretProviderClass(namespace: string, name: string): Promise<SecretProviderClass> {
     try {
-      return (await withTimeout(
-        this.custom.getNamespacedCustomObject({ group: SPC_GROUP, version: SPC_VERSION, namespace, plural: SPC_PLURAL, name }),
-        `failed to get secretproviderclass ${namespace}/${name}`,
-      )) as SecretProviderClass;
+      return await this.rest.request<SecretProviderClass>({ method: "GET", path: spcPath(namespace, name), what: `failed to get secretproviderclass ${namespace}/${name}` });
     } catch (err) {
       const http = httpStatusOf(err);
       if (http === 404) {
@@ -121,10 +102,11 @@ export class KubeClient {
 
   async getPodStatus(namespace: string, name: string): Promise<SecretProviderClassPodStatus | undefined> {
     try {
-      return (await withTimeout(
-        this.custom.getNamespacedCustomObject({ group: SPC_GROUP, version: SPC_VERSION, namespace, plural: SPCPS_PLURAL, name }),
-        `failed to get secretproviderclasspodstatus ${namespace}/${name}`,
-      )) as SecretProviderClassPodStatus;
+      return await this.rest.request<SecretProviderClassPodStatus>({
+        method: "GET",
+        path: podStatusPath(namespace, name),
+        what: `failed to get secretproviderclasspodstatus ${namespace}/${name}`,
+      });
     } catch (err) {
       if (httpStatusOf(err) === 404) return undefined;
       throw err;
@@ -134,12 +116,11 @@ export class KubeClient {
   /** Creates the status object, or replaces labels, owners and status of an existing one. */
   async upsertPodStatus(desired: SecretProviderClassPodStatus): Promise<void> {
     const { namespace, name } = desired.metadata as { namespace: string; name: string };
-    const base = { group: SPC_GROUP, version: SPC_VERSION, namespace, plural: SPCPS_PLURAL };
     for (let attempt = 0; ; attempt++) {
       try {
         const existing = await this.getPodStatus(namespace, name);
         if (!existing) {
-          await withTimeout(this.custom.createNamespacedCustomObject({ ...base, body: desired }), `create ${namespace}/${name}`);
+          await this.rest.request({ method: "POST", path: podStatusPath(namespace), body: desired, contentType: "application/json", what: `create ${namespace}/${name}` });
           return;
         }
         const updated: SecretProviderClassPodStatus = {
@@ -151,7 +132,7 @@ export class KubeClient {
           },
           status: desired.status,
         };
-        await withTimeout(this.custom.replaceNamespacedCustomObject({ ...base, name, body: updated }), `update ${namespace}/${name}`);
+        await this.rest.request({ method: "PUT", path: podStatusPath(namespace, name), body: updated, contentType: "application/json", what: `update ${namespace}/${name}` });
         return;
       } catch (err) {
         // 409: created concurrently or changed since read; read again.
@@ -162,11 +143,36 @@ export class KubeClient {
   }
 
   async listPodStatuses(labelSelector: string): Promise<SecretProviderClassPodStatus[]> {
-    const list = (await withTimeout(
-      this.custom.listClusterCustomObject({ group: SPC_GROUP, version: SPC_VERSION, plural: SPCPS_PLURAL, labelSelector }),
-      "list secretproviderclasspodstatuses",
-    )) as { items: SecretProviderClassPodStatus[] };
+    const list = await this.rest.request<{ items: SecretProviderClassPodStatus[] }>({
+      method: "GET",
+      path: `${SPC_BASE}/${SPCPS_PLURAL}`,
+      query: { labelSelector },
+      what: "list secretproviderclasspodstatuses",
+    });
     return list.items;
+  }
+
+  /** The Pod, or undefined when it does not exist. */
+  async getPod(namespace: string, name: string): Promise<V1Pod | undefined> {
+    try {
+      return await this.rest.request<V1Pod>({
+        method: "GET",
+        path: `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(name)}`,
+        what: `get pod ${namespace}/${name}`,
+      });
+    } catch (err) {
+      if (httpStatusOf(err) === 404) return undefined;
+      throw err;
+    }
+  }
+
+  listPods(fieldSelector: string): Promise<V1PodList> {
+    return this.rest.request<V1PodList>({ method: "GET", path: "/api/v1/pods", query: { fieldSelector }, what: "list pods" });
+  }
+
+  /** Watches pods from resourceVersion until the stream ends or signal aborts it. */
+  watchPods(fieldSelector: string, resourceVersion: string | undefined, onEvent: (event: WatchEvent<V1Pod>) => void, signal: AbortSignal): Promise<void> {
+    return this.rest.watch("/api/v1/pods", { fieldSelector, resourceVersion, allowWatchBookmarks: "true" }, onEvent, signal);
   }
 
   /**
@@ -198,7 +204,13 @@ export class KubeClient {
       count: 1,
     };
     try {
-      await withTimeout(this.core.createNamespacedEvent({ namespace: pod.namespace, body }), "create event");
+      await this.rest.request({
+        method: "POST",
+        path: `/api/v1/namespaces/${encodeURIComponent(pod.namespace)}/events`,
+        body,
+        contentType: "application/json",
+        what: "create event",
+      });
     } catch (err) {
       this.logger.warn({ pod: `${pod.namespace}/${pod.name}`, reason, error: describeApiError(err) }, "failed to record event");
     }

@@ -2,7 +2,6 @@
 //   secrets-store.csi.k8s.io/refresh-requested-at=<any new value>
 // refreshes that pod's volumes now instead of at the next interval. The driver
 // watches only the pods of its own node.
-import { Watch } from "@kubernetes/client-node";
 import type { V1Pod } from "@kubernetes/client-node";
 import type { DriverContext } from "./context.ts";
 import type { KubeClient } from "./kube-client.ts";
@@ -13,7 +12,7 @@ export class RefreshRequests {
   private readonly ctx: DriverContext;
   private readonly kube: KubeClient;
   private readonly seen = new Map<string, string>();
-  private abort: { abort(): void } | undefined;
+  private readonly abort = new AbortController();
   private stopped = false;
   private readonly onRequest: (podUid: string) => void;
 
@@ -43,22 +42,18 @@ export class RefreshRequests {
     const fieldSelector = `spec.nodeName=${this.ctx.options.nodeId}`;
     while (!this.stopped) {
       try {
-        const list = await this.kube.core.listPodForAllNamespaces({ fieldSelector });
+        const list = await this.kube.listPods(fieldSelector);
         for (const pod of list.items) this.observe(pod, true);
-        await new Promise<void>((resolve) => {
-          void new Watch(this.kube.config)
-            .watch(
-              "/api/v1/pods",
-              { fieldSelector, resourceVersion: list.metadata?.resourceVersion, allowWatchBookmarks: true },
-              (type: string, pod: V1Pod) => {
-                if (type === "ADDED" || type === "MODIFIED") this.observe(pod, false);
-                if (type === "DELETED" && pod.metadata?.uid) this.seen.delete(pod.metadata.uid);
-              },
-              () => resolve(),
-            )
-            .then((req) => (this.abort = req))
-            .catch(() => resolve());
-        });
+        // Until the server ends the watch (timeout, 410 Gone); then list again.
+        await this.kube.watchPods(
+          fieldSelector,
+          list.metadata?.resourceVersion,
+          ({ type, object: pod }) => {
+            if (type === "ADDED" || type === "MODIFIED") this.observe(pod, false);
+            if (type === "DELETED" && pod.metadata?.uid) this.seen.delete(pod.metadata.uid);
+          },
+          this.abort.signal,
+        );
       } catch (err) {
         this.ctx.logger.debug({ error: String(err) }, "pod watch failed; retrying");
       }
@@ -68,6 +63,6 @@ export class RefreshRequests {
 
   stop(): void {
     this.stopped = true;
-    this.abort?.abort();
+    this.abort.abort();
   }
 }

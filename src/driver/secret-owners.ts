@@ -68,7 +68,7 @@ export async function resolveOwners(kube: KubeClient, secrets: SecretsApi, volum
   const podRef = `${pod.namespace}/${pod.name}`;
   let live;
   try {
-    live = await secrets.getPod(pod.namespace, pod.name);
+    live = await kube.getPod(pod.namespace, pod.name);
   } catch (err) {
     throw new OwnerLookupError(`failed to get pod ${podRef}`, err);
   }

@@ -16,7 +16,7 @@ import { MANAGED_SECRET_LABEL, type OwnerReference, type SecretObject, type Secr
 import { OS_TYPE } from "./metrics.ts";
 import type { MountedVolume } from "./mounted-volumes.ts";
 import { SecretsApi } from "./secret-api.ts";
-import { buildSecretData, readMountedFiles, validateSecretObject, type MountedFile } from "./secret-data.ts";
+import { buildSecretData, loadTlsSupport, TLS_SECRET_TYPE, readMountedFiles, validateSecretObject, type MountedFile } from "./secret-data.ts";
 import { mergeOwners, OwnerLookupError, resolveOwners, type OwnerResolution } from "./secret-owners.ts";
 
 export interface SyncResult {
@@ -172,7 +172,7 @@ export class SecretSyncer {
       await failAll(new SyncFailure(SyncErrorType.Get, `the Kubernetes API is not configured: ${kube.message}`, undefined));
       return;
     }
-    const api = new SecretsApi(kube.core);
+    const api = new SecretsApi(kube.rest);
 
     let files: Map<string, MountedFile>;
     try {
@@ -183,6 +183,7 @@ export class SecretSyncer {
     }
 
     let owners: Promise<OwnerResolution> | undefined;
+    if (objects.some((o) => o.type === TLS_SECRET_TYPE)) await loadTlsSupport();
     for (const obj of objects) {
       const secretName = nameOf(obj);
       let data: Record<string, Buffer>;

@@ -5,8 +5,7 @@
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { status } from "@grpc/grpc-js";
-import { KubeConfig } from "@kubernetes/client-node";
-import { parseAllDocuments } from "yaml";
+import { loadYaml } from "../shared/load-yaml.ts";
 import type { Logger } from "../shared/logger.ts";
 import { DriverError, ErrorType } from "./errors.ts";
 import { KubeClient, type PodRef } from "./kube-client.ts";
@@ -17,19 +16,14 @@ export class StandaloneKube extends KubeClient {
   private readonly log: Logger;
 
   constructor(dir: string, logger: Logger, nodeName: string) {
-    const config = new KubeConfig();
-    config.loadFromOptions({
-      clusters: [{ name: "standalone", server: "https://127.0.0.1:1" }],
-      users: [{ name: "standalone" }],
-      contexts: [{ name: "standalone", cluster: "standalone", user: "standalone" }],
-      currentContext: "standalone",
-    });
-    super(config, logger, { nodeName });
+    // Every call is overridden below; nothing is ever sent to this address.
+    super({ server: "https://127.0.0.1:1", apply: async () => undefined }, logger, { nodeName });
     this.dir = dir;
     this.log = logger;
   }
 
   override async getSecretProviderClass(namespace: string, name: string): Promise<SecretProviderClass> {
+    const { parseAllDocuments } = await loadYaml();
     for (const file of (await readdir(this.dir)).filter((f) => /\.(ya?ml|json)$/.test(f)).sort()) {
       const docs = parseAllDocuments(await readFile(join(this.dir, file), "utf8"));
       for (const doc of docs) {

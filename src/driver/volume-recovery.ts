@@ -43,8 +43,8 @@ export async function recoverMountedVolumes(ctx: DriverContext, jitter: () => nu
     if (!owner) continue;
     let serviceAccount = "";
     try {
-      const pod = await kube.core.readNamespacedPod({ name: owner.name, namespace });
-      if (pod.metadata?.uid !== owner.uid) continue;
+      const pod = await kube.getPod(namespace, owner.name);
+      if (!pod || pod.metadata?.uid !== owner.uid) continue;
       serviceAccount = pod.spec?.serviceAccountName ?? "default";
     } catch {
       continue;

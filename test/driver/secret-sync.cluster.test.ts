@@ -26,6 +26,8 @@ import { writeVolumeFiles } from "../../src/driver/atomic-writer.ts";
 import { TargetLocks } from "../../src/driver/target-locks.ts";
 import type { DriverContext } from "../../src/driver/context.ts";
 import { KubeClient, type PodRef } from "../../src/driver/kube-client.ts";
+import { loadKubeConnection } from "../../src/driver/kube-connection.ts";
+import { SecretsApi } from "../../src/driver/secret-api.ts";
 import { MANAGED_SECRET_LABEL, type SecretObject, type SecretProviderClass } from "../../src/driver/kube-types.ts";
 import { DriverMetrics } from "../../src/driver/metrics.ts";
 import { MountedVolumes, type MountedVolume } from "../../src/driver/mounted-volumes.ts";
@@ -40,7 +42,6 @@ import {
   createNamespace,
   kubeConfigFromInjected,
   kubeconfigFor,
-  loadKubeConfig,
   readAuditEvents,
   startControllerManager,
   waitFor,
@@ -233,12 +234,12 @@ describe("SecretSyncer against a real kube-apiserver", () => {
     await bind(`${DRIVER_USER}-sync`, "csi-secrets-store-sync", DRIVER_USER);
     await bind(`${NO_SYNC_USER}-driver`, "csi-secrets-store", NO_SYNC_USER);
 
-    driverKube = new KubeClient(loadKubeConfig(await kubeconfigFor(DRIVER_USER)), logger, { nodeName: NODE });
+    driverKube = new KubeClient(await loadKubeConnection(await kubeconfigFor(DRIVER_USER)), logger, { nodeName: NODE });
     // RBAC bindings take effect asynchronously in the authorizer cache.
     // A get of a Secret that does not exist answers 404 once the driver may read Secrets (403 before).
     await waitFor(
       async () =>
-        driverKube.core.readNamespacedSecret({ name: "rbac-probe", namespace: NS }).then(
+        new SecretsApi(driverKube.rest).get(NS, "rbac-probe").then(
           () => true,
           (err: unknown) => {
             if (apiErrorCode(err) === 404) return true;
@@ -568,7 +569,7 @@ describe("SecretSyncer against a real kube-apiserver", () => {
     });
 
     it("without Secret RBAC fails cleanly and logs the syncSecret.enabled hint", async () => {
-      const kube = new KubeClient(loadKubeConfig(await kubeconfigFor(NO_SYNC_USER)), logger, { nodeName: NODE });
+      const kube = new KubeClient(await loadKubeConnection(await kubeconfigFor(NO_SYNC_USER)), logger, { nodeName: NODE });
       await waitFor(async () => (await kube.getPodStatus(NS, podStatusName(pod.name, NS, "guard-spc"))) !== undefined, {
         description: "the no-sync user's RBAC to allow reading pod statuses",
       });

@@ -8,7 +8,7 @@ import { X509Certificate, createPrivateKey, type KeyObject } from "node:crypto";
 import { lstat, readFile, readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { decodePemBlocks, encodePem } from "../shared/pem.ts";
-import { readPkcs12 } from "../shared/pkcs12.ts";
+import { loadPkcs12Reader, pkcs12Reader } from "../shared/pkcs12-loader.ts";
 import { DATA_DIR_NAME, readVolumeFiles } from "./atomic-writer.ts";
 import type { SecretObject } from "./kube-types.ts";
 
@@ -123,11 +123,14 @@ interface PfxContents {
   key?: KeyObject;
 }
 
+/** Loads what kubernetes.io/tls Secrets may need (the PKCS#12 reader); most drivers never build one. */
+export const loadTlsSupport = loadPkcs12Reader;
+
 /** Parses a PKCS#12/PFX archive protected by an empty password. */
 function parsePfx(data: Buffer): PfxContents {
   let archive;
   try {
-    archive = readPkcs12(data);
+    archive = pkcs12Reader()(data);
   } catch (err) {
     throw new SecretDataError(`failed to decode PKCS#12/PFX data with an empty password: ${(err as Error).message}`);
   }

@@ -12,6 +12,7 @@ import { createHash } from "node:crypto";
 import type { AccessToken, GetTokenOptions, TokenCredential } from "@azure/core-auth";
 import { ClientAssertionCredential, ClientSecretCredential, ManagedIdentityCredential } from "@azure/identity";
 import { status } from "@grpc/grpc-js";
+import { scopedSignal } from "../shared/abort.ts";
 import type { CloudEnvironment } from "./cloud.ts";
 import { keyVaultScope } from "./cloud.ts";
 import { invalidArgument, ProviderError } from "./errors.ts";
@@ -126,14 +127,17 @@ export class CachingCredential implements TokenCredential {
     if (this.fresh(cached)) return cached;
     const { promise } = this.flights.run(key, async () => {
       const { abortSignal: _ignored, ...shared } = options ?? {};
+      const scoped = scopedSignal([], FETCH_TIMEOUT_MS);
       try {
-        const token = await this.fetch(list, { ...shared, abortSignal: AbortSignal.timeout(FETCH_TIMEOUT_MS) });
+        const token = await this.fetch(list, { ...shared, abortSignal: scoped.signal });
         this.onFetch("ok");
         this.tokens.set(key, token);
         return token;
       } catch (err) {
         this.onFetch("error");
         throw err;
+      } finally {
+        scoped.dispose();
       }
     });
     return raceSignal(promise, options?.abortSignal as AbortSignal | undefined);
@@ -225,12 +229,15 @@ export class Identity {
       const scopes = [keyVaultScope(auth.cloud)];
       const options: GetTokenOptions = { enableCae: true };
       let accessToken: AccessToken;
+      const scoped = scopedSignal([], FETCH_TIMEOUT_MS);
       try {
-        accessToken = await nonNull(this.underlying(token).getToken(scopes, { ...options, abortSignal: AbortSignal.timeout(FETCH_TIMEOUT_MS) }));
+        accessToken = await nonNull(this.underlying(token).getToken(scopes, { ...options, abortSignal: scoped.signal }));
         this.metrics?.countTokenRequest(auth.mode, "ok");
       } catch (err) {
         this.metrics?.countTokenRequest(auth.mode, "error");
         throw err;
+      } finally {
+        scoped.dispose();
       }
       this.proven.set(hash, true);
       this.adopt(auth);

@@ -14,6 +14,7 @@ import { CertificateClient } from "@azure/keyvault-certificates";
 import { KeyClient } from "@azure/keyvault-keys";
 import { SecretClient } from "@azure/keyvault-secrets";
 import { status } from "@grpc/grpc-js";
+import { scopedSignal } from "../shared/abort.ts";
 import type { Logger } from "../shared/logger.ts";
 import { BUILD_VERSION } from "../shared/version.ts";
 import { TokenBucket } from "./budget.ts";
@@ -268,9 +269,9 @@ export class KeyVaultReader {
     for (let attempt = 1; ; attempt++) {
       const remaining = ctx.deadline - Date.now();
       if (remaining <= 0) throw deadlineExceeded(`key vault "${vault.name}" (${vault.url}): no answer before the call's deadline`);
-      const signal = AbortSignal.any([ctx.signal, AbortSignal.timeout(remaining)]);
+      const scoped = scopedSignal([ctx.signal], remaining);
       try {
-        return await this.context.run(ctx, () => fn(signal));
+        return await this.context.run(ctx, () => fn(scoped.signal));
       } catch (err) {
         const error = classify(err, vault, ctx);
         const reason = retryReason(error);
@@ -283,6 +284,8 @@ export class KeyVaultReader {
         this.metrics?.countRetry(reason);
         this.logger?.debug({ vault: vault.name, attempt, delayMs: Math.round(delay), reason }, "retrying key vault request");
         await sleep(delay, ctx.signal);
+      } finally {
+        scoped.dispose();
       }
     }
   }

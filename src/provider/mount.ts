@@ -3,6 +3,7 @@
 // error fails the whole mount (no partial content), wrapped as upstream does:
 // "failed to mount objects, error: <what, naming the object and vault>".
 import { status } from "@grpc/grpc-js";
+import { scopedSignal } from "../shared/abort.ts";
 import type { Logger } from "../shared/logger.ts";
 import { certificatePem } from "./cert.ts";
 import { deadlineExceeded, ProviderError } from "./errors.ts";
@@ -12,7 +13,8 @@ import { publicKeyPem } from "./key.ts";
 import type { CallContext, KeyVaultReader, VaultRef } from "./keyvault.ts";
 import { conflictError, isHistoryMode, objectPrefix, type KeyVaultObject } from "./objects.ts";
 import { parseMountRequest, type MountRequestFields, type ParameterDefaults } from "./parameters.ts";
-import { secretFiles, type ObjectFile } from "./secret.ts";
+import { CONTENT_TYPE_PKCS12, secretFiles, type ObjectFile } from "./secret.ts";
+import { loadPkcs12Reader } from "../shared/pkcs12-loader.ts";
 
 export interface ProviderFile {
   path: string;
@@ -89,8 +91,8 @@ export class MountService {
 
     // One failure cancels the rest of this mount's reads.
     const controller = new AbortController();
-    const untilDeadline = AbortSignal.timeout(Math.max(0, outer.deadline - Date.now()));
-    const ctx: CallContext = { deadline: outer.deadline, signal: AbortSignal.any([outer.signal, controller.signal, untilDeadline]) };
+    const scoped = scopedSignal([outer.signal, controller.signal], outer.deadline - Date.now());
+    const ctx: CallContext = { deadline: outer.deadline, signal: scoped.signal };
     const results: Emitted[][] = new Array<Emitted[]>(params.objects.length);
     let next = 0;
     const worker = async () => {
@@ -105,6 +107,8 @@ export class MountService {
     } catch (err) {
       controller.abort();
       throw err;
+    } finally {
+      scoped.dispose();
     }
 
     const emitted = results.flat();
@@ -175,6 +179,7 @@ export class MountService {
     switch (obj.objectType) {
       case "secret": {
         const secret = await this.reader.getSecret(identity, vault, obj.objectName, version, ctx);
+        if (secret.contentType === CONTENT_TYPE_PKCS12) await loadPkcs12Reader();
         const files = secretFiles(secret, {
           objectFormat: obj.objectFormat,
           objectEncoding: obj.objectEncoding,

@@ -3,7 +3,8 @@
 // every certificate, headers stripped. Reading the archive is shared
 // (src/shared/pkcs12.ts).
 import { createPrivateKey } from "node:crypto";
-import { readPkcs12, type Pkcs12Contents } from "../shared/pkcs12.ts";
+import { pkcs12Reader } from "../shared/pkcs12-loader.ts";
+import type { Pkcs12Contents } from "../shared/pkcs12.ts";
 import { conversionFailed } from "./errors.ts";
 
 export type { Pkcs12Contents };
@@ -11,7 +12,7 @@ export type { Pkcs12Contents };
 /** Parses a Key Vault PFX (empty password); failures are conversion errors naming no secret bytes. */
 export function parsePkcs12(pfx: Uint8Array): Pkcs12Contents {
   try {
-    return readPkcs12(pfx);
+    return pkcs12Reader()(pfx);
   } catch (err) {
     throw conversionFailed((err as Error).message);
   }

@@ -14,12 +14,16 @@ import {
   SecretDataError,
   buildSecretData,
   certificatesPem,
+  loadTlsSupport,
   privateKeyPem,
   readMountedFiles,
   tlsPart,
   validateSecretObject,
   type MountedFile,
 } from "../../src/driver/secret-data.ts";
+
+// The driver loads the PKCS#12 reader before building its first TLS Secret.
+beforeAll(loadTlsSupport);
 
 // ---------------------------------------------------------------------------
 // Fixtures: an RSA CA, an intermediate and a leaf (forge), keys of each kind.

@@ -9,12 +9,15 @@ import { publicKeyPem } from "../../src/provider/key.ts";
 import { decodeBase64Strict, decodeHexStrict } from "../../src/provider/encodings.ts";
 import { decodePemBlocks, encodePem } from "../../src/shared/pem.ts";
 import { parsePkcs12 } from "../../src/provider/pkcs12.ts";
+import { loadPkcs12Reader } from "../../src/shared/pkcs12-loader.ts";
 import { pkcs12ToPem, secretFiles, splitCertAndKey } from "../../src/provider/secret.ts";
 import { makePki, type TestPki } from "./pki.ts";
 
 let pki: TestPki;
-beforeAll(() => {
+beforeAll(async () => {
   pki = makePki();
+  // The provider loads the PKCS#12 reader before converting a PFX-backed secret.
+  await loadPkcs12Reader();
 });
 
 function derOf(pem: string): Buffer {

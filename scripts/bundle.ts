@@ -5,7 +5,8 @@
 //   dist/provider/secrets-store-csi-provider-azure.mjs
 //   dist/emulator/keyvault-emulator.mjs        (when src/emulator/main.ts exists)
 //
-// Beside each bundle: proto/*.proto (loaded at run time by src/shared/proto.ts)
+// Beside each bundle: chunks/ (code the program loads only on demand, such as
+// @kubernetes/client-node for kubeconfigs with exec plugins), proto/*.proto (loaded at run time by src/shared/proto.ts)
 // and THIRD-PARTY-NOTICES.txt (licences of every bundled package).
 //
 // Usage: node scripts/bundle.ts [driver|provider|emulator ...] [--outdir DIR] [--sourcemap] [--analyze]
@@ -77,6 +78,25 @@ const BANNER = [
 ].join("\n");
 
 const BUILTINS = new Set([...builtinModules, ...builtinModules.map((m) => `node:${m}`)]);
+
+/**
+ * Node's own modules are loaded with require(), not import. The ESM face of a
+ * built-in reads every export once, and node:http's exports include lazy
+ * getters (WebSocket, MessageEvent, ...) that load Node's internal undici:
+ * about 20 ms of start-up and several MiB the programs never use.
+ */
+const BUILTINS_VIA_REQUIRE: esbuild.Plugin = {
+  name: "builtins-via-require",
+  setup(build) {
+    build.onResolve({ filter: /^(node:)?[a-z_/0-9]+$/ }, (args) =>
+      BUILTINS.has(args.path) && args.kind === "import-statement" ? { path: args.path, namespace: "builtin-require" } : undefined,
+    );
+    build.onLoad({ filter: /.*/, namespace: "builtin-require" }, (args) => ({
+      contents: `module.exports = require(${JSON.stringify(args.path.startsWith("node:") ? args.path : `node:${args.path}`)});`,
+      loader: "js",
+    }));
+  },
+};
 
 // Optional add-ons that dependencies require() inside try/catch and do without
 // when missing (ws: bufferutil, utf-8-validate; debug: supports-color). They are
@@ -168,8 +188,13 @@ export async function bundlePrograms(options: BundleOptions = {}): Promise<Bundl
 
     const built = await esbuild.build({
       absWorkingDir: REPO_ROOT,
-      entryPoints: [entry],
-      outfile: file,
+      entryPoints: [{ in: entry, out: program.output.replace(/\.mjs$/, "") }],
+      outdir: dir,
+      outExtension: { ".js": ".mjs" },
+      // What a program imports only on demand (import()) goes into chunks/
+      // and is read from disk the first time it is needed, never at start-up.
+      splitting: true,
+      chunkNames: "chunks/[name]-[hash]",
       bundle: true,
       platform: "node",
       target: "node24",
@@ -186,6 +211,7 @@ export async function bundlePrograms(options: BundleOptions = {}): Promise<Bundl
         "process.env.SSCSI_BUILD_DATE": JSON.stringify(info.date),
       },
       metafile: true,
+      plugins: [BUILTINS_VIA_REQUIRE],
       logLevel: "silent",
     });
     for (const w of built.warnings) log(`bundle: ${program.name}: warning: ${w.text}${w.location ? ` (${w.location.file}:${w.location.line})` : ""}`);
@@ -209,6 +235,7 @@ export async function bundlePrograms(options: BundleOptions = {}): Promise<Bundl
       throw new Error(`bundle: ${program.name} left non-builtin imports outside the bundle: ${[...externals].join(", ")}`);
     }
 
+    mkdirSync(join(dir, "chunks"), { recursive: true });
     mkdirSync(join(dir, "proto"));
     for (const p of protoFiles) cpSync(join(REPO_ROOT, "proto", p), join(dir, "proto", p));
     writeFileSync(join(dir, "THIRD-PARTY-NOTICES.txt"), thirdPartyNotices(roots));

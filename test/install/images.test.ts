@@ -202,9 +202,14 @@ describe.each(IMAGES)("%s", (file, program, bundleName, installDir) => {
     expect(entrypoint(image.runtime)).toEqual(["node", `${installDir}/${bundleName}`]);
   });
 
-  it("copies the bundle, its proto files and its licence notices, and nothing else", () => {
+  it("copies the bundle, its on-demand chunks, its proto files and its licence notices, and nothing else", () => {
     const root = assemble(image);
-    expect(listFiles(root)).toEqual(
+    const files = listFiles(root);
+    const chunks = files.filter((f) => f.startsWith(`${installDir.slice(1)}/chunks/`));
+    // Code loaded on first use only: the PKCS#12 reader in both programs.
+    expect(chunks.some((f) => /\/pkcs12-[A-Z0-9]+\.mjs$/.test(f))).toBe(true);
+    expect(chunks.every((f) => f.endsWith(".mjs"))).toBe(true);
+    expect(files.filter((f) => !chunks.includes(f))).toEqual(
       [`${installDir}/${bundleName}`, `${installDir}/THIRD-PARTY-NOTICES.txt`, `${installDir}/proto/csi.proto`, `${installDir}/proto/provider.proto`]
         .map((p) => p.slice(1))
         .sort(),

@@ -3,44 +3,51 @@
 // equals its Authority Key Identifier. When the links do not cover every
 // certificate (missing AKI/SKI, unrelated or missing certificates) the
 // original order is kept, as upstream does since v1.6.
-import forge from "node-forge";
+import { children, DER_OCTET_STRING, DER_OID, DER_SEQUENCE, readElement } from "../shared/der.ts";
 
-const OID_SUBJECT_KEY_ID = "2.5.29.14";
-const OID_AUTHORITY_KEY_ID = "2.5.29.35";
+// The content octets of the extension OIDs: 2.5.29.14 and 2.5.29.35.
+const OID_SUBJECT_KEY_ID = "551d0e";
+const OID_AUTHORITY_KEY_ID = "551d23";
+/** [3] EXPLICIT, constructed: the extensions of TBSCertificate. */
+const TBS_EXTENSIONS = 0xa3;
+/** [0] IMPLICIT OCTET STRING: keyIdentifier in AuthorityKeyIdentifier. */
+const AKI_KEY_IDENTIFIER = 0x80;
 
 export interface KeyIds {
   subjectKeyId?: string;
   authorityKeyId?: string;
 }
 
-/** Reads the SKI and AKI keyIdentifier (hex) of a DER certificate. */
+const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString("hex");
+
+/** Reads the SKI and AKI keyIdentifier (hex) of a DER certificate; a malformed part gives no id. */
 export function readKeyIds(der: Uint8Array): KeyIds {
   const ids: KeyIds = {};
-  let cert: forge.asn1.Asn1;
+  let extensions;
   try {
-    cert = forge.asn1.fromDer(forge.util.createBuffer(Buffer.from(der).toString("binary")), false);
+    const certificate = readElement(der).element;
+    const tbs = children(certificate.content)[0];
+    if (certificate.tag !== DER_SEQUENCE || tbs?.tag !== DER_SEQUENCE) return ids;
+    const wrapper = children(tbs.content).find((el) => el.tag === TBS_EXTENSIONS);
+    if (!wrapper) return ids;
+    extensions = children(children(wrapper.content)[0]?.content ?? new Uint8Array());
   } catch {
     return ids;
   }
-  const tbs = (cert.value as forge.asn1.Asn1[])[0];
-  if (!tbs || !Array.isArray(tbs.value)) return ids;
-  // extensions are the [3] EXPLICIT context element of TBSCertificate
-  const extsWrapper = tbs.value.find((el) => el.tagClass === forge.asn1.Class.CONTEXT_SPECIFIC && el.type === 3);
-  const exts = extsWrapper && Array.isArray(extsWrapper.value) ? (extsWrapper.value[0]?.value as forge.asn1.Asn1[] | undefined) : undefined;
-  for (const ext of exts ?? []) {
-    const parts = ext.value as forge.asn1.Asn1[];
-    if (!Array.isArray(parts) || parts.length < 2) continue;
-    const oid = forge.asn1.derToOid(parts[0]!.value as string);
-    const octets = parts[parts.length - 1]!.value;
-    if (typeof octets !== "string") continue;
+  for (const extension of extensions) {
     try {
-      const inner = forge.asn1.fromDer(forge.util.createBuffer(octets), false);
-      if (oid === OID_SUBJECT_KEY_ID && typeof inner.value === "string") {
-        ids.subjectKeyId = forge.util.bytesToHex(inner.value);
-      } else if (oid === OID_AUTHORITY_KEY_ID && Array.isArray(inner.value)) {
+      // Extension ::= SEQUENCE { extnID OBJECT IDENTIFIER, critical BOOLEAN DEFAULT FALSE, extnValue OCTET STRING }
+      const parts = children(extension.content);
+      const oid = parts[0];
+      const value = parts.at(-1);
+      if (oid?.tag !== DER_OID || value?.tag !== DER_OCTET_STRING || parts.length < 2) continue;
+      const inner = readElement(value.content).element;
+      if (hex(oid.content) === OID_SUBJECT_KEY_ID && inner.tag === DER_OCTET_STRING) {
+        ids.subjectKeyId = hex(inner.content);
+      } else if (hex(oid.content) === OID_AUTHORITY_KEY_ID && inner.tag === DER_SEQUENCE) {
         // AuthorityKeyIdentifier ::= SEQUENCE { keyIdentifier [0] IMPLICIT OCTET STRING OPTIONAL, ... }
-        const keyId = inner.value.find((el) => el.tagClass === forge.asn1.Class.CONTEXT_SPECIFIC && el.type === 0);
-        if (keyId && typeof keyId.value === "string") ids.authorityKeyId = forge.util.bytesToHex(keyId.value);
+        const keyId = children(inner.content).find((el) => el.tag === AKI_KEY_IDENTIFIER);
+        if (keyId) ids.authorityKeyId = hex(keyId.content);
       }
     } catch {
       // a malformed extension just gives no link

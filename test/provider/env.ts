@@ -69,9 +69,12 @@ export async function startProvider(emulator: Emulator, address: string, flags: 
     AZURE_POD_IDENTITY_AUTHORITY_HOST: emulator.imdsEndpoint,
     LOG_LEVEL: "debug",
   });
+  // Benchmarks run what the images run: SSCSI_PROVIDER_PROGRAM names a bundle,
+  // SSCSI_NODE_FLAGS its Node flags. Tests leave both unset and run the sources.
+  const nodeFlags = (process.env.SSCSI_NODE_FLAGS ?? "").split(" ").filter(Boolean);
   const child: ChildProcess = spawn(
     process.execPath,
-    ["--import", DNS_HOOK, MAIN, `--endpoint=unix://${socket}`, `--healthz-port=${healthPort}`, `--prometheus-port=${metricsPort}`, "-v=4", ...flags],
+    [...nodeFlags, "--import", DNS_HOOK, process.env.SSCSI_PROVIDER_PROGRAM ?? MAIN, `--endpoint=unix://${socket}`, `--healthz-port=${healthPort}`, `--prometheus-port=${metricsPort}`, "-v=4", ...flags],
     { env, stdio: ["ignore", "pipe", "pipe"] },
   );
   let output = "";

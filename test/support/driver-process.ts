@@ -12,8 +12,18 @@ export interface DriverProcess {
   stop(): Promise<void>;
 }
 
+/**
+ * Benchmarks run what the images run: SSCSI_DRIVER_PROGRAM names a bundle
+ * (scripts/bundle.ts) and SSCSI_NODE_FLAGS the Node flags it runs with. Tests
+ * leave both unset and run the sources.
+ */
+function driverCommand(): string[] {
+  const flags = (process.env.SSCSI_NODE_FLAGS ?? "").split(" ").filter(Boolean);
+  return [...flags, process.env.SSCSI_DRIVER_PROGRAM ?? resolve(REPO, "src/driver/main.ts")];
+}
+
 export async function startDriverProcess(socketPath: string, args: string[], env: Record<string, string | undefined> = {}): Promise<DriverProcess> {
-  const child = spawn(process.execPath, [resolve(REPO, "src/driver/main.ts"), `--endpoint=unix://${socketPath}`, ...args], {
+  const child = spawn(process.execPath, [...driverCommand(), `--endpoint=unix://${socketPath}`, ...args], {
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });

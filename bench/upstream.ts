@@ -30,6 +30,7 @@ import { FULL, measureStack, QUICK } from "./scenarios.ts";
 import { ourStack, upstreamStack } from "./stacks.ts";
 
 const run = promisify(execFile);
+// SSCSI_INSTALL_UPSTREAM: another copy of the build script (one on a branch not merged yet).
 const INSTALL_UPSTREAM = process.env.SSCSI_INSTALL_UPSTREAM ?? join(REPO, "test", "harness", "install-upstream.sh");
 
 interface Plan {

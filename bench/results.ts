@@ -138,7 +138,10 @@ ${TABLE_END}
   no refresh runs during the latency and memory figures).
 - Memory: RSS is the program's own VmRSS; "cgroup" is memory.usage_in_bytes of a cgroup v1 memory group the
   program was started in (anonymous memory, page cache it brought in, and the tmpfs pages the driver wrote into the
-  volumes, as kubelet would charge its container). Readings are taken ${sizes.settleMs / 1000} s after the step.
+  volumes, as kubelet would charge its container; "anon" and "tmpfs" are the parts that cannot be reclaimed).
+  The group's usage is below RSS because the program's binary (node, or the Go binary) was already in the page cache,
+  charged to whoever read it first, while RSS counts its mapped pages. Readings are taken ${sizes.settleMs / 1000} s
+  after the step. Every volume's files and every provider answer are checked against the vault's values.
 - Start-up: ${sizes.starts} fresh starts of each program, from spawn until the first answered Probe (driver, with
   its kubeconfig) or Version (provider).
 - Publish: warm (the identity's token already fetched) one at a time over ${sizes.sequential} volumes, then

@@ -1,0 +1,80 @@
+// The one Key Vault both stacks read: the emulator program (bundled) on port
+// 443 of the private namespace's 127.0.0.1, seeded with one vault of ten
+// secrets and the service principals the benchmark mounts with. The admin
+// endpoints (request counters) are read on its plain-HTTP IMDS port.
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { SeedDocument } from "../src/emulator/index.ts";
+import { freePort } from "../test/provider/env.ts";
+import { startProgram, type RunningProgram } from "./program.ts";
+
+export const VAULT = "bench-kv";
+export const TENANT = "00000000-0000-4000-8000-00000000be4c";
+export const OBJECTS = Array.from({ length: 10 }, (_, i) => `secret-${i}`);
+/** The value the vault holds for each object (512 bytes). */
+export const secretValue = (name: string): string => `value-of-${name}-`.padEnd(512, "x");
+/** Host names the providers must reach: the vault and Entra ID. */
+export const EMULATED_HOSTS = [`${VAULT}.vault.azure.net`, "login.microsoftonline.com"];
+
+export interface ServicePrincipal {
+  clientId: string;
+  clientSecret: string;
+}
+
+/** The identity every pod of the benchmark mounts with. */
+export const POD_IDENTITY: ServicePrincipal = { clientId: "b0000000-0000-4000-8000-000000000001", clientSecret: "bench-pod-secret" };
+
+/** Identities used once each, for cold mounts: `cold(stack, i)`. */
+export function coldIdentity(stack: string, i: number): ServicePrincipal {
+  const n = (stack === "ours" ? 100 : 200) + i;
+  return { clientId: `c0000000-0000-4000-8000-${String(n).padStart(12, "0")}`, clientSecret: `bench-cold-${stack}-${i}` };
+}
+
+export interface KeyVault {
+  caFile: string;
+  /** Request counters since the last reset ("getSecret:bench-kv", "token", ...). */
+  counters(): Promise<Record<string, number>>;
+  resetCounters(): Promise<void>;
+  /** Key Vault secret reads since the last reset. */
+  reads(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+export async function startKeyVault(bundle: string, dir: string, coldIdentities: number): Promise<KeyVault> {
+  const principals = [POD_IDENTITY, ...["ours", "upstream"].flatMap((s) => Array.from({ length: coldIdentities }, (_, i) => coldIdentity(s, i)))];
+  const seed: SeedDocument = {
+    tenantId: TENANT,
+    vaults: [{ name: VAULT, secrets: OBJECTS.map((name) => ({ name, value: secretValue(name) })) }],
+    applications: principals.map((p, i) => ({ name: `bench-app-${i}`, ...p, roleAssignments: [{ vault: VAULT, role: "Key Vault Secrets User" }] })),
+  } as SeedDocument;
+  const seedFile = join(dir, "seed.json");
+  writeFileSync(seedFile, JSON.stringify(seed));
+  const adminPort = await freePort();
+  const admin = `http://127.0.0.1:${adminPort}/_emulator`;
+  const program: RunningProgram = await startProgram(
+    "keyvault-emulator",
+    {
+      command: process.execPath,
+      args: [bundle, "--listen=127.0.0.1:443", `--imds-listen=127.0.0.1:${adminPort}`, `--seed=${seedFile}`, `--data-dir=${dir}`, "--log-level=warn"],
+      env: { PATH: process.env.PATH ?? "" },
+    },
+    {
+      logPath: join(dir, "emulator.log"),
+      ready: async () => {
+        const res = await fetch(`${admin}/healthz`);
+        if (!res.ok) throw new Error(`healthz ${res.status}`);
+      },
+    },
+  );
+  const counters = async () => (await (await fetch(`${admin}/counters`)).json()) as Record<string, number>;
+  return {
+    caFile: join(dir, "ca.pem"),
+    counters,
+    resetCounters: async () => {
+      const res = await fetch(`${admin}/counters`, { method: "POST" });
+      if (!res.ok) throw new Error(`resetting the emulator's counters: HTTP ${res.status}`);
+    },
+    reads: async () => (await counters())[`getSecret:${VAULT}`] ?? 0,
+    stop: () => program.stop(),
+  };
+}

@@ -1,0 +1,108 @@
+// The two stacks compared, as command lines: ours runs the esbuild bundles
+// the way the images start them (node flags and environment read from
+// Dockerfile.driver / Dockerfile.provider), upstream runs the Go binaries
+// built from the Go module proxy, with upstream's flags.
+import { basename, join } from "node:path";
+import { REPO } from "../test/support/driver-process.ts";
+import { entrypoint, env as dockerEnv, parseDockerfile } from "../test/install/dockerfile.ts";
+import type { Command } from "./program.ts";
+
+export type StackName = "ours" | "upstream";
+
+export interface DriverSettings {
+  socket: string;
+  nodeId: string;
+  providerDir: string;
+  kubeletDir: string;
+  kubeconfig: string;
+  rotationInterval: string;
+  metricsPort: number;
+  healthPort: number;
+}
+
+export interface ProviderSettings {
+  socket: string;
+  /** The emulator's CA certificate (PEM). */
+  caFile: string;
+  metricsPort: number;
+  healthPort: number;
+}
+
+export interface Stack {
+  name: StackName;
+  /** How the stack is built, for the results' method section. */
+  description: string;
+  driver(s: DriverSettings): Command;
+  provider(s: ProviderSettings): Command;
+}
+
+const baseEnv = (): Record<string, string> => ({ PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin", HOME: process.env.HOME ?? "/root" });
+
+/** `node <flags> <bundle>` and ENV as the image's runtime stage has them, with the bundle at its local path. */
+function asImageRuns(dockerfile: string, bundle: string): { argv: string[]; env: Record<string, string> } {
+  const stage = parseDockerfile(join(REPO, dockerfile)).stages.at(-1)!;
+  const [program, ...rest] = entrypoint(stage);
+  if (program !== "node") throw new Error(`${dockerfile}: ENTRYPOINT does not start node`);
+  const argv = [process.execPath, ...rest.map((a) => (basename(a) === basename(bundle) ? bundle : a))];
+  if (!argv.includes(bundle)) throw new Error(`${dockerfile}: ENTRYPOINT does not run ${basename(bundle)}`);
+  return { argv, env: Object.fromEntries(dockerEnv(stage)) };
+}
+
+export function ourStack(bundles: { driver: string; provider: string }): Stack {
+  const driver = asImageRuns("Dockerfile.driver", bundles.driver);
+  const provider = asImageRuns("Dockerfile.provider", bundles.provider);
+  return {
+    name: "ours",
+    description: `esbuild bundles (scripts/bundle.ts) on Node ${process.version}, started as the images start them: \`${["node", ...driver.argv.slice(1).map((a) => basename(a))].join(" ")}\``,
+    driver: (s) => ({
+      command: driver.argv[0]!,
+      args: [
+        ...driver.argv.slice(1),
+        `--endpoint=unix://${s.socket}`,
+        `--nodeid=${s.nodeId}`,
+        `--kubeconfig=${s.kubeconfig}`,
+        `--kubelet-dir=${s.kubeletDir}`,
+        `--provider-volume=${s.providerDir}`,
+        "--additional-provider-volume-paths=",
+        `--metrics-addr=127.0.0.1:${s.metricsPort}`,
+        `--health-addr=127.0.0.1:${s.healthPort}`,
+        "--enable-secret-rotation=true",
+        `--rotation-poll-interval=${s.rotationInterval}`,
+      ],
+      env: { ...baseEnv(), ...driver.env },
+    }),
+    provider: (s) => ({
+      command: provider.argv[0]!,
+      args: [...provider.argv.slice(1), `--endpoint=unix://${s.socket}`, `--healthz-port=${s.healthPort}`, `--prometheus-port=${s.metricsPort}`],
+      env: { ...baseEnv(), ...provider.env, NODE_EXTRA_CA_CERTS: s.caFile },
+    }),
+  };
+}
+
+export function upstreamStack(binDir: string): Stack {
+  return {
+    name: "upstream",
+    description:
+      "sigs.k8s.io/secrets-store-csi-driver v1.6.0 and github.com/Azure/secrets-store-csi-driver-provider-azure v1.8.2, " +
+      "built with `go build` from the Go module proxy by test/harness/install-upstream.sh (CGO off, -trimpath)",
+    driver: (s) => ({
+      command: join(binDir, "upstream-secrets-store-csi-driver"),
+      args: [
+        `--endpoint=unix://${s.socket}`,
+        `--nodeid=${s.nodeId}`,
+        `--provider-volume=${s.providerDir}`,
+        `--additional-provider-volume-paths=${s.providerDir}`,
+        `--metrics-addr=127.0.0.1:${s.metricsPort}`,
+        "--enable-secret-rotation=true",
+        `--rotation-poll-interval=${s.rotationInterval}`,
+      ],
+      env: { ...baseEnv(), KUBECONFIG: s.kubeconfig },
+    }),
+    provider: (s) => ({
+      command: join(binDir, "upstream-provider-azure"),
+      args: [`--endpoint=unix://${s.socket}`, `--healthz-port=${s.healthPort}`, `--prometheus-port=${s.metricsPort}`],
+      // Go reads the trust store from SSL_CERT_FILE; vault and login names resolve through /etc/hosts.
+      env: { ...baseEnv(), SSL_CERT_FILE: s.caFile },
+    }),
+  };
+}

@@ -12,8 +12,12 @@
 // directories it lists as its own, one by one, and a directory only once empty.
 // Callers pass the volume's root as /proc/self/fd/<n> of a descriptor open on
 // the checked tmpfs (volume-target.ts), so every write lands in that tmpfs.
+//
+// The calls are synchronous: they touch only memory (a tmpfs), take
+// microseconds each, and a publish makes about forty of them; through the
+// thread pool each would cost a round trip and a promise.
 import { randomInt } from "node:crypto";
-import { chmod, lstat, mkdir, readFile, readdir, readlink, rename, rmdir, stat, symlink, unlink, writeFile } from "node:fs/promises";
+import { chmodSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmdirSync, statSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { assertSafeFilePaths } from "./file-paths.ts";
 
@@ -38,12 +42,12 @@ function timestampedDirName(now = new Date()): string {
 }
 
 /** Lists the files under dir as relative paths; with dirs, also the directories (parents after children). */
-async function walk(dir: string, prefix = "", dirs?: string[]): Promise<string[]> {
+function walk(dir: string, prefix = "", dirs?: string[]): string[] {
   const out: string[] = [];
-  for (const entry of await readdir(dir, { withFileTypes: true })) {
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
     const rel = prefix ? `${prefix}/${entry.name}` : entry.name;
     if (entry.isDirectory()) {
-      out.push(...(await walk(join(dir, entry.name), rel, dirs)));
+      out.push(...walk(join(dir, entry.name), rel, dirs));
       dirs?.push(rel);
     } else out.push(rel);
   }
@@ -51,16 +55,18 @@ async function walk(dir: string, prefix = "", dirs?: string[]): Promise<string[]
 }
 
 /** Removes a data directory the writer made: its files one by one, then its directories once empty. */
-async function removeDataDir(dir: string): Promise<void> {
+function removeDataDir(dir: string): void {
   const dirs: string[] = [];
-  const files = await walk(dir, "", dirs).catch((err: NodeJS.ErrnoException) => {
-    if (err.code === "ENOENT") return undefined;
+  let files: string[];
+  try {
+    files = walk(dir, "", dirs);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
     throw err;
-  });
-  if (!files) return;
-  for (const f of files) await unlink(join(dir, f));
-  for (const d of dirs) await rmdir(join(dir, d));
-  await rmdir(dir);
+  }
+  for (const f of files) unlinkSync(join(dir, f));
+  for (const d of dirs) rmdirSync(join(dir, d));
+  rmdirSync(dir);
 }
 
 const PAGE_BYTES = 4096;
@@ -93,9 +99,9 @@ export interface WriteOptions {
 
 export class VolumeTooLargeError extends Error {}
 
-async function currentDataDir(target: string): Promise<string | undefined> {
+function currentDataDir(target: string): string | undefined {
   try {
-    const dir = await readlink(join(target, DATA_DIR_NAME));
+    const dir = readlinkSync(join(target, DATA_DIR_NAME));
     if (!DATA_DIR_PATTERN.test(dir)) throw new Error(`${DATA_DIR_NAME} points at ${JSON.stringify(dir)}, not a data directory the driver wrote`);
     return dir;
   } catch (err) {
@@ -107,12 +113,13 @@ async function currentDataDir(target: string): Promise<string | undefined> {
 /** Reads the visible files of a volume (path -> contents), following ..data. */
 export async function readVolumeFiles(target: string): Promise<Map<string, VolumeFile>> {
   const files = new Map<string, VolumeFile>();
-  const dataDir = await currentDataDir(target);
+  const dataDir = currentDataDir(target);
   if (!dataDir) return files;
   const base = join(target, dataDir);
-  for (const path of await walk(base)) {
+  for (const path of walk(base)) {
     const full = join(base, path);
-    const [contents, st] = await Promise.all([readFile(full), stat(full)]);
+    const contents = readFileSync(full);
+    const st = statSync(full);
     files.set(path, { path, mode: st.mode & 0o777, contents });
   }
   return files;
@@ -143,63 +150,69 @@ export async function writeVolumeFiles(target: string, files: readonly VolumeFil
       );
     }
   }
-  const oldDir = await currentDataDir(target);
+  const oldDir = currentDataDir(target);
   const oldFiles = await readVolumeFiles(target);
   if (oldDir && sameContent(oldFiles, files)) return false;
 
   const newDirName = timestampedDirName();
   const newDir = join(target, newDirName);
-  await mkdir(newDir, { mode: 0o755 });
-  await chmod(newDir, 0o755);
+  mkdirSync(newDir, { mode: 0o755 });
+  chmodSync(newDir, 0o755);
   try {
     for (const file of files) {
       const full = join(newDir, file.path);
       const parent = full.slice(0, full.lastIndexOf("/"));
-      if (parent !== newDir) await mkdir(parent, { recursive: true, mode: 0o755 });
-      await writeFile(full, file.contents, { mode: file.mode & 0o777 });
+      if (parent !== newDir) mkdirSync(parent, { recursive: true, mode: 0o755 });
+      writeFileSync(full, file.contents, { mode: file.mode & 0o777 });
       // writeFile's mode is filtered by the umask; set it exactly.
-      await chmod(full, file.mode & 0o777);
+      chmodSync(full, file.mode & 0o777);
     }
   } catch (err) {
-    await removeDataDir(newDir).catch(() => undefined);
+    try {
+      removeDataDir(newDir);
+    } catch {
+      // the error that stopped the write is the one to report
+    }
     throw err;
   }
 
   const newNames = new Set(files.map((f) => topLevel(f.path)));
   for (const name of newNames) {
     const link = join(target, name);
-    let existing: Awaited<ReturnType<typeof lstat>> | undefined;
+    let existing: ReturnType<typeof lstatSync> | undefined;
     try {
-      existing = await lstat(link);
+      existing = lstatSync(link);
     } catch {
       existing = undefined;
     }
     // A plain file here was written by a legacy provider itself; a directory
     // is not the writer's to remove.
     if (existing?.isDirectory()) throw new Error(`"${name}" is a directory the driver did not write; refusing to replace it`);
-    if (existing && !existing.isSymbolicLink()) await unlink(link);
-    if (!existing || !existing.isSymbolicLink()) await symlink(join(DATA_DIR_NAME, name), link);
+    if (existing && !existing.isSymbolicLink()) unlinkSync(link);
+    if (!existing || !existing.isSymbolicLink()) symlinkSync(join(DATA_DIR_NAME, name), link);
   }
 
   const tmpLink = join(target, DATA_DIR_TMP_NAME);
-  await unlink(tmpLink).catch((err: NodeJS.ErrnoException) => {
-    if (err.code !== "ENOENT") throw err;
-  });
-  await symlink(newDirName, tmpLink);
-  await rename(tmpLink, join(target, DATA_DIR_NAME));
+  try {
+    unlinkSync(tmpLink);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+  }
+  symlinkSync(newDirName, tmpLink);
+  renameSync(tmpLink, join(target, DATA_DIR_NAME));
 
   for (const path of oldFiles.keys()) {
     const name = topLevel(path);
-    if (!newNames.has(name)) await unlinkOwnLink(join(target, name));
+    if (!newNames.has(name)) unlinkOwnLink(join(target, name));
   }
-  if (oldDir && oldDir !== newDirName && DATA_DIR_PATTERN.test(oldDir)) await removeDataDir(join(target, oldDir));
+  if (oldDir && oldDir !== newDirName && DATA_DIR_PATTERN.test(oldDir)) removeDataDir(join(target, oldDir));
   return true;
 }
 
 /** Removes a top-level symlink the writer made; anything else there is left alone. */
-async function unlinkOwnLink(path: string): Promise<void> {
+function unlinkOwnLink(path: string): void {
   try {
-    if ((await lstat(path)).isSymbolicLink()) await unlink(path);
+    if (lstatSync(path).isSymbolicLink()) unlinkSync(path);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
   }

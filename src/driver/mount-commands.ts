@@ -9,15 +9,19 @@
 // changed since it was checked.
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 
-const COMMAND_TIMEOUT_SECONDS = 30;
+const COMMAND_TIMEOUT_MS = 30_000;
+/** Ends a command's output; mount(8) and umount(8) never print it. */
+const END = "\x1e";
 
-// Reads one command per line, runs it, and answers "<exit code> <output length>\n<output>".
-const LOOP = `while IFS= read -r line; do out=$(eval "$line" 2>&1); rc=$?; printf '%s %s\\n%s' "$rc" "\${#out}" "$out"; done`;
+// Reads one command per line, runs it (its own stdin closed, its messages on
+// stdout), then prints END and the exit code on a line.
+const LOOP = `while IFS= read -r line; do eval "$line" </dev/null 2>&1; printf '\\036%s\\n' "$?"; done`;
 
 interface Pending {
   command: string;
   resolve: () => void;
   reject: (err: Error) => void;
+  timer: NodeJS.Timeout;
 }
 
 /** A path naming a directory this process holds open (see mountTmpfs). */
@@ -31,14 +35,19 @@ function quote(arg: string): string {
 export class MountCommands {
   private shell: ChildProcessWithoutNullStreams | undefined;
   private readonly pending: Pending[] = [];
-  private output = Buffer.alloc(0);
+  private output = "";
 
   /** Runs command with args; rejects with the command's own message when it fails. */
   run(command: "mount" | "umount", args: readonly string[]): Promise<void> {
-    const line = ["timeout", String(COMMAND_TIMEOUT_SECONDS), command, ...args].map(quote).join(" ");
+    const line = [command, ...args].map(quote).join(" ");
     return new Promise<void>((resolve, reject) => {
       const shell = this.shell ?? this.start();
-      this.pending.push({ command: `${command} ${args.join(" ")}`, resolve, reject });
+      const timer = setTimeout(() => {
+        // The shell and the command are one process group: kill both; the next command starts a new shell.
+        if (shell.pid) process.kill(-shell.pid, "SIGKILL");
+      }, COMMAND_TIMEOUT_MS);
+      timer.unref();
+      this.pending.push({ command: `${command} ${args.join(" ")}`, resolve, reject, timer });
       shell.stdin.write(`${line}\n`);
     });
   }
@@ -49,18 +58,26 @@ export class MountCommands {
   }
 
   private start(): ChildProcessWithoutNullStreams {
-    const shell = spawn("/bin/sh", ["-c", LOOP], { stdio: ["pipe", "pipe", "pipe"], env: { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin", LC_ALL: "C" } });
+    const shell = spawn("/bin/sh", ["-c", LOOP], {
+      stdio: ["pipe", "pipe", "pipe"],
+      env: { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin", LC_ALL: "C" },
+      detached: true,
+    });
     this.shell = shell;
-    this.output = Buffer.alloc(0);
-    shell.stdout.on("data", (chunk: Buffer) => {
-      this.output = Buffer.concat([this.output, chunk]);
+    this.output = "";
+    shell.stdout.setEncoding("utf8");
+    shell.stdout.on("data", (chunk: string) => {
+      this.output += chunk;
       this.drain();
     });
     let stderr = "";
     shell.stderr.on("data", (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-2000)));
     const failAll = (why: string) => {
       if (this.shell === shell) this.shell = undefined;
-      for (const p of this.pending.splice(0)) p.reject(new Error(`${p.command} failed: the command shell ${why}${stderr ? `: ${stderr.trim()}` : ""}`));
+      for (const p of this.pending.splice(0)) {
+        clearTimeout(p.timer);
+        p.reject(new Error(`${p.command} failed: the command shell ${why}${stderr ? `: ${stderr.trim()}` : ""}`));
+      }
     };
     shell.once("error", (err) => failAll(`could not start (${err.message})`));
     shell.once("exit", (code, signal) => failAll(`exited (${code ?? signal})`));
@@ -72,17 +89,17 @@ export class MountCommands {
 
   private drain(): void {
     for (;;) {
-      const newline = this.output.indexOf(10);
+      const end = this.output.indexOf(END);
+      const newline = end < 0 ? -1 : this.output.indexOf("\n", end);
       if (newline < 0) return;
-      const [rc, length] = this.output.subarray(0, newline).toString().split(" ").map(Number);
-      const end = newline + 1 + length!;
-      if (this.output.length < end) return;
-      const text = this.output.subarray(newline + 1, end).toString().trim();
-      this.output = this.output.subarray(end);
+      const text = this.output.slice(0, end).trim();
+      const rc = Number(this.output.slice(end + 1, newline));
+      this.output = this.output.slice(newline + 1);
       const p = this.pending.shift();
       if (!p) continue;
+      clearTimeout(p.timer);
       if (rc === 0) p.resolve();
-      else p.reject(new Error(`${p.command} failed: ${text || `exit ${rc}${rc === 124 ? " (timed out)" : ""}`}`));
+      else p.reject(new Error(`${p.command} failed: ${text || `exit ${rc}`}`));
     }
   }
 }

@@ -114,11 +114,14 @@ export class KubeClient {
   }
 
   /** Creates the status object, or replaces labels, owners and status of an existing one. */
-  async upsertPodStatus(desired: SecretProviderClassPodStatus): Promise<void> {
+  async upsertPodStatus(desired: SecretProviderClassPodStatus, options: { expectExisting?: boolean } = {}): Promise<void> {
     const { namespace, name } = desired.metadata as { namespace: string; name: string };
+    // A first mount creates the object: try that first and save a read; a
+    // refresh (expectExisting) reads and replaces.
+    let create = !options.expectExisting;
     for (let attempt = 0; ; attempt++) {
       try {
-        const existing = await this.getPodStatus(namespace, name);
+        const existing = create ? undefined : await this.getPodStatus(namespace, name);
         if (!existing) {
           await this.rest.request({ method: "POST", path: podStatusPath(namespace), body: desired, contentType: "application/json", what: `create ${namespace}/${name}` });
           return;
@@ -135,8 +138,11 @@ export class KubeClient {
         await this.rest.request({ method: "PUT", path: podStatusPath(namespace, name), body: updated, contentType: "application/json", what: `update ${namespace}/${name}` });
         return;
       } catch (err) {
-        // 409: created concurrently or changed since read; read again.
-        if (httpStatusOf(err) === 409 && attempt < 4) continue;
+        // 409: it exists already, or changed since read; read again.
+        if (httpStatusOf(err) === 409 && attempt < 4) {
+          create = false;
+          continue;
+        }
         throw err;
       }
     }

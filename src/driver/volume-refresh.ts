@@ -97,6 +97,7 @@ export async function refreshGroup(ctx: DriverContext, group: readonly MountedVo
               targetPath: volume.targetPath,
               objectVersions: content.objectVersions,
             }),
+            { expectExisting: true },
           );
         }
         volume.provider = content.provider;

@@ -7,7 +7,7 @@ import { SERVICE_ACCOUNT_TOKENS_KEY } from "../shared/logger.ts";
 import { resolveCloud, vaultUrl, type CloudEnvironment } from "./cloud.ts";
 import { invalidArgument } from "./errors.ts";
 import { buildAuthConfig, type AuthConfig } from "./identity.ts";
-import { parseObjects, type KeyVaultObject } from "./objects.ts";
+import { parseObjects, type KeyVaultObject, type ObjectWarning } from "./objects.ts";
 
 export const POD_NAME_KEY = "csi.storage.k8s.io/pod.name";
 export const POD_NAMESPACE_KEY = "csi.storage.k8s.io/pod.namespace";
@@ -30,7 +30,12 @@ export interface MountParameters {
   /** Mode for files without filePermission (the request's permission). */
   defaultMode: number;
   unknownKeys: Array<{ index: number; keys: string[] }>;
+  warnings: ObjectWarning[];
 }
+
+/** Upstream mounts nothing for such a list, and its driver then fails with "missing object versions". */
+export const NO_OBJECTS =
+  'objects lists no object: "array" is missing or empty, and upstream\'s driver fails such a mount with "missing object versions": list at least one object under "array:"';
 
 export interface ParameterDefaults {
   /** --cloud-name */
@@ -154,10 +159,8 @@ export async function parseMountRequest(request: MountRequestFields, defaults: P
 
   const objectsText = get("objects");
   if (!objectsText) throw invalidArgument("objects is not set");
-  const { objects, unknownKeys } = parseObjects(objectsText);
-  if (objects.length === 0) {
-    throw invalidArgument('objects lists no object: "array" is missing or empty (the driver would fail with "missing object versions")');
-  }
+  const { objects, unknownKeys, warnings } = parseObjects(objectsText);
+  if (objects.length === 0) throw invalidArgument(NO_OBJECTS);
   validateVaultName(vaultName);
-  return { podName, podNamespace, vaultName, vaultUrl: vaultUrl(cloud, vaultName), cloud, auth, objects, defaultMode, unknownKeys };
+  return { podName, podNamespace, vaultName, vaultUrl: vaultUrl(cloud, vaultName), cloud, auth, objects, defaultMode, unknownKeys, warnings };
 }

@@ -47,6 +47,57 @@ describe("objects YAML", () => {
   });
 });
 
+/** The usual `array:` of `- |` blocks. */
+const list = (...items: Array<Record<string, string | number>>) =>
+  ["array:", ...items.flatMap((item) => ["  - |", ...Object.entries(item).map(([k, v]) => `    ${k}: ${typeof v === "number" ? v : JSON.stringify(v)}`)])].join("\n");
+
+describe("what upstream mounts is accepted", () => {
+  it("unclean aliases get their clean path, with a warning that names both", () => {
+    const { objects, warnings } = parseObjects(
+      list(
+        { objectName: "a", objectType: "secret", objectAlias: "./x" },
+        { objectName: "b", objectType: "secret", objectAlias: "d//e/./f/" },
+        { objectName: "c", objectType: "secret", objectAlias: "plain" },
+      ),
+    );
+    expect(objects.map((o) => o.fileName)).toEqual(["x", "d/e/f", "plain"]);
+    expect(objects[0]!.objectAlias).toBe("./x");
+    expect(warnings).toEqual([
+      { index: 0, message: 'objectAlias "./x" is written as "x" (upstream\'s driver refuses "./x": invalid filepath); write "x"' },
+      { index: 1, message: 'objectAlias "d//e/./f/" is written as "d/e/f" (upstream\'s driver refuses "d//e/./f/": invalid filepath); write "d/e/f"' },
+    ]);
+  });
+
+  it("a backslash is an ordinary character of a file name, as on Linux upstream", () => {
+    expect(parseObjects(list({ objectName: "a", objectType: "secret", objectAlias: "a\\b" })).objects[0]!.fileName).toBe("a\\b");
+  });
+
+  it("objectFormat PFX in any case but lower on a cert or key is ignored with a warning; pfx is refused", () => {
+    const { objects, warnings } = parseObjects(list({ objectName: "c", objectType: "cert", objectFormat: "PFX" }, { objectName: "k", objectType: "key", objectFormat: "Pfx" }));
+    expect(objects.map((o) => o.objectType)).toEqual(["cert", "key"]);
+    expect(warnings.map((w) => w.message)).toEqual([
+      'objectFormat "PFX" has no effect on objectType cert: the file is PEM, as upstream writes it (remove objectFormat, or use objectType secret to get the PFX)',
+      'objectFormat "Pfx" has no effect on objectType key: the file is PEM, as upstream writes it (remove objectFormat, or use objectType secret to get the PFX)',
+    ]);
+    expect(() => parseObjects(list({ objectName: "c", objectType: "cert", objectFormat: "pfx" }))).toThrow(/PFX format only supported for objectType: secret/);
+  });
+
+  it("objectVersionHistory below 2 reads one version; up to 1000 is accepted", () => {
+    const { objects } = parseObjects(list({ objectName: "a", objectType: "secret", objectVersionHistory: -1 }, { objectName: "b", objectType: "secret", objectVersionHistory: 101 }));
+    expect(objects.map((o) => o.objectVersionHistory)).toEqual([-1, 101]);
+  });
+
+  it("a history folder clashes only with its numbered files", () => {
+    const history = { objectName: "h", objectType: "secret", objectVersionHistory: 2 };
+    expect(parseObjects(list(history, { objectName: "x", objectType: "secret", objectAlias: "h/notes" })).objects).toHaveLength(2);
+    expect(parseObjects(list(history, { objectName: "x", objectType: "secret", objectAlias: "h/3" })).objects).toHaveLength(2);
+    expect(() => parseObjects(list(history, { objectName: "x", objectType: "secret", objectAlias: "h/2" }))).toThrow(/file "h\/2" would be written by both/);
+    expect(() => parseObjects(list(history, { objectName: "x", objectType: "secret", objectAlias: "h/0/deeper" }))).toThrow(/file "h\/0" would be written by both/);
+    expect(() => parseObjects(list(history, { ...history, objectName: "y", objectAlias: "h/1" }))).toThrow(/file "h\/1" would be written by both/);
+    expect(() => parseObjects(list({ objectName: "f", objectType: "secret", objectAlias: "top" }, { ...history, objectAlias: "top/sub" }))).toThrow(/file "top" would be written by both/);
+  });
+});
+
 const cloud: CloudEnvironment = {
   name: "AzurePublicCloud",
   activeDirectoryEndpoint: "https://login.microsoftonline.com/",

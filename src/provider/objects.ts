@@ -193,6 +193,8 @@ export interface ParseObjectsResult {
 export interface ObjectWarning {
   index: number;
   message: string;
+  /** Upstream gives another volume (its driver refuses what is mounted here). */
+  differsFromUpstream: boolean;
 }
 
 /** Parses and validates every object. Throws the first error (INVALID_ARGUMENT). */
@@ -223,6 +225,7 @@ export function parseObjects(objects: string): ParseObjectsResult {
       warnings.push({
         index,
         message: `objectFormat "${s.objectFormat}" has no effect on objectType ${objectType}: the file is PEM, as upstream writes it (remove objectFormat, or use objectType secret to get the PFX)`,
+        differsFromUpstream: false,
       });
     }
     const encoding = s.objectEncoding.toLowerCase();
@@ -241,6 +244,8 @@ export function parseObjects(objects: string): ParseObjectsResult {
       warnings.push({
         index,
         message: `${s.objectAlias ? "objectAlias" : "objectName"} "${givenName}" is written as "${fileName}" (upstream's driver refuses "${givenName}": invalid filepath); write "${fileName}"`,
+        // in history mode upstream joins the name with the index, which cleans it too
+        differsFromUpstream: raw.history <= 1,
       });
     }
     if (s.objectName === "") fail("objectName must not be empty");

@@ -30,8 +30,11 @@ export interface MountParameters {
   /** Mode for files without filePermission (the request's permission). */
   defaultMode: number;
   unknownKeys: Array<{ index: number; keys: string[] }>;
-  warnings: ObjectWarning[];
+  /** Accepted, but read differently from how it is written; index: the object's, when one object is meant. */
+  warnings: ParameterWarning[];
 }
+
+export type ParameterWarning = Omit<ObjectWarning, "index"> & { index?: number };
 
 /** Upstream mounts nothing for such a list, and its driver then fails with "missing object versions". */
 export const NO_OBJECTS =
@@ -145,6 +148,7 @@ export async function parseMountRequest(request: MountRequestFields, defaults: P
 
   const cloud = await resolveCloud(get("cloudName") || defaults.cloudName, get("cloudEnvFileName") || undefined);
 
+  const warnings: ParameterWarning[] = [];
   const auth = buildAuthConfig({
     useVMManagedIdentity,
     userAssignedIdentityID: get("userAssignedIdentityID"),
@@ -155,11 +159,13 @@ export async function parseMountRequest(request: MountRequestFields, defaults: P
     podNamespace,
     serviceAccountName: get(SERVICE_ACCOUNT_NAME_KEY),
     secrets,
+    onWarning: (message) => warnings.push({ message, differsFromUpstream: false }),
   });
 
   const objectsText = get("objects");
   if (!objectsText) throw invalidArgument("objects is not set");
-  const { objects, unknownKeys, warnings } = parseObjects(objectsText);
+  const { objects, unknownKeys, warnings: objectWarnings } = parseObjects(objectsText);
+  warnings.push(...objectWarnings);
   if (objects.length === 0) throw invalidArgument(NO_OBJECTS);
   validateVaultName(vaultName);
   return { podName, podNamespace, vaultName, vaultUrl: vaultUrl(cloud, vaultName), cloud, auth, objects, defaultMode, unknownKeys, warnings };

@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import type { AccessToken } from "@azure/core-auth";
 import { TokenBucket } from "../../src/provider/budget.ts";
 import type { CloudEnvironment } from "../../src/provider/cloud.ts";
-import { CachingCredential, identityKey, type AuthConfig } from "../../src/provider/identity.ts";
+import { buildAuthConfig, CachingCredential, identityKey, type AuthConfig } from "../../src/provider/identity.ts";
 import { LruCache } from "../../src/provider/lru.ts";
 import { parseObjects } from "../../src/provider/objects.ts";
 import { SingleFlight } from "../../src/provider/singleflight.ts";
@@ -63,8 +63,12 @@ describe("what upstream mounts is accepted", () => {
     expect(objects.map((o) => o.fileName)).toEqual(["x", "d/e/f", "plain"]);
     expect(objects[0]!.objectAlias).toBe("./x");
     expect(warnings).toEqual([
-      { index: 0, message: 'objectAlias "./x" is written as "x" (upstream\'s driver refuses "./x": invalid filepath); write "x"' },
-      { index: 1, message: 'objectAlias "d//e/./f/" is written as "d/e/f" (upstream\'s driver refuses "d//e/./f/": invalid filepath); write "d/e/f"' },
+      { index: 0, message: 'objectAlias "./x" is written as "x" (upstream\'s driver refuses "./x": invalid filepath); write "x"', differsFromUpstream: true },
+      {
+        index: 1,
+        message: 'objectAlias "d//e/./f/" is written as "d/e/f" (upstream\'s driver refuses "d//e/./f/": invalid filepath); write "d/e/f"',
+        differsFromUpstream: true,
+      },
     ]);
   });
 
@@ -105,6 +109,24 @@ const cloud: CloudEnvironment = {
   keyVaultDNSSuffix: "vault.azure.net",
   wellKnown: true,
 };
+
+describe("identity parameters upstream ignores", () => {
+  const inputs = { tenantId: "t", cloud, serviceAccountTokens: undefined, podNamespace: "ns", serviceAccountName: "sa", secrets: { clientid: "c", clientsecret: "s" } };
+  it("clientID next to useVMManagedIdentity: the managed identity, with a warning", () => {
+    const warnings: string[] = [];
+    const auth = buildAuthConfig({ ...inputs, useVMManagedIdentity: true, userAssignedIdentityID: "", clientID: "wi-app", onWarning: (m) => warnings.push(m) });
+    expect(auth).toMatchObject({ mode: "ManagedIdentity", clientId: "" });
+    expect(warnings).toEqual([
+      'clientID is not used because useVMManagedIdentity is "true": the objects are read with the VM\'s system-assigned managed identity, as upstream does (remove clientID, or remove useVMManagedIdentity for workload identity)',
+    ]);
+  });
+  it("userAssignedIdentityID without useVMManagedIdentity: the service principal, with a warning", () => {
+    const warnings: string[] = [];
+    const auth = buildAuthConfig({ ...inputs, useVMManagedIdentity: false, userAssignedIdentityID: "uami", clientID: "", onWarning: (m) => warnings.push(m) });
+    expect(auth).toMatchObject({ mode: "ServicePrincipal", clientId: "c" });
+    expect(warnings).toEqual(['userAssignedIdentityID is not used without useVMManagedIdentity: "true", as upstream ignores it (set useVMManagedIdentity, or remove userAssignedIdentityID)']);
+  });
+});
 
 describe("identity keys", () => {
   const sp = (secret: string): AuthConfig => ({ mode: "ServicePrincipal", tenantId: "t", clientId: "c", clientSecret: secret, cloud });

@@ -155,16 +155,6 @@ describe("identity configuration", () => {
       null,
     );
   });
-  it("identity-mode conflicts", async () => {
-    await expectInvalid(
-      { ...base(), useVMManagedIdentity: "true", clientID: "x" },
-      `${P}clientID and useVMManagedIdentity cannot be used together: set userAssignedIdentityID for a user-assigned managed identity, or drop useVMManagedIdentity for workload identity`,
-    );
-    await expectInvalid(
-      { ...base(), userAssignedIdentityID: "uami" },
-      `${P}userAssignedIdentityID is only used with useVMManagedIdentity: "true"; set useVMManagedIdentity, or remove userAssignedIdentityID`,
-    );
-  });
 });
 
 describe("objects", () => {

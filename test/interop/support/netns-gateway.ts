@@ -8,6 +8,7 @@
 import { spawn, execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { connect, createServer, type Server } from "node:net";
+import { relay } from "./relay.ts";
 
 export interface GatewayConfig {
   /** Bind-mounted over /etc/hosts in this mount namespace only. */
@@ -28,16 +29,7 @@ for (const address of config.addresses) execFileSync("ip", ["addr", "add", `${ad
 execFileSync("mount", ["--bind", config.hostsFile, "/etc/hosts"]);
 
 function listen(forward: GatewayConfig["forwards"][number]): Promise<Server> {
-  const server = createServer((inbound) => {
-    const outbound = connect(forward.socket);
-    inbound.pipe(outbound).pipe(inbound);
-    const close = () => {
-      inbound.destroy();
-      outbound.destroy();
-    };
-    inbound.on("error", close);
-    outbound.on("error", close);
-  });
+  const server = createServer((inbound) => relay(inbound, connect(forward.socket)));
   return new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen(forward.port, forward.host, () => resolve(server));

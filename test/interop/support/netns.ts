@@ -8,6 +8,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { connect, createServer, type Server } from "node:net";
+import { relay } from "./relay.ts";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { GatewayConfig } from "./netns-gateway.ts";
@@ -32,17 +33,8 @@ export interface NamespacedProcess {
   stop(): Promise<void>;
 }
 
-function relay(socket: string, to: { host: string; port: number }): Promise<Server> {
-  const server = createServer((inbound) => {
-    const outbound = connect(to.port, to.host);
-    inbound.pipe(outbound).pipe(inbound);
-    const close = () => {
-      inbound.destroy();
-      outbound.destroy();
-    };
-    inbound.on("error", close);
-    outbound.on("error", close);
-  });
+function serveRelay(socket: string, to: { host: string; port: number }): Promise<Server> {
+  const server = createServer((inbound) => relay(inbound, connect(to.port, to.host)));
   return new Promise((resolvePromise, reject) => {
     server.once("error", reject);
     server.listen(socket, () => resolvePromise(server));
@@ -58,7 +50,7 @@ export async function startInNetworkNamespace(options: NamespaceOptions): Promis
   const forwards: GatewayConfig["forwards"] = [];
   for (const [i, f] of options.forwards.entries()) {
     const socket = join(dir, `relay-${i}.sock`);
-    servers.push(await relay(socket, f.to));
+    servers.push(await serveRelay(socket, f.to));
     forwards.push({ host: f.listen.host, port: f.listen.port, socket });
   }
   const config: GatewayConfig = { hostsFile, addresses: options.addresses ?? [], forwards, command: options.command, args: options.args, env: options.env };

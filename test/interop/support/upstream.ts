@@ -11,6 +11,7 @@ import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import type { Emulator } from "../../../src/emulator/index.ts";
 import { ProviderClient } from "../../provider/client.ts";
+import { waitForProvider } from "../../provider/env.ts";
 import { startInNetworkNamespace, type NamespacedProcess } from "./netns.ts";
 
 const INSTALL = resolve(import.meta.dirname, "../../harness/install-upstream.sh");
@@ -39,21 +40,6 @@ export function upstreamBinDir(): Promise<string> {
     return dir;
   })();
   return binDir;
-}
-
-/** Waits until a provider answers Version on its socket, or the process exits. */
-async function waitForProvider(client: ProviderClient, exited: () => boolean, output: () => string, what: string): Promise<void> {
-  const started = Date.now();
-  for (;;) {
-    try {
-      await client.version();
-      return;
-    } catch (err) {
-      if (exited()) throw new Error(`${what} exited before serving:\n${output()}`);
-      if (Date.now() - started > 60_000) throw new Error(`${what} did not serve within 60s: ${String(err)}\n${output()}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
 }
 
 /** Entra ID hosts of the public and US Government clouds (both served by the emulator). */

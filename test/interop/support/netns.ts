@@ -29,6 +29,8 @@ export interface NamespaceOptions {
 
 export interface NamespacedProcess {
   child: ChildProcess;
+  /** The program (or unshare itself) has ended. */
+  exited(): boolean;
   output(): string;
   stop(): Promise<void>;
 }
@@ -61,14 +63,21 @@ export async function startInNetworkNamespace(options: NamespaceOptions): Promis
     stdio: ["pipe", "pipe", "pipe"],
   });
   let out = "";
+  let failed = false;
   child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
   child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<void>((done) => child.once("exit", () => done()));
+  // unshare(1) (util-linux) missing, for one: say so instead of waiting
+  child.once("error", (err) => {
+    failed = true;
+    out += `\ncannot run unshare --net --mount (util-linux): ${err.message}`;
+  });
+  const exited = new Promise<void>((done) => child.once("close", () => done()));
   return {
     child,
+    exited: () => failed || child.exitCode !== null || child.signalCode !== null,
     output: () => out,
     stop: async () => {
-      if (child.exitCode === null && child.signalCode === null) {
+      if (!failed && child.exitCode === null && child.signalCode === null) {
         child.kill("SIGTERM");
         const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
         await exited;

@@ -78,7 +78,7 @@ export async function startUpstreamProvider(emulator: Emulator, options: { vault
   });
   const client = new ProviderClient(`unix:${socket}`);
   try {
-    await waitForProvider(client, () => ns.child.exitCode !== null, ns.output, "upstream-provider-azure");
+    await waitForProvider(client, ns.exited, ns.output, "upstream-provider-azure");
   } catch (err) {
     client.close();
     await ns.stop();

@@ -13,6 +13,13 @@ import type { VolumeFile } from "./atomic-writer.ts";
 
 export const PROVIDER_API_VERSION = "v1alpha1";
 const PROVIDER_NAME = /^[a-zA-Z0-9_-]{1,30}$/;
+
+/** A SecretProviderClass's spec.provider names the socket <name>.sock: refuses names that cannot. */
+export function checkProviderName(provider: string): void {
+  if (!PROVIDER_NAME.test(provider)) {
+    throw new DriverError(grpc.status.INVALID_ARGUMENT, ErrorType.ProviderNotFound, `invalid provider name "${provider}": it must match [a-zA-Z0-9_-]{1,30}`);
+  }
+}
 const LARGE_RESPONSE_BYTES = 1024 * 1024;
 
 export interface MountRequest {
@@ -182,13 +189,7 @@ export class ProviderClients {
   }
 
   async get(provider: string): Promise<ProviderClient> {
-    if (!PROVIDER_NAME.test(provider)) {
-      throw new DriverError(
-        grpc.status.INVALID_ARGUMENT,
-        ErrorType.ProviderNotFound,
-        `invalid provider name "${provider}": it must match [a-zA-Z0-9_-]{1,30}`,
-      );
-    }
+    checkProviderName(provider);
     const socketPath = await this.findSocket(provider);
     const key = `${provider}\0${socketPath}`;
     let client = this.clients.get(key);

@@ -309,6 +309,8 @@ export interface AuthInputs {
   serviceAccountName: string;
   /** Parsed nodePublishSecretRef data (null when there is none). */
   secrets: Record<string, unknown> | null;
+  /** Told about parameters that are set but not used, as upstream ignores them. */
+  onWarning?: (message: string) => void;
 }
 
 /** Chooses the identity mode as upstream does (pod identity and token proxy are refused earlier). */
@@ -316,14 +318,14 @@ export function buildAuthConfig(input: AuthInputs): AuthConfig {
   const base = { tenantId: input.tenantId, cloud: input.cloud };
   if (input.useVMManagedIdentity) {
     if (input.clientID) {
-      throw invalidArgument(
-        "clientID and useVMManagedIdentity cannot be used together: set userAssignedIdentityID for a user-assigned managed identity, or drop useVMManagedIdentity for workload identity",
+      input.onWarning?.(
+        `clientID is not used because useVMManagedIdentity is "true": the objects are read with the VM's ${input.userAssignedIdentityID ? "user-assigned" : "system-assigned"} managed identity, as upstream does (remove clientID, or remove useVMManagedIdentity for workload identity)`,
       );
     }
     return { ...base, mode: "ManagedIdentity", clientId: input.userAssignedIdentityID };
   }
   if (input.userAssignedIdentityID) {
-    throw invalidArgument("userAssignedIdentityID is only used with useVMManagedIdentity: \"true\"; set useVMManagedIdentity, or remove userAssignedIdentityID");
+    input.onWarning?.('userAssignedIdentityID is not used without useVMManagedIdentity: "true", as upstream ignores it (set useVMManagedIdentity, or remove userAssignedIdentityID)');
   }
   if (input.clientID) {
     const fail = (detail: string): never => {

@@ -82,6 +82,9 @@ export class MountService {
     for (const { index, keys } of params.unknownKeys) {
       this.logger.warn({ pod: `${params.podNamespace}/${params.podName}`, index, keys }, "ignoring unknown keys in an objects entry (check their spelling)");
     }
+    for (const { index, message } of params.warnings) {
+      this.logger.warn({ pod: `${params.podNamespace}/${params.podName}`, index }, message);
+    }
     const identity = this.identities.get(params.auth);
     const vault: VaultRef = { name: params.vaultName, url: params.vaultUrl };
     this.logger.info(
@@ -150,7 +153,11 @@ export class MountService {
         start = enabled.findIndex((v) => v.version === obj.objectVersion);
         if (start < 0) {
           // upstream returns no files here; no files means the driver fails with "missing object versions"
-          throw new ProviderError(status.NOT_FOUND, "NotFound", `key vault "${vault.name}": version ${obj.objectVersion} is not among the enabled versions of ${obj.objectName}`);
+          throw new ProviderError(
+            status.NOT_FOUND,
+            "NotFound",
+            `key vault "${vault.name}": version ${obj.objectVersion} is not among the enabled versions of ${obj.objectName} (upstream silently mounts no file for it): pin an enabled version, or remove objectVersion to start at the newest`,
+          );
         }
       }
       // Upstream's loop emits N+1 versions (indices 0..N) for objectVersionHistory N; kept for compatibility.

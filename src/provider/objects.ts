@@ -4,17 +4,21 @@
 // is "1234", `filePermission: 0755` is "0755"), `objectVersionHistory` as an
 // int32 (a quoted value is refused, as upstream does). Every object is
 // validated before any network I/O, and each error names the object.
+import { posix } from "node:path";
 import { isMap, isScalar, isSeq, parseDocument, type Document, type Node as YamlNode } from "yaml";
 import { invalidArgument, ProviderError } from "./errors.ts";
-import { hasControlCharacter } from "../shared/path-names.ts";
+import { hasControlCharacter, NAME_MAX_BYTES, PATH_MAX_BYTES } from "../shared/path-names.ts";
 
 export const OBJECT_TYPES = ["secret", "key", "cert"] as const;
 export type ObjectType = (typeof OBJECT_TYPES)[number];
 export type ObjectEncoding = "utf-8" | "hex" | "base64";
 export type ObjectFormat = "pem" | "pfx";
 
-/** Largest accepted objectVersionHistory (upstream has no limit). */
-export const MAX_VERSION_HISTORY = 100;
+/**
+ * Largest accepted objectVersionHistory (upstream has no limit; N+1 versions
+ * are read, so this bounds the Key Vault reads of one object).
+ */
+export const MAX_VERSION_HISTORY = 1000;
 
 export interface KeyVaultObject {
   /** Position in the `array` list. */
@@ -160,27 +164,37 @@ export function parseFileMode(text: string): number {
 }
 
 /**
- * Checks a file name (alias or name): relative, clean, no "..", as the
- * driver's writer will require, so the error comes early and names the object.
+ * Checks a file name (alias or name) as upstream's provider does (relative,
+ * no "..") and returns its clean form, the path upstream's driver requires:
+ * "./x", "a//b", "a/./b" and "dir/" become "x", "a/b" and "dir". Upstream's
+ * provider passes such names on and its driver then refuses the mount
+ * (`invalid filepath`); here the volume gets the clean path, with a warning.
  */
-export function validateFileName(name: string): void {
+export function cleanFileName(name: string): string {
   if (name === "") throw new Error("file name must not be empty");
-  if (name.startsWith("/") || name.startsWith("\\") || /^[A-Za-z]:/.test(name)) throw new Error("file name must be a relative path");
+  if (name.startsWith("/")) throw new Error("file name must be a relative path");
   if (name.includes("..")) throw new Error("file name must not contain '..'");
-  if (name.includes("\\")) throw new Error(`file name "${name}" must not contain a backslash`);
   if (hasControlCharacter(name)) throw new Error(`file name ${JSON.stringify(name)} must not contain a control character (newline, tab, NUL, ...)`);
-  const parts = name.split("/");
-  if (parts.some((p) => p === "" || p === ".")) {
-    throw new Error(`file name "${name}" is not a clean path (no empty or "." segments, no leading "./" or trailing "/")`);
-  }
-  if (parts.some((p) => Buffer.byteLength(p) > 255)) throw new Error(`file name "${name}" has a path segment longer than 255 bytes`);
-  if (Buffer.byteLength(name) > 4096) throw new Error("file name is longer than 4096 bytes");
+  const clean = posix.normalize(name).replace(/\/+$/, "");
+  if (clean === "." || clean === "") throw new Error(`file name "${name}" names the volume itself, not a file in it: give the object a file name`);
+  if (clean.split("/").some((p) => Buffer.byteLength(p) > NAME_MAX_BYTES)) throw new Error(`file name "${name}" has a path segment longer than ${NAME_MAX_BYTES} bytes`);
+  if (Buffer.byteLength(clean) > PATH_MAX_BYTES) throw new Error(`file name is longer than ${PATH_MAX_BYTES} bytes`);
+  return clean;
 }
 
 export interface ParseObjectsResult {
   objects: KeyVaultObject[];
   /** Keys that were ignored (typos such as "objectname"), per object index, for a warning. */
   unknownKeys: Array<{ index: number; keys: string[] }>;
+  /** What was accepted but read differently from how it is written (upstream's quirks), for a warning. */
+  warnings: ObjectWarning[];
+}
+
+export interface ObjectWarning {
+  index: number;
+  message: string;
+  /** Upstream gives another volume (its driver refuses what is mounted here). */
+  differsFromUpstream: boolean;
 }
 
 /** Parses and validates every object. Throws the first error (INVALID_ARGUMENT). */
@@ -188,6 +202,7 @@ export function parseObjects(objects: string): ParseObjectsResult {
   const items = parseObjectList(objects);
   const parsed: KeyVaultObject[] = [];
   const unknownKeys: ParseObjectsResult["unknownKeys"] = [];
+  const warnings: ObjectWarning[] = [];
   items.forEach((item, index) => {
     let raw: RawObject;
     try {
@@ -204,17 +219,34 @@ export function parseObjects(objects: string): ParseObjectsResult {
     const objectType = s.objectType as ObjectType;
     const format = s.objectFormat.toLowerCase();
     if (format !== "" && format !== "pem" && format !== "pfx") fail(`invalid objectFormat: ${s.objectFormat}, should be PEM or PFX`);
-    if (format === "pfx" && objectType !== "secret") fail("PFX format only supported for objectType: secret");
+    if (format === "pfx" && objectType !== "secret") {
+      // upstream refuses only the exact lower-case "pfx" here; "PFX" passes and is ignored
+      if (s.objectFormat === "pfx") fail("PFX format only supported for objectType: secret");
+      warnings.push({
+        index,
+        message: `objectFormat "${s.objectFormat}" has no effect on objectType ${objectType}: the file is PEM, as upstream writes it (remove objectFormat, or use objectType secret to get the PFX)`,
+        differsFromUpstream: false,
+      });
+    }
     const encoding = s.objectEncoding.toLowerCase();
     if (encoding !== "" && objectType !== "secret") fail("objectEncoding only supported for objectType: secret");
     if (encoding !== "" && encoding !== "utf-8" && encoding !== "hex" && encoding !== "base64") {
       fail(`invalid objectEncoding: ${s.objectEncoding}, should be hex, base64 or utf-8`);
     }
-    const fileName = s.objectAlias || s.objectName;
+    const givenName = s.objectAlias || s.objectName;
+    let fileName = givenName;
     try {
-      validateFileName(fileName);
+      fileName = cleanFileName(givenName);
     } catch (err) {
       fail((err as Error).message);
+    }
+    if (fileName !== givenName) {
+      warnings.push({
+        index,
+        message: `${s.objectAlias ? "objectAlias" : "objectName"} "${givenName}" is written as "${fileName}" (upstream's driver refuses "${givenName}": invalid filepath); write "${fileName}"`,
+        // in history mode upstream joins the name with the index, which cleans it too
+        differsFromUpstream: raw.history <= 1,
+      });
     }
     if (s.objectName === "") fail("objectName must not be empty");
     if (!/^[0-9a-zA-Z-]{1,127}$/.test(s.objectName)) {
@@ -231,8 +263,8 @@ export function parseObjects(objects: string): ParseObjectsResult {
         fail((err as Error).message);
       }
     }
-    if (raw.history < 0 || raw.history > MAX_VERSION_HISTORY) {
-      fail(`objectVersionHistory ${raw.history} is out of range, must be between 0 and ${MAX_VERSION_HISTORY}`);
+    if (raw.history > MAX_VERSION_HISTORY) {
+      fail(`objectVersionHistory ${raw.history} is more than this provider reads (at most ${MAX_VERSION_HISTORY}, that is ${MAX_VERSION_HISTORY + 1} versions): lower it`);
     }
     parsed.push({
       index,
@@ -248,7 +280,7 @@ export function parseObjects(objects: string): ParseObjectsResult {
     });
   });
   checkPathConflicts(parsed);
-  return { objects: parsed, unknownKeys };
+  return { objects: parsed, unknownKeys, warnings };
 }
 
 /** True when the object is read in multi-version mode (files `<name>/<i>`). */
@@ -256,47 +288,41 @@ export function isHistoryMode(obj: KeyVaultObject): boolean {
   return obj.objectVersionHistory > 1;
 }
 
-/**
- * The paths an object certainly writes: its file, or in history mode the
- * folder `<name>/` holding `<name>/0` … `<name>/<N>`.
- */
-function claimedPaths(obj: KeyVaultObject): { files: string[]; dirs: string[] } {
-  if (isHistoryMode(obj)) {
-    const files: string[] = [];
-    for (let i = 0; i <= obj.objectVersionHistory; i++) files.push(`${obj.fileName}/${i}`);
-    return { files, dirs: [obj.fileName] };
-  }
-  return { files: [obj.fileName], dirs: [] };
+/** `i` when `segment` is the decimal index i of a history file ("0", "1", ...). */
+function historyIndex(segment: string): number | undefined {
+  return /^(0|[1-9][0-9]{0,9})$/.test(segment) ? Number(segment) : undefined;
 }
 
 /**
  * Refuses two objects writing the same file, or one writing a file where
- * another needs a directory (`a` and `a/b`, or `a` and history folder `a/`).
+ * another needs a directory (`a` and `a/b`, or `a` and history folder `a/`,
+ * or `h/1` and the history files `h/0` ... `h/<N>`).
  */
 export function checkPathConflicts(objects: readonly KeyVaultObject[]): void {
+  // path -> owner; a history object owns the directory `<name>/`
   const owners = new Map<string, KeyVaultObject>();
   const claim = (path: string, obj: KeyVaultObject) => {
     const other = owners.get(path);
-    if (other && other !== obj) throw conflictError(path, other, obj);
+    if (other && other !== obj) throw conflictError(path.replace(/\/$/, ""), other, obj);
     owners.set(path, obj);
   };
-  for (const obj of objects) {
-    const { files, dirs } = claimedPaths(obj);
-    for (const f of files) claim(f, obj);
-    for (const d of dirs) claim(`${d}/`, obj);
-  }
-  // a file that is also a parent directory of another path
+  for (const obj of objects) claim(isHistoryMode(obj) ? `${obj.fileName}/` : obj.fileName, obj);
   for (const [path, obj] of owners) {
+    const segments = path.replace(/\/$/, "").split("/");
     if (path.endsWith("/")) {
-      const file = owners.get(path.slice(0, -1));
-      if (file && file !== obj) throw conflictError(path.slice(0, -1), file, obj);
-      continue;
+      const file = owners.get(segments.join("/"));
+      if (file && file !== obj) throw conflictError(segments.join("/"), file, obj);
     }
-    const segments = path.split("/");
     for (let i = 1; i < segments.length; i++) {
       const parent = segments.slice(0, i).join("/");
-      const other = owners.get(parent);
-      if (other && other !== obj) throw conflictError(parent, other, obj);
+      const file = owners.get(parent);
+      if (file && file !== obj) throw conflictError(parent, file, obj);
+      // inside another object's history folder: only its numbered files clash
+      const history = owners.get(`${parent}/`);
+      const index = historyIndex(segments[i]!);
+      if (history && history !== obj && index !== undefined && index <= history.objectVersionHistory) {
+        throw conflictError(`${parent}/${index}`, history, obj);
+      }
     }
   }
 }

@@ -7,7 +7,7 @@ import { SERVICE_ACCOUNT_TOKENS_KEY } from "../shared/logger.ts";
 import { resolveCloud, vaultUrl, type CloudEnvironment } from "./cloud.ts";
 import { invalidArgument } from "./errors.ts";
 import { buildAuthConfig, type AuthConfig } from "./identity.ts";
-import { parseObjects, type KeyVaultObject } from "./objects.ts";
+import { parseObjects, type KeyVaultObject, type ObjectWarning } from "./objects.ts";
 
 export const POD_NAME_KEY = "csi.storage.k8s.io/pod.name";
 export const POD_NAMESPACE_KEY = "csi.storage.k8s.io/pod.namespace";
@@ -30,7 +30,15 @@ export interface MountParameters {
   /** Mode for files without filePermission (the request's permission). */
   defaultMode: number;
   unknownKeys: Array<{ index: number; keys: string[] }>;
+  /** Accepted, but read differently from how it is written; index: the object's, when one object is meant. */
+  warnings: ParameterWarning[];
 }
+
+export type ParameterWarning = Omit<ObjectWarning, "index"> & { index?: number };
+
+/** Upstream mounts nothing for such a list, and its driver then fails with "missing object versions". */
+export const NO_OBJECTS =
+  'objects lists no object: "array" is missing or empty, and upstream\'s driver fails such a mount with "missing object versions": list at least one object under "array:"';
 
 export interface ParameterDefaults {
   /** --cloud-name */
@@ -140,6 +148,7 @@ export async function parseMountRequest(request: MountRequestFields, defaults: P
 
   const cloud = await resolveCloud(get("cloudName") || defaults.cloudName, get("cloudEnvFileName") || undefined);
 
+  const warnings: ParameterWarning[] = [];
   const auth = buildAuthConfig({
     useVMManagedIdentity,
     userAssignedIdentityID: get("userAssignedIdentityID"),
@@ -150,14 +159,14 @@ export async function parseMountRequest(request: MountRequestFields, defaults: P
     podNamespace,
     serviceAccountName: get(SERVICE_ACCOUNT_NAME_KEY),
     secrets,
+    onWarning: (message) => warnings.push({ message, differsFromUpstream: false }),
   });
 
   const objectsText = get("objects");
   if (!objectsText) throw invalidArgument("objects is not set");
-  const { objects, unknownKeys } = parseObjects(objectsText);
-  if (objects.length === 0) {
-    throw invalidArgument('objects lists no object: "array" is missing or empty (the driver would fail with "missing object versions")');
-  }
+  const { objects, unknownKeys, warnings: objectWarnings } = parseObjects(objectsText);
+  warnings.push(...objectWarnings);
+  if (objects.length === 0) throw invalidArgument(NO_OBJECTS);
   validateVaultName(vaultName);
-  return { podName, podNamespace, vaultName, vaultUrl: vaultUrl(cloud, vaultName), cloud, auth, objects, defaultMode, unknownKeys };
+  return { podName, podNamespace, vaultName, vaultUrl: vaultUrl(cloud, vaultName), cloud, auth, objects, defaultMode, unknownKeys, warnings };
 }

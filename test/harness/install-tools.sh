@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the real binaries the integration tests drive: etcd, kube-apiserver,
 # kube-controller-manager (garbage collection) and csi-sanity, all built from the
-# Go module proxy. Results are cached in $SSCSI_TOOLS_DIR so a second run takes
-# seconds. Prints the bin directory on its last line.
+# Go module proxy, plus the upstream driver and Azure provider that the interop
+# tests and benchmarks compare against (install-upstream.sh). Results are
+# cached in $SSCSI_TOOLS_DIR so a second run takes seconds. Prints the bin directory on its last line.
 set -euo pipefail
 
 KUBE_VERSION="${KUBE_VERSION:-v1.35.4}"
@@ -87,5 +88,7 @@ GO
   stamp kube-apiserver "$KUBE_STAMP"
   stamp kube-controller-manager "$KUBE_STAMP"
 fi
+
+bash "$(dirname "$0")/install-upstream.sh" >/dev/null
 
 echo "$BIN"

@@ -45,6 +45,21 @@ export async function startTestEmulator(seed: SeedDocument): Promise<{ emulator:
   }
 }
 
+/** Waits until a provider program answers Version on its socket; fails when it exits first or takes over 60 s. */
+export async function waitForProvider(client: ProviderClient, exited: () => boolean, output: () => string, what: string): Promise<void> {
+  const started = Date.now();
+  for (;;) {
+    try {
+      await client.version();
+      return;
+    } catch (err) {
+      if (exited()) throw new Error(`${what} exited before serving:\n${output()}`);
+      if (Date.now() - started > 60_000) throw new Error(`${what} did not serve within 60s: ${String(err)}\n${output()}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
 export interface RunningProvider {
   client: ProviderClient;
   socket: string;
@@ -81,16 +96,7 @@ export async function startProvider(emulator: Emulator, address: string, flags: 
   child.stdout!.on("data", (d: Buffer) => (output += d.toString()));
   child.stderr!.on("data", (d: Buffer) => (output += d.toString()));
   const client = new ProviderClient(`unix:${socket}`);
-  const started = Date.now();
-  for (;;) {
-    try {
-      await client.version();
-      break;
-    } catch (err) {
-      if (child.exitCode !== null || Date.now() - started > 30_000) throw new Error(`provider did not start: ${String(err)}\n${output}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
+  await waitForProvider(client, () => child.exitCode !== null, () => output, "provider");
   return {
     client,
     socket,

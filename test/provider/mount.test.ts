@@ -306,6 +306,19 @@ describe("objects through the provider socket", () => {
     });
   });
 
+  it("an unclean alias upstream's driver would refuse is written at its clean path, and the provider says so", async () => {
+    const res = await mount(provider, [{ objectName: "s-utf8", objectType: "secret", objectAlias: "./dir//value" }]);
+    expect(res.files.map((f) => f.path)).toEqual(["dir/value"]);
+    expect(Buffer.from(res.files[0]!.contents).toString()).toBe(material.utf8);
+    const warning = provider
+      .output()
+      .split("\n")
+      .filter((line) => line.startsWith("{"))
+      .map((line) => JSON.parse(line) as { level: string; msg: string; index?: number })
+      .find((entry) => entry.msg.startsWith('objectAlias "./dir//value" is written as "dir/value"'));
+    expect(warning).toMatchObject({ level: "warn", index: 0 });
+  });
+
   it("errors name the object and the vault, with the gRPC code kubelet reads", async () => {
     const err = await provider.client.mountError({
       attributes: podAttributes({ keyvaultName: "kv-main", tenantID: emulator.tenantId, objects: objectsYaml([{ objectName: "s-utf8", objectType: "secret" }, { objectName: "missing", objectType: "secret" }]) }),

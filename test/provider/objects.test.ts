@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import type { AccessToken } from "@azure/core-auth";
 import { TokenBucket } from "../../src/provider/budget.ts";
 import type { CloudEnvironment } from "../../src/provider/cloud.ts";
-import { CachingCredential, identityKey, type AuthConfig } from "../../src/provider/identity.ts";
+import { buildAuthConfig, CachingCredential, identityKey, type AuthConfig } from "../../src/provider/identity.ts";
 import { LruCache } from "../../src/provider/lru.ts";
 import { parseObjects } from "../../src/provider/objects.ts";
 import { SingleFlight } from "../../src/provider/singleflight.ts";
@@ -47,6 +47,61 @@ describe("objects YAML", () => {
   });
 });
 
+/** The usual `array:` of `- |` blocks. */
+const list = (...items: Array<Record<string, string | number>>) =>
+  ["array:", ...items.flatMap((item) => ["  - |", ...Object.entries(item).map(([k, v]) => `    ${k}: ${typeof v === "number" ? v : JSON.stringify(v)}`)])].join("\n");
+
+describe("what upstream mounts is accepted", () => {
+  it("unclean aliases get their clean path, with a warning that names both", () => {
+    const { objects, warnings } = parseObjects(
+      list(
+        { objectName: "a", objectType: "secret", objectAlias: "./x" },
+        { objectName: "b", objectType: "secret", objectAlias: "d//e/./f/" },
+        { objectName: "c", objectType: "secret", objectAlias: "plain" },
+      ),
+    );
+    expect(objects.map((o) => o.fileName)).toEqual(["x", "d/e/f", "plain"]);
+    expect(objects[0]!.objectAlias).toBe("./x");
+    expect(warnings).toEqual([
+      { index: 0, message: 'objectAlias "./x" is written as "x" (upstream\'s driver refuses "./x": invalid filepath); write "x"', differsFromUpstream: true },
+      {
+        index: 1,
+        message: 'objectAlias "d//e/./f/" is written as "d/e/f" (upstream\'s driver refuses "d//e/./f/": invalid filepath); write "d/e/f"',
+        differsFromUpstream: true,
+      },
+    ]);
+  });
+
+  it("a backslash is an ordinary character of a file name, as on Linux upstream", () => {
+    expect(parseObjects(list({ objectName: "a", objectType: "secret", objectAlias: "a\\b" })).objects[0]!.fileName).toBe("a\\b");
+  });
+
+  it("objectFormat PFX in any case but lower on a cert or key is ignored with a warning; pfx is refused", () => {
+    const { objects, warnings } = parseObjects(list({ objectName: "c", objectType: "cert", objectFormat: "PFX" }, { objectName: "k", objectType: "key", objectFormat: "Pfx" }));
+    expect(objects.map((o) => o.objectType)).toEqual(["cert", "key"]);
+    expect(warnings.map((w) => w.message)).toEqual([
+      'objectFormat "PFX" has no effect on objectType cert: the file is PEM, as upstream writes it (remove objectFormat, or use objectType secret to get the PFX)',
+      'objectFormat "Pfx" has no effect on objectType key: the file is PEM, as upstream writes it (remove objectFormat, or use objectType secret to get the PFX)',
+    ]);
+    expect(() => parseObjects(list({ objectName: "c", objectType: "cert", objectFormat: "pfx" }))).toThrow(/PFX format only supported for objectType: secret/);
+  });
+
+  it("objectVersionHistory below 2 reads one version; up to 1000 is accepted", () => {
+    const { objects } = parseObjects(list({ objectName: "a", objectType: "secret", objectVersionHistory: -1 }, { objectName: "b", objectType: "secret", objectVersionHistory: 101 }));
+    expect(objects.map((o) => o.objectVersionHistory)).toEqual([-1, 101]);
+  });
+
+  it("a history folder clashes only with its numbered files", () => {
+    const history = { objectName: "h", objectType: "secret", objectVersionHistory: 2 };
+    expect(parseObjects(list(history, { objectName: "x", objectType: "secret", objectAlias: "h/notes" })).objects).toHaveLength(2);
+    expect(parseObjects(list(history, { objectName: "x", objectType: "secret", objectAlias: "h/3" })).objects).toHaveLength(2);
+    expect(() => parseObjects(list(history, { objectName: "x", objectType: "secret", objectAlias: "h/2" }))).toThrow(/file "h\/2" would be written by both/);
+    expect(() => parseObjects(list(history, { objectName: "x", objectType: "secret", objectAlias: "h/0/deeper" }))).toThrow(/file "h\/0" would be written by both/);
+    expect(() => parseObjects(list(history, { ...history, objectName: "y", objectAlias: "h/1" }))).toThrow(/file "h\/1" would be written by both/);
+    expect(() => parseObjects(list({ objectName: "f", objectType: "secret", objectAlias: "top" }, { ...history, objectAlias: "top/sub" }))).toThrow(/file "top" would be written by both/);
+  });
+});
+
 const cloud: CloudEnvironment = {
   name: "AzurePublicCloud",
   activeDirectoryEndpoint: "https://login.microsoftonline.com/",
@@ -54,6 +109,24 @@ const cloud: CloudEnvironment = {
   keyVaultDNSSuffix: "vault.azure.net",
   wellKnown: true,
 };
+
+describe("identity parameters upstream ignores", () => {
+  const inputs = { tenantId: "t", cloud, serviceAccountTokens: undefined, podNamespace: "ns", serviceAccountName: "sa", secrets: { clientid: "c", clientsecret: "s" } };
+  it("clientID next to useVMManagedIdentity: the managed identity, with a warning", () => {
+    const warnings: string[] = [];
+    const auth = buildAuthConfig({ ...inputs, useVMManagedIdentity: true, userAssignedIdentityID: "", clientID: "wi-app", onWarning: (m) => warnings.push(m) });
+    expect(auth).toMatchObject({ mode: "ManagedIdentity", clientId: "" });
+    expect(warnings).toEqual([
+      'clientID is not used because useVMManagedIdentity is "true": the objects are read with the VM\'s system-assigned managed identity, as upstream does (remove clientID, or remove useVMManagedIdentity for workload identity)',
+    ]);
+  });
+  it("userAssignedIdentityID without useVMManagedIdentity: the service principal, with a warning", () => {
+    const warnings: string[] = [];
+    const auth = buildAuthConfig({ ...inputs, useVMManagedIdentity: false, userAssignedIdentityID: "uami", clientID: "", onWarning: (m) => warnings.push(m) });
+    expect(auth).toMatchObject({ mode: "ServicePrincipal", clientId: "c" });
+    expect(warnings).toEqual(['userAssignedIdentityID is not used without useVMManagedIdentity: "true", as upstream ignores it (set useVMManagedIdentity, or remove userAssignedIdentityID)']);
+  });
+});
 
 describe("identity keys", () => {
   const sp = (secret: string): AuthConfig => ({ mode: "ServicePrincipal", tenantId: "t", clientId: "c", clientSecret: secret, cloud });

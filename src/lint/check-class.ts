@@ -1,0 +1,179 @@
+// Checks one SecretProviderClass the way this driver and provider will read
+// it when a pod mounts it: the driver's own checks (provider, parameters,
+// secretObjects), then, for provider "azure", the provider's own parameter
+// parser on the Mount request the driver would send. Nothing here restates a
+// rule: every verdict comes from the code that enforces it.
+import { existsSync } from "node:fs";
+import { posix } from "node:path";
+import type { SecretProviderClass } from "../driver/kube-types.ts";
+import { checkProviderName } from "../driver/provider-client.ts";
+import { validateSecretObject } from "../driver/secret-data.ts";
+import { providerOf } from "../driver/volume-content.ts";
+import { isHistoryMode, type KeyVaultObject } from "../provider/objects.ts";
+import { parseMountRequest, POD_NAME_KEY, POD_NAMESPACE_KEY, type MountParameters } from "../provider/parameters.ts";
+import { upstreamBehaviour, type UpstreamBehaviour } from "./upstream-behaviour.ts";
+
+export const SPC_API_GROUP = "secrets-store.csi.x-k8s.io";
+
+export type Verdict = "fine" | "refused" | "differs";
+
+export interface Finding {
+  /** refused: the mount (or the Secret sync) fails here; differs: upstream gives another volume; note: works, worth knowing. */
+  kind: "refused" | "differs" | "note";
+  /** What the finding is about: "mount", "objects[1]", "secretObjects[0]", ... */
+  subject: string;
+  message: string;
+  /** For refusals: what upstream does with the class. */
+  upstream?: UpstreamBehaviour | "unknown";
+  upstreamDetail?: string;
+}
+
+export interface ClassReport {
+  namespace: string;
+  name: string;
+  /** Where the class came from: a file path, or "cluster". */
+  source: string;
+  provider: string;
+  verdict: Verdict;
+  findings: Finding[];
+}
+
+export interface LintOptions {
+  /** The provider's --cloud-name (default AzurePublicCloud). */
+  cloudName?: string;
+}
+
+const LINT_POD = "secrets-store-csi-lint";
+const TOKENS_KEY = "csi.storage.k8s.io/serviceAccount.tokens";
+const MESSAGE_PREFIX = "failed to mount objects, error: ";
+
+/** A service-account-shaped token (unsigned): the provider only reads its subject before Entra ID checks it. */
+function placeholderToken(namespace: string): string {
+  const part = (o: object) => Buffer.from(JSON.stringify(o)).toString("base64url");
+  return `${part({ alg: "none" })}.${part({ sub: `system:serviceaccount:${namespace}:${LINT_POD}`, aud: ["api://AzureADTokenExchange"] })}.`;
+}
+
+/**
+ * The Mount request the driver sends for a pod in the class's namespace. What
+ * only a pod carries (nodePublishSecretRef data, kubelet's token) is filled
+ * with placeholders, so the provider checks everything the class decides.
+ */
+function mountRequestFor(spc: SecretProviderClass, parameters: Record<string, string>) {
+  const namespace = spc.metadata.namespace ?? "default";
+  const attributes: Record<string, string> = {
+    ...parameters,
+    secretProviderClass: spc.metadata.name,
+    [POD_NAME_KEY]: LINT_POD,
+    [POD_NAMESPACE_KEY]: namespace,
+    "csi.storage.k8s.io/pod.uid": "00000000-0000-4000-8000-000000000000",
+    "csi.storage.k8s.io/ephemeral": "true",
+    [TOKENS_KEY]: JSON.stringify({ "api://AzureADTokenExchange": { token: placeholderToken(namespace), expirationTimestamp: "2100-01-01T00:00:00Z" } }),
+  };
+  return { attributes: JSON.stringify(attributes), secrets: JSON.stringify({ clientid: LINT_POD, clientsecret: LINT_POD }), permission: "420" };
+}
+
+function refusal(subject: string, message: string, what = "mount"): Finding {
+  const text = message.startsWith(MESSAGE_PREFIX) ? message.slice(MESSAGE_PREFIX.length) : message;
+  const behaviour = upstreamBehaviour(text);
+  return { kind: "refused", subject: subject || what, message: text, upstream: behaviour?.upstream ?? "unknown", upstreamDetail: behaviour?.detail };
+}
+
+/** Paths the class's volume holds (history files as a pattern). */
+function mountedPaths(objects: readonly KeyVaultObject[]): Array<string | RegExp> {
+  const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  return objects.flatMap((obj): Array<string | RegExp> =>
+    isHistoryMode(obj) ? [new RegExp(`^${escape(obj.fileName)}/\\d+(\\.crt|\\.key)?$`)] : [obj.fileName, `${obj.fileName}.crt`, `${obj.fileName}.key`],
+  );
+}
+
+async function checkAzure(spc: SecretProviderClass, options: LintOptions, findings: Finding[]): Promise<MountParameters | undefined> {
+  const parameters = { ...(spc.spec.parameters ?? {}) };
+  const cloudFile = parameters.cloudEnvFileName?.trim();
+  if (cloudFile && !existsSync(cloudFile)) {
+    // read on the node; check the rest as if it named the public cloud
+    findings.push({ kind: "note", subject: "cloudEnvFileName", message: `${cloudFile} is read on each node when a pod mounts the class; its content is not checked here` });
+    delete parameters.cloudEnvFileName;
+    parameters.cloudName = "AzurePublicCloud";
+  }
+  try {
+    const params = await parseMountRequest(mountRequestFor(spc, parameters), { cloudName: options.cloudName ?? "AzurePublicCloud" });
+    for (const { index, keys } of params.unknownKeys) {
+      findings.push({ kind: "note", subject: `objects[${index}]`, message: `unknown key${keys.length > 1 ? "s" : ""} ${keys.join(", ")} ignored (as upstream does): check the spelling` });
+    }
+    for (const w of params.warnings) {
+      findings.push({ kind: w.differsFromUpstream ? "differs" : "note", subject: w.index === undefined ? "parameters" : `objects[${w.index}]`, message: w.message });
+    }
+    if (params.auth.mode === "ServicePrincipal") {
+      findings.push({ kind: "note", subject: "identity", message: "service principal: each pod's nodePublishSecretRef must hold clientid and clientsecret" });
+    } else if (params.auth.mode === "WorkloadIdentity") {
+      findings.push({ kind: "note", subject: "identity", message: "workload identity: the CSIDriver object must request tokens for api://AzureADTokenExchange (the chart does)" });
+    }
+    return params;
+  } catch (err) {
+    findings.push(refusal("", (err as Error).message));
+    return undefined;
+  }
+}
+
+function checkSecretObjects(spc: SecretProviderClass, params: MountParameters | undefined, findings: Finding[]): void {
+  const paths = params ? mountedPaths(params.objects) : undefined;
+  for (const [i, obj] of (spc.spec.secretObjects ?? []).entries()) {
+    const subject = `secretObjects[${i}]${obj?.secretName ? ` (secretName ${obj.secretName})` : ""}`;
+    try {
+      validateSecretObject(obj);
+    } catch (err) {
+      findings.push({ ...refusal(subject, `the Secret is not synced: ${(err as Error).message}`), upstream: "refuses", upstreamDetail: "it does not sync it either" });
+      continue;
+    }
+    if (!paths) continue;
+    for (const item of obj.data ?? []) {
+      const objectName = (item?.objectName ?? "").trim();
+      const mounted = (path: string) => paths.some((p) => (typeof p === "string" ? p === path : p.test(path)));
+      if (objectName && !mounted(objectName)) {
+        const clean = posix.normalize(objectName).replace(/\/+$/, "");
+        findings.push({
+          kind: "refused",
+          subject,
+          message: `the Secret is not synced: file matching objectName ${objectName} not found in the pod (${
+            mounted(clean) ? `the file is "${clean}": write that` : "secretObjects name the file: the objectAlias, or objectName without one"
+          })`,
+          upstream: "refuses",
+          upstreamDetail: "it does not sync it either",
+        });
+      }
+    }
+  }
+}
+
+export async function checkClass(spc: SecretProviderClass, source: string, options: LintOptions = {}): Promise<ClassReport> {
+  const findings: Finding[] = [];
+  const namespace = spc.metadata?.namespace ?? "default";
+  const name = spc.metadata?.name ?? "";
+  const provider = (spc.spec?.provider ?? "").trim();
+  const report = (): ClassReport => ({
+    namespace,
+    name,
+    source,
+    provider,
+    findings,
+    verdict: findings.some((f) => f.kind === "refused") ? "refused" : findings.some((f) => f.kind === "differs") ? "differs" : "fine",
+  });
+  if (spc.apiVersion === `${SPC_API_GROUP}/v1alpha1`) {
+    findings.push({ kind: "note", subject: "apiVersion", message: `${SPC_API_GROUP}/v1alpha1 is deprecated (served as before): use ${SPC_API_GROUP}/v1` });
+  }
+  try {
+    providerOf({ ...spc, metadata: { ...spc.metadata, namespace } });
+    checkProviderName(provider);
+  } catch (err) {
+    findings.push(refusal("", (err as Error).message));
+    return report();
+  }
+  let params: MountParameters | undefined;
+  if (provider === "azure") {
+    params = await checkAzure(spc, options, findings);
+  } else {
+    findings.push({ kind: "note", subject: "parameters", message: `provider "${provider}" reads its own parameters; only the driver's checks apply here` });
+  }
+  checkSecretObjects(spc, params, findings);
+  return report();
+}

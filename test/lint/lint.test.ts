@@ -1,0 +1,147 @@
+// secrets-store-csi-lint on manifests: the program run as users run it, its
+// verdicts (fine / refused here / mounts differently), exit status and JSON
+// output. Whether its verdicts match what the upstream binaries really do is
+// checked per class by test/interop/provider-parity.test.ts.
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { LintResult } from "../../src/lint/report.ts";
+import { runLint } from "./run.ts";
+
+const TENANT = "00000000-0000-4000-8000-000000000000";
+
+function spc(name: string, objects: string, extra: { namespace?: string; parameters?: Record<string, string>; secretObjects?: unknown[]; apiVersion?: string; provider?: string } = {}) {
+  return {
+    apiVersion: extra.apiVersion ?? "secrets-store.csi.x-k8s.io/v1",
+    kind: "SecretProviderClass",
+    metadata: { name, ...(extra.namespace ? { namespace: extra.namespace } : {}) },
+    spec: { provider: extra.provider ?? "azure", parameters: { keyvaultName: "kv1", tenantID: TENANT, objects, ...extra.parameters }, ...(extra.secretObjects ? { secretObjects: extra.secretObjects } : {}) },
+  };
+}
+
+const objects = (...items: Array<Record<string, string | number>>) =>
+  ["array:", ...items.flatMap((item) => ["  - |", ...Object.entries(item).map(([k, v]) => `    ${k}: ${typeof v === "number" ? v : JSON.stringify(v)}`)])].join("\n") + "\n";
+
+const yamlDoc = (o: unknown) => JSON.stringify(o, null, 2); // JSON is YAML
+
+let dir: string;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "lint-test-"));
+  await mkdir(join(dir, "apps", "nested"), { recursive: true });
+  await writeFile(
+    join(dir, "apps", "fine.yaml"),
+    [
+      yamlDoc(spc("fine", objects({ objectName: "db", objectType: "secret" }, { objectName: "tls", objectType: "cert" }), { namespace: "team-a", secretObjects: [{ secretName: "db", type: "Opaque", data: [{ objectName: "db", key: "password" }] }] })),
+      yamlDoc({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "not-a-class" } }),
+    ].join("\n---\n"),
+  );
+  await writeFile(
+    join(dir, "apps", "nested", "list.json"),
+    JSON.stringify({
+      apiVersion: "v1",
+      kind: "List",
+      items: [
+        spc("mode-zero", objects({ objectName: "db", objectType: "secret", filePermission: "rw-r--r--" }), { namespace: "team-b" }),
+        spc("dot-alias", objects({ objectName: "db", objectType: "secret", objectAlias: "./db.env" }), { namespace: "team-b" }),
+      ],
+    }),
+  );
+  await writeFile(join(dir, "differs.yaml"), yamlDoc(spc("dot-alias", objects({ objectName: "db", objectType: "secret", objectAlias: "a//b" }), { namespace: "team-c" })));
+  await writeFile(
+    join(dir, "notes.yaml"),
+    [
+      yamlDoc(spc("pfx-cert", objects({ objectName: "tls", objectType: "cert", objectFormat: "PFX", objectAliass: "typo" }), { apiVersion: "secrets-store.csi.x-k8s.io/v1alpha1" })),
+      yamlDoc({ apiVersion: "secrets-store.csi.x-k8s.io/v1", kind: "SecretProviderClass", metadata: { name: "vault" }, spec: { provider: "vault", parameters: { roleName: "app" } } }),
+    ].join("\n---\n"),
+  );
+  await writeFile(
+    join(dir, "sync.yaml"),
+    yamlDoc(
+      spc("bad-sync", objects({ objectName: "db", objectType: "secret", objectAlias: "./db.env" }), {
+        secretObjects: [
+          { secretName: "s", type: "Opaque", data: [{ objectName: "./db.env", key: "a" }] },
+          { secretName: "t", type: "", data: [{ objectName: "db.env", key: "a" }] },
+        ],
+      }),
+    ),
+  );
+  await writeFile(join(dir, "driver.yaml"), yamlDoc({ apiVersion: "secrets-store.csi.x-k8s.io/v1", kind: "SecretProviderClass", metadata: { name: "no-provider" }, spec: { parameters: { a: "b" } } }));
+  await writeFile(join(dir, "broken.yaml"), "apiVersion: v1\nkind: [unclosed\n");
+});
+
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe("secrets-store-csi-lint", () => {
+  it("walks directories, multi-document files and Lists, and says fine, refused here or mounts differently per class", async () => {
+    const run = await runLint([join(dir, "apps"), join(dir, "differs.yaml")]);
+    expect(run.stderr).toBe("");
+    expect(run.status).toBe(1);
+    const lines = run.stdout.split("\n");
+    expect(lines).toContain(`team-a/fine (${join(dir, "apps", "fine.yaml")}): fine`);
+    expect(lines).toContain(`team-b/mode-zero (${join(dir, "apps", "nested", "list.json")}): refused here`);
+    expect(run.stdout).toContain('refused: mount: failed to get objectType:secret, objectName:db, objectVersion:: filePermission "rw-r--r--" is not an octal file mode such as 0644, 0640 or 0400');
+    expect(run.stdout).toContain("upstream: mounts a broken volume: it writes the file with mode 0, which no one can read");
+    expect(lines).toContain(`team-b/dot-alias (${join(dir, "apps", "nested", "list.json")}): mounts differently from upstream`);
+    expect(run.stdout).toContain(`differs: objects[0]: objectAlias "./db.env" is written as "db.env" (upstream's driver refuses "./db.env": invalid filepath); write "db.env"`);
+    expect(lines).toContain(`team-c/dot-alias (${join(dir, "differs.yaml")}): mounts differently from upstream`);
+    expect(lines).toContain("4 SecretProviderClasses: 1 fine, 1 refused here, 2 mount differently from upstream");
+    expect(run.stdout).not.toContain("not-a-class");
+  });
+
+  it("exits 0 when nothing is refused, and reports what works but is worth knowing", async () => {
+    const run = await runLint([join(dir, "notes.yaml"), join(dir, "differs.yaml")]);
+    expect(run.status).toBe(0);
+    expect(run.stdout).toContain("default/pfx-cert");
+    expect(run.stdout).toContain('note: objects[0]: objectFormat "PFX" has no effect on objectType cert');
+    expect(run.stdout).toContain("note: objects[0]: unknown key objectAliass ignored (as upstream does): check the spelling");
+    expect(run.stdout).toContain("note: apiVersion: secrets-store.csi.x-k8s.io/v1alpha1 is deprecated (served as before): use secrets-store.csi.x-k8s.io/v1");
+    expect(run.stdout).toContain(`default/vault (${join(dir, "notes.yaml")}): fine`);
+    expect(run.stdout).toContain('note: parameters: provider "vault" reads its own parameters; only the driver\'s checks apply here');
+  });
+
+  it("applies the driver's checks: the provider, and secretObjects that name no mounted file", async () => {
+    const run = await runLint([join(dir, "driver.yaml"), join(dir, "sync.yaml")]);
+    expect(run.status).toBe(1);
+    expect(run.stdout).toContain("default/no-provider");
+    expect(run.stdout).toContain("refused: mount: provider not set in default/no-provider");
+    expect(run.stdout).toContain('refused: secretObjects[0] (secretName s): the Secret is not synced: file matching objectName ./db.env not found in the pod (the file is "db.env": write that)');
+    expect(run.stdout).toContain("refused: secretObjects[1] (secretName t): the Secret is not synced: secret type is empty");
+  });
+
+  it("--output json gives one document with every finding", async () => {
+    const run = await runLint(["--output", "json", join(dir, "apps")]);
+    expect(run.status).toBe(1);
+    const result = JSON.parse(run.stdout) as LintResult;
+    expect(result.summary).toEqual({ classes: 3, fine: 1, refused: 1, differs: 1 });
+    const refused = result.classes.find((c) => c.name === "mode-zero")!;
+    expect(refused).toMatchObject({ namespace: "team-b", provider: "azure", verdict: "refused" });
+    expect(refused.findings).toContainEqual(expect.objectContaining({ kind: "refused", subject: "mount", upstream: "breaks" }));
+    expect(result.classes.find((c) => c.name === "dot-alias")!.findings).toContainEqual(expect.objectContaining({ kind: "differs", subject: "objects[0]" }));
+  });
+
+  it("the examples in this repository are fine", async () => {
+    const run = await runLint([resolve(import.meta.dirname, "../../examples")]);
+    expect(run.status, run.stdout).toBe(0);
+    expect(run.stdout).toMatch(/^\d+ SecretProviderClasses: (\d+) fine, 0 refused here, 0 mount differently from upstream$/m);
+    expect(run.stdout).not.toMatch(/: (refused here|mounts differently)/);
+  });
+
+  it("exits 2, naming the problem, when the input cannot be read", async () => {
+    const broken = await runLint([join(dir, "broken.yaml")]);
+    expect(broken.status).toBe(2);
+    expect(broken.stderr).toMatch(new RegExp(`^secrets-store-csi-lint: ${join(dir, "broken.yaml")}: not valid YAML: `));
+    const missing = await runLint([join(dir, "absent.yaml")]);
+    expect(missing).toMatchObject({ status: 2, stderr: `secrets-store-csi-lint: ${join(dir, "absent.yaml")}: no such file or directory\n` });
+    const none = await runLint([]);
+    expect(none.status).toBe(2);
+    expect(none.stdout).toContain("Usage: secrets-store-csi-lint FILE|DIR... | --kubeconfig=PATH [--output=json]");
+    const both = await runLint(["--kubeconfig=/dev/null", join(dir, "apps")]);
+    expect(both).toMatchObject({ status: 2, stderr: "secrets-store-csi-lint: give either FILE|DIR arguments or --kubeconfig, not both or neither\n" });
+    const badFlag = await runLint(["--output=yaml", join(dir, "apps")]);
+    expect(badFlag).toMatchObject({ status: 2, stderr: 'secrets-store-csi-lint: invalid value "yaml" for flag --output: must be text or json\n' });
+  });
+});

@@ -5,8 +5,10 @@
 // net, tls, https and fetch use — answer SSCSI_EMULATOR_ADDRESS (default
 // 127.0.0.1) for names equal to or ending in ".<suffix>" of a suffix in
 // SSCSI_EMULATOR_HOSTS (comma list; default: the public, US Gov and China
-// Key Vault and login hosts). Both variables are read on every lookup, so a
-// test may set them after importing this module. Other names are untouched.
+// Key Vault and login hosts). Names in SSCSI_EMULATOR_NXDOMAIN (comma list)
+// fail with ENOTFOUND instead, as Key Vault's DNS answers for a vault that
+// does not exist. The variables are read on every lookup, so a test may set
+// them after importing this module. Other names are untouched.
 import dns from "node:dns";
 import { isIP } from "node:net";
 import { syncBuiltinESMExports } from "node:module";
@@ -38,6 +40,21 @@ export function emulatorAddress(): string {
   return address && isIP(address) ? address : "127.0.0.1";
 }
 
+/** Names that do not exist (ENOTFOUND), e.g. a deleted vault's host. */
+export function isNxdomainHost(hostname: string): boolean {
+  const name = hostname.toLowerCase().replace(/\.$/, "");
+  return (process.env.SSCSI_EMULATOR_NXDOMAIN ?? "").split(",").some((n) => n.trim().toLowerCase() === name && name !== "");
+}
+
+function notFound(hostname: string): NodeJS.ErrnoException {
+  const err: NodeJS.ErrnoException = new Error(`getaddrinfo ENOTFOUND ${hostname}`);
+  err.code = "ENOTFOUND";
+  err.errno = -3008;
+  err.syscall = "getaddrinfo";
+  (err as { hostname?: string }).hostname = hostname;
+  return err;
+}
+
 export function isEmulatedHost(hostname: string): boolean {
   const name = hostname.toLowerCase().replace(/\.$/, "");
   return emulatedHostSuffixes().some((suffix) => name === suffix || name.endsWith(`.${suffix}`));
@@ -58,6 +75,10 @@ export function installDnsHook(): boolean {
   const originalLookup = dns.lookup as unknown as LookupFunction;
   const patchedLookup = function lookup(hostname: string, options: unknown, callback?: unknown): void {
     const cb = (typeof options === "function" ? options : callback) as LookupCallback;
+    if (typeof hostname === "string" && isNxdomainHost(hostname)) {
+      process.nextTick(() => cb(notFound(hostname), ""));
+      return;
+    }
     if (typeof hostname !== "string" || !isEmulatedHost(hostname)) {
       originalLookup(hostname, options, callback);
       return;
@@ -70,6 +91,7 @@ export function installDnsHook(): boolean {
   const promises = dns.promises as unknown as { lookup: (hostname: string, options?: unknown) => Promise<unknown> };
   const originalPromiseLookup = promises.lookup.bind(promises);
   promises.lookup = (hostname: string, options?: unknown): Promise<unknown> => {
+    if (typeof hostname === "string" && isNxdomainHost(hostname)) return Promise.reject(notFound(hostname));
     if (typeof hostname !== "string" || !isEmulatedHost(hostname)) return originalPromiseLookup(hostname, options);
     const { all, address, family } = answer(options);
     return Promise.resolve(all ? [{ address, family }] : { address, family });

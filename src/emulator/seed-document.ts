@@ -2,6 +2,7 @@
 // startEmulator/seed): vaults with their secrets, keys and certificates, app
 // registrations, managed identities, role assignments and trusted
 // service-account token issuers. Validated with messages that name the path.
+import { VERSION_LIST_ORDERS, type VersionListOrder } from "./store/key-vault-store.ts";
 
 /** Epoch seconds or an ISO-8601 date. */
 export type SeedTime = number | string;
@@ -24,6 +25,8 @@ export interface SeedVault {
   /** Keep deleted objects recoverable (default true, as Key Vault enforces). */
   softDelete?: boolean;
   recoverableDays?: number;
+  /** The order version listings come in: oldest-first (default), newest-first, or version-id (sorted by id, unrelated to time). */
+  versionListOrder?: VersionListOrder;
   secrets?: SeedSecret[];
   keys?: SeedKey[];
   certificates?: SeedCertificate[];
@@ -34,7 +37,11 @@ interface SeedVersionCommon {
   nbf?: SeedTime;
   exp?: SeedTime;
   tags?: Record<string, string>;
-  /** Backdates the version; by default seeded versions are one second apart, oldest first. */
+  /**
+   * Backdates the version; by default seeded versions are one second apart,
+   * oldest first. A given time is kept as is, so versions may share a second
+   * as they do in Key Vault (a time before the previous version's becomes that time).
+   */
   created?: SeedTime;
 }
 
@@ -150,7 +157,7 @@ export class SeedError extends Error {}
 type Json = Record<string, unknown>;
 
 const TOP_LEVEL = ["tenantId", "vaults", "applications", "apps", "managedIdentities", "roleAssignments", "serviceAccountIssuers"];
-const VAULT_FIELDS = ["name", "tenantId", "softDelete", "recoverableDays", "secrets", "keys", "certificates"];
+const VAULT_FIELDS = ["name", "tenantId", "softDelete", "recoverableDays", "versionListOrder", "secrets", "keys", "certificates"];
 const COMMON = ["enabled", "nbf", "exp", "tags", "created"];
 const SECRET_FIELDS = ["name", "versions", "value", "contentType", ...COMMON];
 const KEY_FIELDS = ["name", "versions", "kty", "keySize", "curve", "keyOps", "jwk", "pem", ...COMMON];
@@ -170,6 +177,9 @@ export function validateSeedDocument(input: unknown): SeedDocument {
     optional(vault, "tenantId", path, "string");
     optional(vault, "softDelete", path, "boolean");
     optional(vault, "recoverableDays", path, "number");
+    if (vault.versionListOrder !== undefined && !VERSION_LIST_ORDERS.includes(vault.versionListOrder as VersionListOrder)) {
+      throw new SeedError(`${path}.versionListOrder must be one of ${VERSION_LIST_ORDERS.join(", ")}`);
+    }
     list(vault, "secrets", path, (secret, p) => {
       fields(secret, SECRET_FIELDS, p);
       required(secret, "name", p, "string");

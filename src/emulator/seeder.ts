@@ -101,6 +101,7 @@ export class Seeder {
       if (seedVault.tenantId !== undefined) vault.tenantId = seedVault.tenantId;
       if (seedVault.softDelete !== undefined) vault.softDelete = seedVault.softDelete;
       if (seedVault.recoverableDays !== undefined) vault.recoverableDays = seedVault.recoverableDays;
+      if (seedVault.versionListOrder !== undefined) vault.versionListOrder = seedVault.versionListOrder;
       store.putVault(vault);
       directory.addTenant(vault.tenantId);
 
@@ -114,6 +115,7 @@ export class Seeder {
             attributes: attributes(v, p),
             tags: v.tags,
             created: createdOf(v, i, versions.length, p),
+            createdExact: v.created !== undefined,
           });
         }
       }
@@ -173,7 +175,7 @@ export class Seeder {
   }
 
   async #seedKey(vault: VaultRecord, name: string, v: SeedKeyVersion, index: number, count: number, path: string): Promise<void> {
-    const common = { keyOps: v.keyOps, attributes: attributes(v, path), tags: v.tags, created: createdOf(v, index, count, path) };
+    const common = { keyOps: v.keyOps, attributes: attributes(v, path), tags: v.tags, created: createdOf(v, index, count, path), createdExact: v.created !== undefined };
     if (v.jwk) {
       this.#deps.keys.import(vault, name, { ...common, jwk: v.jwk, hsm: v.kty?.endsWith("-HSM") });
     } else if (v.pem) {
@@ -186,6 +188,7 @@ export class Seeder {
 
   async #seedCertificate(vault: VaultRecord, name: string, v: SeedCertificateVersion, index: number, count: number, path: string): Promise<void> {
     const created = createdOf(v, index, count, path);
+    const createdExact = v.created !== undefined;
     const attrs = attributes(v, path);
     if (v.pem || v.pfx) {
       this.#deps.certificates.import(vault, name, {
@@ -195,6 +198,7 @@ export class Seeder {
         attributes: attrs,
         tags: v.tags,
         created,
+        createdExact,
       });
       return;
     }
@@ -228,10 +232,11 @@ export class Seeder {
         attributes: attrs,
         tags: v.tags,
         created,
+        createdExact,
       });
       return;
     }
-    await this.#deps.certificates.generate(vault, name, { policy: { ...policy, generation: "self" }, attributes: attrs, tags: v.tags, created });
+    await this.#deps.certificates.generate(vault, name, { policy: { ...policy, generation: "self" }, attributes: attrs, tags: v.tags, created, createdExact });
   }
 }
 

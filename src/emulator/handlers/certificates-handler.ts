@@ -6,7 +6,7 @@ import type { Exchange } from "../server/exchange.ts";
 import type { Route } from "../server/router.ts";
 import type { CertificatePolicyInput, CertificateService } from "../services/certificate-service.ts";
 import type { CertificateOperationRecord, CertificatePolicyRecord, CertificateVersionRecord, DeletedObject } from "../store/key-vault-store.ts";
-import { deletedFields, optionalString, page, parseAttributes, parseTags, wireAttributes, type VaultScope } from "./wire.ts";
+import { deletedFields, listingOrder, optionalString, page, parseAttributes, parseTags, type VaultScope, wireAttributes } from "./wire.ts";
 
 const ACTION = "Microsoft.KeyVault/vaults/certificates";
 
@@ -156,7 +156,7 @@ export function certificateRoutes(services: CertificateHandlerServices): Route<V
       dataAction: `${ACTION}/read`,
       handle: (exchange, params, scope) => {
         const object = certificates.versions(scope.vault, params.name!);
-        return { status: 200, body: page((object?.versions ?? []).map((v) => certificateItem(exchange, object!.name, v, true)), exchange) };
+        return { status: 200, body: page(listingOrder(scope.vault, object?.versions ?? []).map((v) => certificateItem(exchange, object!.name, v, true)), exchange) };
       },
     },
     {

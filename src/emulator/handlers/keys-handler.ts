@@ -7,7 +7,7 @@ import type { Route } from "../server/router.ts";
 import type { KeyService } from "../services/key-service.ts";
 import type { VaultObjects } from "../services/vault-objects.ts";
 import type { DeletedObject, KeyVersionRecord } from "../store/key-vault-store.ts";
-import { deletedFields, page, parseAttributes, parseTags, wireAttributes, type VaultScope } from "./wire.ts";
+import { deletedFields, listingOrder, page, parseAttributes, parseTags, type VaultScope, wireAttributes } from "./wire.ts";
 
 const ACTION = "Microsoft.KeyVault/vaults/keys";
 
@@ -84,7 +84,7 @@ export function keyRoutes(services: KeyHandlerServices): Route<VaultScope>[] {
       dataAction: `${ACTION}/read`,
       handle: (exchange, params, scope) => {
         const object = keys.versions(scope.vault, params.name!);
-        return { status: 200, body: page((object?.versions ?? []).map((v) => keyItem(exchange, object!.name, v, true)), exchange) };
+        return { status: 200, body: page(listingOrder(scope.vault, object?.versions ?? []).map((v) => keyItem(exchange, object!.name, v, true)), exchange) };
       },
     },
     {

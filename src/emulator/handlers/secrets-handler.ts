@@ -7,7 +7,7 @@ import { CONTENT_TYPE_PEM, CONTENT_TYPE_PKCS12, type CertificateService } from "
 import type { SecretService } from "../services/secret-service.ts";
 import type { VaultObjects } from "../services/vault-objects.ts";
 import type { DeletedObject, SecretVersionRecord } from "../store/key-vault-store.ts";
-import { deletedFields, optionalString, page, parseAttributes, parseTags, wireAttributes, type VaultScope } from "./wire.ts";
+import { deletedFields, listingOrder, optionalString, page, parseAttributes, parseTags, type VaultScope, wireAttributes } from "./wire.ts";
 
 const ACTION = "Microsoft.KeyVault/vaults/secrets";
 
@@ -86,7 +86,7 @@ export function secretRoutes(services: SecretHandlerServices): Route<VaultScope>
       dataAction: `${ACTION}/readMetadata/action`,
       handle: (exchange, params, scope) => {
         const object = secrets.versions(scope.vault, params.name!);
-        const items = (object?.versions ?? []).map((v) => secretItem(exchange, object!.name, v, true));
+        const items = listingOrder(scope.vault, object?.versions ?? []).map((v) => secretItem(exchange, object!.name, v, true));
         return { status: 200, body: page(items, exchange) };
       },
     },

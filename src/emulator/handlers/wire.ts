@@ -9,6 +9,37 @@ export const DEFAULT_PAGE_SIZE = 25;
 export const MAX_PAGE_SIZE = 25;
 const DEFAULT_API_VERSION = "7.6";
 
+/**
+ * The data-plane api-versions Key Vault serves. The JS SDKs send 2026-04-01
+ * (secrets) and 2025-07-01 (keys, certificates); the upstream Go provider's
+ * SDKs (azsecrets 0.13, azkeys 0.11, azcertificates 0.10) send 7.4.
+ */
+export const API_VERSIONS = ["2016-10-01", "7.0", "7.1", "7.2", "7.3", "7.4", "7.5", "7.6-preview.1", "7.6-preview.2", "7.6", "2025-07-01", "2026-04-01"];
+const LATEST_API_VERSION = "2026-04-01";
+
+/** Refuses a missing or unknown api-version with 400 BadParameter, as Key Vault does. */
+export function checkApiVersion(exchange: Exchange): void {
+  const apiVersion = exchange.query.get("api-version");
+  if (apiVersion === null || apiVersion === "") {
+    throw new BadParameterError(`The api-version query parameter is missing. Consider using the latest supported version (${LATEST_API_VERSION}).`);
+  }
+  if (!API_VERSIONS.includes(apiVersion)) {
+    throw new BadParameterError(`The specified version (${apiVersion}) is not recognized. Consider using the latest supported version (${LATEST_API_VERSION}).`);
+  }
+}
+
+/** Versions (stored oldest first) in the vault's listing order. */
+export function listingOrder<V extends { version: string }>(vault: VaultRecord, versions: readonly V[]): V[] {
+  switch (vault.versionListOrder ?? "oldest-first") {
+    case "oldest-first":
+      return [...versions];
+    case "newest-first":
+      return [...versions].reverse();
+    case "version-id":
+      return [...versions].sort((a, b) => (a.version < b.version ? -1 : a.version > b.version ? 1 : 0));
+  }
+}
+
 /** What every vault-scoped handler receives. */
 export interface VaultScope {
   vault: VaultRecord;

@@ -1,6 +1,7 @@
 // The path of a request to a vault host: vault lookup, the 401 challenge for
 // requests without a bearer token (always first, before any body is read),
-// injected faults, token verification, counting, RBAC, then the operation.
+// the api-version check, injected faults, token verification, counting, RBAC,
+// then the operation.
 import { authenticate, authorize, bearerToken, missingTokenError } from "../auth/vault-access.ts";
 import type { TokenIssuer } from "../auth/access-tokens.ts";
 import type { CloudEndpoints } from "../cloud.ts";
@@ -12,7 +13,7 @@ import {
   VaultNotFoundError,
 } from "../errors/key-vault-errors.ts";
 import type { FaultInjector } from "../fault-injector.ts";
-import type { VaultScope } from "../handlers/wire.ts";
+import { checkApiVersion, type VaultScope } from "../handlers/wire.ts";
 import type { RequestCounters } from "../request-counters.ts";
 import type { DirectoryStore } from "../store/directory-store.ts";
 import type { KeyVaultStore } from "../store/key-vault-store.ts";
@@ -55,6 +56,7 @@ export class VaultPipeline {
       exchange.sendError(missingTokenError(cloud, vault));
       return;
     }
+    checkApiVersion(exchange);
 
     const ended = await applyFaults(exchange, faults, counters, (failure) =>
       failure.kind === "throttle" && failure.status === 429

@@ -50,6 +50,8 @@ export interface ImportCertificateInput {
   tags?: Record<string, string>;
   preserveCertOrder?: boolean;
   created?: number;
+  /** Keep `created` as given even when it equals the previous version's (a seed reproducing Key Vault's one-second timestamps). */
+  createdExact?: boolean;
 }
 
 export interface CreateCertificateInput {
@@ -60,6 +62,8 @@ export interface CreateCertificateInput {
   /** How long the operation stays "inProgress" (default: completes at the first poll). */
   delayMs?: number;
   created?: number;
+  /** Keep `created` as given even when it equals the previous version's (a seed reproducing Key Vault's one-second timestamps). */
+  createdExact?: boolean;
 }
 
 export interface CertificateVersion {
@@ -295,7 +299,7 @@ export class CertificateService {
     privateKey: KeyObject,
     chain: Buffer[],
     policy: CertificatePolicyRecord,
-    input: { attributes?: AttributeInput; tags?: Record<string, string>; preserveCertOrder?: boolean; created?: number },
+    input: { attributes?: AttributeInput; tags?: Record<string, string>; preserveCertOrder?: boolean; created?: number; createdExact?: boolean },
   ): CertificateVersion {
     for (const kind of ["certificates", "keys", "secrets"] as const) this.#objects.ensureNotDeleted(vault.name, kind, name);
     const existing = this.#objects.store.getObject(vault.name, "certificates", name);
@@ -305,7 +309,7 @@ export class CertificateService {
     }
     const facts = describeCertificate(chain[0]!);
     const version = newVersionId();
-    const created = nextCreated(existing, input.created);
+    const created = nextCreated(existing, input.created, input.createdExact);
     const validity = { enabled: input.attributes?.enabled ?? true, nbf: facts.notBefore, exp: facts.notAfter };
     const record: CertificateVersionRecord = {
       version,

@@ -23,6 +23,8 @@ export interface CreateKeyInput {
   attributes?: AttributeInput;
   tags?: Record<string, string>;
   created?: number;
+  /** Keep `created` as given even when it equals the previous version's (a seed reproducing Key Vault's one-second timestamps). */
+  createdExact?: boolean;
 }
 
 export interface ImportKeyInput {
@@ -32,6 +34,8 @@ export interface ImportKeyInput {
   attributes?: AttributeInput;
   tags?: Record<string, string>;
   created?: number;
+  /** Keep `created` as given even when it equals the previous version's (a seed reproducing Key Vault's one-second timestamps). */
+  createdExact?: boolean;
 }
 
 export interface KeyUpdate {
@@ -104,7 +108,7 @@ export class KeyService {
     return record;
   }
 
-  #add(vault: VaultRecord, name: string, privateKey: KeyObject, kty: KeyType, input: { keyOps?: string[]; attributes?: AttributeInput; tags?: Record<string, string>; created?: number }): KeyVersion {
+  #add(vault: VaultRecord, name: string, privateKey: KeyObject, kty: KeyType, input: { keyOps?: string[]; attributes?: AttributeInput; tags?: Record<string, string>; created?: number; createdExact?: boolean }): KeyVersion {
     const keyOps = input.keyOps ?? defaultKeyOps(kty);
     const unknown = keyOps.filter((op) => !KEY_OPERATIONS.has(op));
     if (unknown.length > 0) throw new BadParameterError(`Unknown key operations: ${unknown.join(", ")}.`);
@@ -114,7 +118,7 @@ export class KeyService {
       kty,
       keyOps: [...keyOps],
       privateKey,
-      attributes: newAttributes(vault, nextCreated(existing, input.created), input.attributes),
+      attributes: newAttributes(vault, nextCreated(existing, input.created, input.createdExact), input.attributes),
     };
     if (input.tags) record.tags = { ...input.tags };
     this.#objects.store.addVersion(vault.name, "keys", name, record);

@@ -13,6 +13,8 @@ export interface SetSecretInput {
   tags?: Record<string, string>;
   /** Epoch seconds; seeds may backdate versions. */
   created?: number;
+  /** Keep `created` as given even when it equals the previous version's (a seed reproducing Key Vault's one-second timestamps). */
+  createdExact?: boolean;
 }
 
 export interface SecretUpdate {
@@ -47,7 +49,7 @@ export class SecretService {
     const record: SecretVersionRecord = {
       version: newVersionId(),
       value: input.value,
-      attributes: newAttributes(vault, nextCreated(existing, input.created), input.attributes),
+      attributes: newAttributes(vault, nextCreated(existing, input.created, input.createdExact), input.attributes),
     };
     if (input.contentType !== undefined) record.contentType = input.contentType;
     if (input.tags) record.tags = { ...input.tags };

@@ -68,12 +68,15 @@ export function applyAttributeUpdate(attributes: ObjectAttributes, input: Attrib
 
 /**
  * The creation time of a new version: strictly after the previous version so
- * that sorting by `created` (as the provider's version history does) is
- * unambiguous even for versions written within one second.
+ * that tests writing versions within one second still get distinct times,
+ * unless `exact` (a seed that gives the time, equal times included, as Key
+ * Vault's one-second timestamps produce); never before the previous version.
  */
-export function nextCreated(previous: StoredObject<{ attributes: ObjectAttributes }> | undefined, wanted = nowSeconds()): number {
+export function nextCreated(previous: StoredObject<{ attributes: ObjectAttributes }> | undefined, wanted = nowSeconds(), exact = false): number {
   const last = previous?.versions.at(-1)?.attributes.created;
-  return last !== undefined && wanted <= last ? last + 1 : wanted;
+  if (last === undefined) return wanted;
+  if (exact) return Math.max(wanted, last);
+  return wanted <= last ? last + 1 : wanted;
 }
 
 export class VaultObjects {

@@ -9,12 +9,21 @@ export type ObjectKind = "secrets" | "keys" | "certificates";
 export const RECOVERY_LEVEL_SOFT_DELETE = "Recoverable+Purgeable";
 export const RECOVERY_LEVEL_PURGEABLE = "Purgeable";
 
+/**
+ * The order a version listing comes in. Key Vault documents none; the
+ * emulator lists oldest first unless a seed asks for another order, so
+ * clients can be tested against what Key Vault may return.
+ */
+export type VersionListOrder = "oldest-first" | "newest-first" | "version-id";
+export const VERSION_LIST_ORDERS: readonly VersionListOrder[] = ["oldest-first", "newest-first", "version-id"];
+
 export interface VaultRecord {
   name: string;
   tenantId: string;
   /** Deleted objects are kept as recoverable until purged (Key Vault default). */
   softDelete: boolean;
   recoverableDays: number;
+  versionListOrder?: VersionListOrder;
 }
 
 export interface ObjectAttributes {

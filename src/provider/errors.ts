@@ -16,6 +16,10 @@ export const ERROR_CLASSES = [
   "Unauthorized",
   "AuthenticationFailed",
   "BadParameter",
+  "WrongTenant",
+  "IdentityNotFound",
+  "VaultNotFound",
+  "CertificateUntrusted",
   "Throttled",
   "BudgetExhausted",
   "ServiceUnavailable",
@@ -64,4 +68,43 @@ export function errorClassOf(err: unknown): ErrorClass {
 /** Message of anything thrown. */
 export function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/** Node's codes for a server certificate the provider does not trust. */
+const TLS_TRUST_CODES = new Set([
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_GET_ISSUER_CERT",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "CERT_HAS_EXPIRED",
+  "CERT_NOT_YET_VALID",
+  "CERT_UNTRUSTED",
+  "CERT_REJECTED",
+  "CERT_SIGNATURE_FAILURE",
+  "ERR_TLS_CERT_ALTNAME_INVALID",
+]);
+const TLS_TRUST_TEXT = /self[- ]signed certificate|unable to verify the first certificate|unable to get (local )?issuer certificate|certificate has expired|certificate is not yet valid|Hostname\/IP does not match certificate/i;
+
+/**
+ * A TLS trust failure (untrusted CA, expired or mismatching certificate) as a
+ * final error naming the host and the problem: retrying cannot fix it.
+ */
+export function tlsTrustError(err: unknown, fallbackHost: string): ProviderError | undefined {
+  const e = err as { code?: unknown; message?: string; request?: { url?: string } };
+  const code = typeof e.code === "string" ? e.code : "";
+  const message = (e.message ?? "").split("\n")[0]!.trim();
+  if (!TLS_TRUST_CODES.has(code) && !TLS_TRUST_TEXT.test(message)) return undefined;
+  let host = fallbackHost;
+  try {
+    if (e.request?.url) host = new URL(e.request.url).host;
+  } catch {
+    // keep the fallback
+  }
+  return new ProviderError(
+    status.FAILED_PRECONDITION,
+    "CertificateUntrusted",
+    `TLS: the certificate of ${host} is not trusted: ${message}${code && !message.includes(code) ? ` (${code})` : ""}; ` +
+      "the provider trusts the system CAs and those in NODE_EXTRA_CA_CERTS",
+  );
 }

@@ -15,7 +15,7 @@ import { status } from "@grpc/grpc-js";
 import { scopedSignal } from "../shared/abort.ts";
 import type { CloudEnvironment } from "./cloud.ts";
 import { keyVaultScope } from "./cloud.ts";
-import { invalidArgument, ProviderError } from "./errors.ts";
+import { invalidArgument, ProviderError, tlsTrustError } from "./errors.ts";
 import { LruCache } from "./lru.ts";
 import type { ProviderMetrics } from "./metrics.ts";
 import { raceSignal, SingleFlight } from "./singleflight.ts";
@@ -90,17 +90,35 @@ type Fetch = (scopes: string[], options: GetTokenOptions) => Promise<AccessToken
  * A TokenCredential that caches access tokens per scope/tenant/claims and
  * makes concurrent requests for the same token once.
  */
+/**
+ * Key Vault's challenge named another tenant than the mount's tenantID: the
+ * vault belongs to that tenant. Final, and the fix is the tenantID parameter.
+ */
+export class TenantMismatch extends Error {
+  readonly vaultTenant: string;
+  readonly configuredTenant: string;
+  constructor(vaultTenant: string, configuredTenant: string) {
+    super(`the vault belongs to tenant ${vaultTenant}, not to tenantID "${configuredTenant}"`);
+    this.name = "TenantMismatch";
+    this.vaultTenant = vaultTenant;
+    this.configuredTenant = configuredTenant;
+  }
+}
+
 export class CachingCredential implements TokenCredential {
   private readonly tokens = new Map<string, AccessToken>();
   private readonly flights = new SingleFlight<AccessToken>();
   private readonly fetch: Fetch;
   private readonly defaultTenant: string;
   private readonly onFetch: (result: "ok" | "error") => void;
+  /** Managed identities get their tenant from IMDS; the others must match the vault's. */
+  private readonly checkTenant: boolean;
 
-  constructor(fetch: Fetch, defaultTenant: string, onFetch: (result: "ok" | "error") => void) {
+  constructor(fetch: Fetch, defaultTenant: string, onFetch: (result: "ok" | "error") => void, checkTenant = false) {
     this.fetch = fetch;
     this.defaultTenant = defaultTenant;
     this.onFetch = onFetch;
+    this.checkTenant = checkTenant;
   }
 
   private key(scopes: string | string[], options: GetTokenOptions | undefined): string {
@@ -121,6 +139,9 @@ export class CachingCredential implements TokenCredential {
   }
 
   async getToken(scopes: string | string[], options?: GetTokenOptions): Promise<AccessToken> {
+    if (this.checkTenant && options?.tenantId && options.tenantId.toLowerCase() !== this.defaultTenant.toLowerCase()) {
+      throw new TenantMismatch(options.tenantId, this.defaultTenant);
+    }
     const list = Array.isArray(scopes) ? scopes : [scopes];
     const key = this.key(list, options);
     const cached = this.tokens.get(key);
@@ -170,13 +191,21 @@ export class Identity {
     this.description = describeIdentity(auth);
     this.metrics = options.metrics;
     this.proven = new LruCache({ maxEntries: options.maxProvenTokens ?? 64, idleMs: 24 * 3600_000 });
-    this.credential = new CachingCredential((scopes, opts) => this.fetchToken(scopes, opts), auth.tenantId, (result) =>
-      this.metrics?.countTokenRequest(auth.mode, result),
+    this.credential = new CachingCredential(
+      (scopes, opts) => this.fetchToken(scopes, opts),
+      auth.tenantId,
+      (result) => this.metrics?.countTokenRequest(auth.mode, result),
+      auth.mode !== "ManagedIdentity",
     );
   }
 
   get mode(): AuthMode {
     return this.auth.mode;
+  }
+
+  /** What error messages may name: mode, tenant, client id and cloud (no secret). */
+  get summary(): Pick<AuthConfig, "mode" | "tenantId" | "clientId" | "cloud"> {
+    return { mode: this.auth.mode, tenantId: this.auth.tenantId, clientId: this.auth.clientId, cloud: this.auth.cloud };
   }
 
   private credentialOptions(): { authorityHost: string; disableInstanceDiscovery: boolean } {
@@ -380,6 +409,14 @@ const IDENTITY_ERROR_NAMES = new Set([
 
 /** Entra ID error codes that mean the credential itself was refused (final). */
 const REFUSED = new Set(["invalid_client", "unauthorized_client", "invalid_grant", "invalid_request", "invalid_scope", "invalid_resource", "access_denied", "untrusted_authority"]);
+/** Entra ID (OAuth) error codes of a transient failure. */
+const TRANSIENT = new Set(["temporarily_unavailable", "server_error", "service_unavailable"]);
+/** AADSTS codes: tenant unknown or malformed. */
+const UNKNOWN_TENANT = new Set([90002, 900023, 90072]);
+/** AADSTS codes: no application with that client id in the tenant. */
+const UNKNOWN_APP = new Set([700016]);
+/** AADSTS codes: transient on Entra ID's side. */
+const TRANSIENT_AADSTS = new Set([90033, 50196]);
 
 /** True for errors thrown by @azure/identity or MSAL while getting a token. */
 export function isIdentityError(err: unknown): boolean {
@@ -387,21 +424,62 @@ export function isIdentityError(err: unknown): boolean {
   return IDENTITY_ERROR_NAMES.has(e?.name ?? "") || typeof e?.errorCode === "string";
 }
 
+/** The parameter a user fixes for a refused credential, by identity mode. */
+function credentialHint(mode: AuthMode | undefined): string {
+  switch (mode) {
+    case "ServicePrincipal":
+      return "check clientid and clientsecret in the nodePublishSecretRef Secret";
+    case "WorkloadIdentity":
+      return "check clientID and that the identity has a federated credential for the pod's service account";
+    case "ManagedIdentity":
+      return "check userAssignedIdentityID and that the identity is assigned to the node";
+    default:
+      return "check the identity parameters";
+  }
+}
+
 /**
- * Maps @azure/identity / MSAL errors to gRPC: a refused credential (bad
- * secret, untrusted or expired assertion, unknown identity) is final
- * (PERMISSION_DENIED); throttling and unreachable endpoints are transient.
+ * Maps @azure/identity / MSAL errors to gRPC codes kubelet reads: what a
+ * retry cannot fix is final and names the parameter to fix (unknown tenant:
+ * InvalidArgument; unknown app or managed identity: NotFound; refused secret
+ * or assertion: PermissionDenied; untrusted TLS certificate:
+ * FailedPrecondition); throttling, 5xx and unreachable endpoints are
+ * Unavailable.
  */
-export function authError(err: unknown, what: string): ProviderError {
+export function authError(err: unknown, what: string, auth?: Pick<AuthConfig, "mode" | "tenantId" | "clientId" | "cloud">): ProviderError {
   const e = err as { name?: string; statusCode?: number; message?: string; errorCode?: string; errorResponse?: { error?: string } };
   const message = firstLine(e.message ?? String(err));
   const code = e.statusCode ?? 0;
   const aadCode = e.errorCode ?? e.errorResponse?.error ?? "";
-  if (code === 429) return new ProviderError(status.RESOURCE_EXHAUSTED, "Throttled", `${what}: ${message}`);
-  if (REFUSED.has(aadCode) || /AADSTS\d+/.test(message) || (code >= 400 && code < 500)) {
-    return new ProviderError(status.PERMISSION_DENIED, "AuthenticationFailed", `${what}: ${message}`);
+  const aadsts = Number(/AADSTS(\d+)/.exec(message)?.[1] ?? NaN);
+  const loginHost = auth && auth.mode !== "ManagedIdentity" ? hostOf(auth.cloud.activeDirectoryEndpoint) : "the token endpoint";
+  const tls = tlsTrustError(err, loginHost);
+  if (tls) return tls.wrap(`${what}: `);
+  if (code === 429 || aadsts === 50196) return new ProviderError(status.UNAVAILABLE, "Throttled", `${what}: ${message}`);
+  if (code >= 500 || TRANSIENT.has(aadCode) || TRANSIENT_AADSTS.has(aadsts)) return new ProviderError(status.UNAVAILABLE, "ServiceUnavailable", `${what}: ${message}`);
+  if (UNKNOWN_TENANT.has(aadsts)) {
+    return new ProviderError(status.INVALID_ARGUMENT, "WrongTenant", `${what}: tenantID "${auth?.tenantId ?? ""}" is not a tenant Entra ID knows (check tenantID): ${message}`);
+  }
+  if (UNKNOWN_APP.has(aadsts)) {
+    const param = auth?.mode === "ServicePrincipal" ? "clientid in the nodePublishSecretRef Secret" : "clientID";
+    return new ProviderError(status.NOT_FOUND, "IdentityNotFound", `${what}: no application ${auth?.clientId ?? ""} in tenant ${auth?.tenantId ?? ""} (check ${param} and tenantID): ${message}`);
+  }
+  if (auth?.mode === "ManagedIdentity" && /identity not found/i.test(message)) {
+    const which = auth.clientId ? `userAssignedIdentityID ${auth.clientId}` : "the system-assigned identity";
+    return new ProviderError(status.NOT_FOUND, "IdentityNotFound", `${what}: the node has no managed identity ${which} (check userAssignedIdentityID, or assign the identity to the node): ${message}`);
+  }
+  if (REFUSED.has(aadCode) || Number.isFinite(aadsts) || (code >= 400 && code < 500)) {
+    return new ProviderError(status.PERMISSION_DENIED, "AuthenticationFailed", `${what}: ${message}; ${credentialHint(auth?.mode)}`);
   }
   return new ProviderError(status.UNAVAILABLE, "AuthenticationFailed", `${what}: ${message}`);
+}
+
+function hostOf(url: string): string {
+  try {
+    return new URL(url).host;
+  } catch {
+    return url;
+  }
 }
 
 function firstLine(text: string): string {

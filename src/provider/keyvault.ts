@@ -19,15 +19,16 @@ import type { Logger } from "../shared/logger.ts";
 import { BUILD_VERSION } from "../shared/version.ts";
 import { TokenBucket } from "./budget.ts";
 import type { FetchedCertificate } from "./cert.ts";
-import { deadlineExceeded, ProviderError, type ErrorClass } from "./errors.ts";
-import type { Identity } from "./identity.ts";
-import { authError, isIdentityError } from "./identity.ts";
+import { deadlineExceeded, ProviderError, tlsTrustError, type ErrorClass } from "./errors.ts";
+import type { AuthConfig, Identity } from "./identity.ts";
+import { authError, isIdentityError, TenantMismatch } from "./identity.ts";
 import type { FetchedKey } from "./key.ts";
 import { LruCache } from "./lru.ts";
 import type { ProviderMetrics } from "./metrics.ts";
 import type { ObjectType } from "./objects.ts";
 import type { FetchedSecret } from "./secret.ts";
 import { raceSignal, sleep } from "./singleflight.ts";
+import { isMsalNetworkError, probeTlsTrust } from "./tls-probe.ts";
 
 export interface VaultRef {
   name: string;
@@ -81,6 +82,7 @@ interface VaultClients {
 type Operation = "get" | "list_versions";
 
 const DEFAULT_RETRY: RetryOptions = { maxAttempts: 6, baseDelayMs: 500, maxDelayMs: 16_000 };
+const RETRY_DEADLINE_MARGIN_MS = 100;
 
 /** What Key Vault operation an HTTP request is, for the request counter. */
 export function operationOf(method: string, url: string): string {
@@ -125,8 +127,8 @@ function firstLine(text: string): string {
 
 const KNOWN_NOT_FOUND = new Set(["SecretNotFound", "KeyNotFound", "CertificateNotFound"]);
 
-/** Turns whatever the SDK threw into a ProviderError (code + stable class + message naming the vault). */
-export function classify(err: unknown, vault: VaultRef, ctx: CallContext): ProviderError {
+/** Turns whatever the SDK threw into a ProviderError (code + stable class + message naming the vault and what to fix). */
+export function classify(err: unknown, vault: VaultRef, ctx: CallContext, auth?: Pick<AuthConfig, "mode" | "tenantId" | "clientId" | "cloud">): ProviderError {
   if (err instanceof ProviderError) return err;
   const e = err as { name?: string; statusCode?: number; code?: string; message?: string };
   const where = `key vault "${vault.name}" (${vault.url})`;
@@ -134,16 +136,26 @@ export function classify(err: unknown, vault: VaultRef, ctx: CallContext): Provi
     if (Date.now() >= ctx.deadline - 50 || !ctx.signal.aborted) return deadlineExceeded(`${where}: no answer before the call's deadline`);
     return new ProviderError(status.CANCELLED, "Cancelled", `${where}: cancelled`);
   }
+  if (err instanceof TenantMismatch) {
+    return new ProviderError(
+      status.INVALID_ARGUMENT,
+      "WrongTenant",
+      `${where}: ${err.message}: set tenantID in the SecretProviderClass to the vault's tenant ${err.vaultTenant}`,
+    );
+  }
+  const tls = tlsTrustError(err, vaultHost(vault));
+  if (tls) return tls.wrap(`${where}: `);
   if (isIdentityError(err)) {
-    return authError(err, `${where}: failed to get an access token`);
+    return authError(err, `${where}: failed to get an access token`, auth);
   }
   const message = firstLine(e.message ?? String(err));
   if (e.name === "RestError" || typeof e.statusCode === "number") {
     const statusCode = e.statusCode;
     const code = typeof e.code === "string" ? e.code : "";
     const detail = `${where}: ${code ? `${code} ` : ""}(HTTP ${statusCode ?? "-"}): ${message}`;
-    if (statusCode === undefined) return new ProviderError(status.UNAVAILABLE, "NetworkError", `${where}: ${message}`);
+    if (statusCode === undefined) return networkError(err, vault, where, message);
     if (statusCode === 404) {
+      if (code === "VaultNotFound") return new ProviderError(status.NOT_FOUND, "VaultNotFound", `${detail} (check keyvaultName)`);
       const cls: ErrorClass = KNOWN_NOT_FOUND.has(code) ? (code as ErrorClass) : "NotFound";
       return new ProviderError(status.NOT_FOUND, cls, detail);
     }
@@ -153,6 +165,37 @@ export function classify(err: unknown, vault: VaultRef, ctx: CallContext): Provi
     if (statusCode === 429) return new ProviderError(status.RESOURCE_EXHAUSTED, "Throttled", detail);
     if (statusCode === 408 || statusCode >= 500) return new ProviderError(status.UNAVAILABLE, "ServiceUnavailable", detail);
     return new ProviderError(status.UNKNOWN, "KeyVaultError", detail);
+  }
+  return networkError(err, vault, where, message);
+}
+
+function vaultHost(vault: VaultRef): string {
+  try {
+    return new URL(vault.url).host;
+  } catch {
+    return vault.url;
+  }
+}
+
+/**
+ * A request that got no HTTP answer. A vault host that does not resolve
+ * (NXDOMAIN) is a wrong keyvaultName or cloud, final; anything else
+ * (resets, refused connections, DNS timeouts) is transient.
+ */
+function networkError(err: unknown, vault: VaultRef, where: string, message: string): ProviderError {
+  const e = err as { code?: unknown; request?: { url?: string } };
+  let host = vaultHost(vault);
+  try {
+    if (e.request?.url) host = new URL(e.request.url).host;
+  } catch {
+    // keep the vault's host
+  }
+  if (e.code === "ENOTFOUND" && host === vaultHost(vault)) {
+    return new ProviderError(
+      status.NOT_FOUND,
+      "VaultNotFound",
+      `${where}: the host ${host} does not exist (DNS: ENOTFOUND): check keyvaultName, and cloudName for a vault of another cloud`,
+    );
   }
   return new ProviderError(status.UNAVAILABLE, "NetworkError", `${where}: ${message}`);
 }
@@ -265,21 +308,39 @@ export class KeyVaultReader {
     return fn();
   }
 
-  private async withRetries<T>(vault: VaultRef, ctx: CallContext, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  private async withRetries<T>(vault: VaultRef, ctx: CallContext, auth: Identity["summary"], fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    let last: ProviderError | undefined;
+    // A little before the caller's deadline, so the caller hears why the attempts failed.
+    const until = ctx.deadline - RETRY_DEADLINE_MARGIN_MS;
     for (let attempt = 1; ; attempt++) {
-      const remaining = ctx.deadline - Date.now();
+      const remaining = until - Date.now();
       if (remaining <= 0) throw deadlineExceeded(`key vault "${vault.name}" (${vault.url}): no answer before the call's deadline`);
       const scoped = scopedSignal([ctx.signal], remaining);
       try {
         return await this.context.run(ctx, () => fn(scoped.signal));
       } catch (err) {
-        const error = classify(err, vault, ctx);
+        let error = classify(err, vault, ctx, auth);
+        if (auth.mode !== "ManagedIdentity" && isMsalNetworkError(err)) {
+          // MSAL hides the cause; a certificate problem is final, not an outage
+          error = (await probeTlsTrust(auth.cloud.activeDirectoryEndpoint))?.wrap(`key vault "${vault.name}" (${vault.url}): failed to get an access token: `) ?? error;
+        }
+        // The deadline cut a retry short: what failed before is the story, and it is transient.
+        if (error.errorClass === "DeadlineExceeded" && last) {
+          throw new ProviderError(status.UNAVAILABLE, last.errorClass, `gave up at the call's deadline after ${attempt} attempts: ${last.message}`);
+        }
         const reason = retryReason(error);
-        if (!reason || attempt >= this.retry.maxAttempts) throw error;
+        if (!reason) throw error;
+        last = error;
+        // What retries could not fix in time is still transient for kubelet: UNAVAILABLE.
+        if (attempt >= this.retry.maxAttempts) throw new ProviderError(status.UNAVAILABLE, error.errorClass, `gave up after ${attempt} attempts: ${error.message}`);
         const backoff = Math.min(this.retry.maxDelayMs, this.retry.baseDelayMs * 2 ** (attempt - 1)) * (0.8 + Math.random() * 0.4);
         const delay = retryAfterMs(err) ?? backoff;
-        if (Date.now() + delay >= ctx.deadline) {
-          throw error.wrap(`gave up after ${attempt} attempt(s), the next retry (in ${Math.ceil(delay / 1000)}s) would pass the call's deadline: `);
+        if (Date.now() + delay >= until) {
+          throw new ProviderError(
+            status.UNAVAILABLE,
+            error.errorClass,
+            `gave up after ${attempt} attempt(s), the next retry (in ${Math.ceil(delay / 1000)}s) would pass the call's deadline: ${error.message}`,
+          );
         }
         this.metrics?.countRetry(reason);
         this.logger?.debug({ vault: vault.name, attempt, delayMs: Math.round(delay), reason }, "retrying key vault request");
@@ -305,7 +366,7 @@ export class KeyVaultReader {
     ctx: CallContext,
     fn: (clients: VaultClients, signal: AbortSignal) => Promise<T>,
   ): Promise<T> {
-    if (ctx.signal.aborted) return Promise.reject(classify(ctx.signal.reason, vault, ctx));
+    if (ctx.signal.aborted) return Promise.reject(classify(ctx.signal.reason, vault, ctx, identity.summary));
     const key = [identity.key, vault.url, objectType, objectName.toLowerCase(), operation, version].join("\n");
     let flight = this.flights.get(key);
     if (flight) {
@@ -320,7 +381,7 @@ export class KeyVaultReader {
         try {
           const clients = this.clients(identity, vault);
           const gate = clients.gates[objectType];
-          return await this.withRetries(vault, shared, (signal) => this.throughGate(gate, signal, () => fn(clients, signal)));
+          return await this.withRetries(vault, shared, identity.summary, (signal) => this.throughGate(gate, signal, () => fn(clients, signal)));
         } catch (err) {
           errorClass = err instanceof ProviderError ? err.errorClass : "Internal";
           throw err;
@@ -347,7 +408,7 @@ export class KeyVaultReader {
       (err: unknown) => {
         if (ctx.signal.aborted) leave();
         else joined.waiters--;
-        throw classify(err, vault, ctx);
+        throw classify(err, vault, ctx, identity.summary);
       },
     );
   }

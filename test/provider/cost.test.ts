@@ -131,7 +131,7 @@ describe("throttling and failures", () => {
     expect(metrics).toMatch(/keyvault_http_requests_total\{vault="kv-throttle",operation="get_secret",status_code="429"\} 8/);
   });
 
-  it("throttling longer than the deadline fails fast with RESOURCE_EXHAUSTED, not after it", async () => {
+  it("throttling longer than the deadline fails fast with UNAVAILABLE (transient), not after it", async () => {
     const p = await freshProvider();
     emulator.faults.add({ kind: "throttle", operation: "getSecret", vault: "kv-throttle", durationMs: 30_000, retryAfterSeconds: 10 });
     const started = Date.now();
@@ -143,7 +143,7 @@ describe("throttling and failures", () => {
       5_000,
     );
     expect(Date.now() - started).toBeLessThan(5_000);
-    expect(err.code).toBe(status.RESOURCE_EXHAUSTED);
+    expect(err.code).toBe(status.UNAVAILABLE);
     expect(err.details).toMatch(
       /^failed to mount objects, error: failed to get objectType:secret, objectName:t-\d, objectVersion:: gave up after 1 attempt\(s\), the next retry \(in 10s\) would pass the call's deadline: key vault "kv-throttle" \(https:\/\/kv-throttle\.vault\.azure\.net\/\): Throttled \(HTTP 429\): /,
     );

@@ -3,6 +3,7 @@
 //
 //   dist/driver/secrets-store-csi-driver.mjs
 //   dist/provider/secrets-store-csi-provider-azure.mjs
+//   dist/provider/objects-worker.mjs           (its worker thread, started from beside the bundle)
 //   dist/emulator/keyvault-emulator.mjs        (when src/emulator/main.ts exists)
 //
 // Beside each bundle: chunks/ (code the program loads only on demand, such as
@@ -34,11 +35,21 @@ export interface Program {
   output: string;
   /** Whether a missing entry point is an error (false: skipped with a note). */
   required: boolean;
+  /**
+   * Worker thread entry points, bundled on their own beside the program (a
+   * worker that loaded the whole program would cost its memory twice).
+   */
+  workers?: ReadonlyArray<{ entry: string; output: string }>;
 }
 
 export const PROGRAMS: readonly Program[] = [
   { name: "driver", output: "secrets-store-csi-driver.mjs", required: true },
-  { name: "provider", output: "secrets-store-csi-provider-azure.mjs", required: true },
+  {
+    name: "provider",
+    output: "secrets-store-csi-provider-azure.mjs",
+    required: true,
+    workers: [{ entry: "src/provider/objects-worker.ts", output: "objects-worker.mjs" }],
+  },
   { name: "emulator", output: "keyvault-emulator.mjs", required: false },
 ];
 
@@ -188,7 +199,12 @@ export async function bundlePrograms(options: BundleOptions = {}): Promise<Bundl
 
     const built = await esbuild.build({
       absWorkingDir: REPO_ROOT,
-      entryPoints: [{ in: entry, out: program.output.replace(/\.mjs$/, "") }],
+      // Worker threads are entry points of their own: a worker loads only the
+      // chunks it imports, not the whole program.
+      entryPoints: [
+        { in: entry, out: program.output.replace(/\.mjs$/, "") },
+        ...(program.workers ?? []).map((w) => ({ in: join(REPO_ROOT, w.entry), out: w.output.replace(/\.mjs$/, "") })),
+      ],
       outdir: dir,
       outExtension: { ".js": ".mjs" },
       // What a program imports only on demand (import()) goes into chunks/

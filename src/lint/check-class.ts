@@ -10,7 +10,8 @@ import { checkProviderName } from "../driver/provider-client.ts";
 import { validateSecretObject } from "../driver/secret-data.ts";
 import { providerOf } from "../driver/volume-content.ts";
 import { isHistoryMode, type KeyVaultObject } from "../provider/objects.ts";
-import { parseMountRequest, POD_NAME_KEY, POD_NAMESPACE_KEY, type MountParameters } from "../provider/parameters.ts";
+import { DEFAULT_CLOUD_ENV_FILE_DIRS } from "../provider/cloud-file.ts";
+import { DEFAULT_LIMITS, parseMountRequest, POD_NAME_KEY, POD_NAMESPACE_KEY, type MountParameters } from "../provider/parameters.ts";
 import { upstreamBehaviour, type UpstreamBehaviour } from "./upstream-behaviour.ts";
 
 export const SPC_API_GROUP = "secrets-store.csi.x-k8s.io";
@@ -96,7 +97,9 @@ async function checkAzure(spc: SecretProviderClass, options: LintOptions, findin
     parameters.cloudName = "AzurePublicCloud";
   }
   try {
-    const params = await parseMountRequest(mountRequestFor(spc, parameters), { cloudName: options.cloudName ?? "AzurePublicCloud" });
+    // the provider's defaults: a class over its bounds, or naming a cloud file outside /etc/kubernetes, is refused on the node too
+    const defaults = { cloudName: options.cloudName ?? "AzurePublicCloud", cloudEnvFileDirs: DEFAULT_CLOUD_ENV_FILE_DIRS, limits: DEFAULT_LIMITS };
+    const params = await parseMountRequest(mountRequestFor(spc, parameters), defaults, { deadline: Date.now() + 10_000 });
     for (const { index, keys } of params.unknownKeys) {
       findings.push({ kind: "note", subject: `objects[${index}]`, message: `unknown key${keys.length > 1 ? "s" : ""} ${keys.join(", ")} ignored (as upstream does): check the spelling` });
     }

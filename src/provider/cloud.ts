@@ -2,8 +2,9 @@
 // (AzureStackCloud) is read from the JSON file named by the mount's
 // `cloudEnvFileName` — per mount, never through a process-wide environment
 // variable as upstream does — or, for the --cloud-name default, from
-// AZURE_ENVIRONMENT_FILEPATH as upstream reads it at start-up.
-import { readFile } from "node:fs/promises";
+// AZURE_ENVIRONMENT_FILEPATH as upstream reads it at start-up. How the file is
+// read (and refused) is in cloud-file.ts.
+import { CloudFileRefused, MAX_CLOUD_FILE_BYTES, readCloudFileText } from "./cloud-file.ts";
 import { invalidArgument } from "./errors.ts";
 
 export interface CloudEnvironment {
@@ -55,15 +56,36 @@ function notValid(name: string, detail: string): Error {
   return invalidArgument(`cloudName ${name} is not valid, error: ${detail}`);
 }
 
-/** Reads a custom cloud environment file (go-autorest JSON field names). */
-export async function readCloudFile(name: string, path: string): Promise<CloudEnvironment> {
+export interface CloudFileAccess {
+  /** --cloud-env-file-dir: the directories a cloudEnvFileName may name a file in. */
+  allowedDirs: readonly string[];
+  /** Epoch ms by which the file must have been read. */
+  deadline?: number;
+  /** Told the real reason of a refusal (for the provider's log; the caller gets one text). */
+  onRefused?: (path: string, reason: string) => void;
+}
+
+/** The one text of every refused cloudEnvFileName, whatever the reason. */
+export function cloudFileRefusal(path: string, allowedDirs: readonly string[]): string {
+  return (
+    `cloudEnvFileName "${path}" cannot be used: it must name a readable regular file of at most ${MAX_CLOUD_FILE_BYTES / 1024} KiB ` +
+    `in ${allowedDirs.join(", ") || "(none)"} (the provider's --cloud-env-file-dir)`
+  );
+}
+
+/**
+ * Reads a custom cloud environment file (go-autorest JSON field names).
+ * `access.allowedDirs` undefined: the operator's own path (AZURE_ENVIRONMENT_FILEPATH), any directory.
+ */
+export async function readCloudFile(name: string, path: string, access: Partial<CloudFileAccess> & { allowedDirs: readonly string[] | undefined }): Promise<CloudEnvironment> {
   let text: string;
   try {
-    text = await readFile(path, "utf8");
+    text = await readCloudFileText(path, { allowedDirs: access.allowedDirs, deadline: access.deadline });
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const reason = code === "ENOENT" ? "no such file or directory" : code === "EACCES" ? "permission denied" : code === "EISDIR" ? "is a directory" : (code ?? "cannot read");
-    throw notValid(name, `open ${path}: ${reason}`);
+    const reason = err instanceof CloudFileRefused ? err.reason : `${(err as NodeJS.ErrnoException).code ?? "error"}`;
+    access.onRefused?.(path, reason);
+    if (access.allowedDirs === undefined) throw notValid(name, `cannot read the cloud environment file ${path} (AZURE_ENVIRONMENT_FILEPATH): ${reason}`);
+    throw notValid(name, cloudFileRefusal(path, access.allowedDirs));
   }
   let doc: Record<string, unknown>;
   try {
@@ -73,6 +95,7 @@ export async function readCloudFile(name: string, path: string): Promise<CloudEn
   } catch {
     throw notValid(name, `${path} is not a JSON object of cloud environment endpoints`);
   }
+  // The file's values are never quoted back: the file may be something else than a cloud file.
   const field = (key: string): string => {
     const value = doc[key];
     if (typeof value !== "string" || value.trim() === "") throw notValid(name, `${path} has no "${key}"`);
@@ -82,7 +105,7 @@ export async function readCloudFile(name: string, path: string): Promise<CloudEn
   if (!/^https:\/\//i.test(activeDirectoryEndpoint)) throw notValid(name, `${path}: activeDirectoryEndpoint must be an https:// URL`);
   const keyVaultEndpoint = field("keyVaultEndpoint");
   const keyVaultDNSSuffix = field("keyVaultDNSSuffix").replace(/^\.+/, "");
-  if (!/^[A-Za-z0-9.-]+(:\d{1,5})?$/.test(keyVaultDNSSuffix)) throw notValid(name, `${path}: keyVaultDNSSuffix "${keyVaultDNSSuffix}" is not a host name`);
+  if (!/^[A-Za-z0-9.-]+(:\d{1,5})?$/.test(keyVaultDNSSuffix)) throw notValid(name, `${path}: keyVaultDNSSuffix is not a host name`);
   const builtIn = Object.values(BUILT_IN).some((c) => sameUrl(c.activeDirectoryEndpoint, activeDirectoryEndpoint));
   return {
     name: typeof doc.name === "string" && doc.name ? doc.name : "AzureStackCloud",
@@ -107,16 +130,18 @@ export function checkCloudName(name: string): void {
 
 /**
  * Resolves a cloud by name (case-insensitive). AzureStackCloud needs a file:
- * the mount's cloudEnvFileName, else AZURE_ENVIRONMENT_FILEPATH.
+ * the mount's cloudEnvFileName (only inside access.allowedDirs), else the
+ * operator's AZURE_ENVIRONMENT_FILEPATH.
  */
-export async function resolveCloud(name: string, envFile: string | undefined): Promise<CloudEnvironment> {
+export async function resolveCloud(name: string, envFile: string | undefined, access: CloudFileAccess): Promise<CloudEnvironment> {
   checkCloudName(name);
   const upper = name.toUpperCase();
   const builtIn = BUILT_IN[upper];
   if (builtIn) return builtIn;
-  const path = envFile || process.env.AZURE_ENVIRONMENT_FILEPATH || "";
-  if (!path) throw notValid(name, "cloudEnvFileName is not set (it names the JSON file describing the custom cloud)");
-  return readCloudFile(name, path);
+  if (envFile) return readCloudFile(name, envFile, access);
+  const operatorPath = process.env.AZURE_ENVIRONMENT_FILEPATH || "";
+  if (!operatorPath) throw notValid(name, "cloudEnvFileName is not set (it names the JSON file describing the custom cloud)");
+  return readCloudFile(name, operatorPath, { ...access, allowedDirs: undefined });
 }
 
 /** https://<vault>.<suffix>/ */

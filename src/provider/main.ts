@@ -1,17 +1,31 @@
 #!/usr/bin/env node
 // secrets-store-csi-provider-azure: the Azure Key Vault provider for the
-// Secrets Store CSI driver. Flags follow the upstream provider's.
+// Secrets Store CSI driver. Flags follow the upstream provider's, plus listen
+// addresses and the bounds of one mount.
+import { lstatSync, unlinkSync } from "node:fs";
+import { parseEndpoint, parseListenAddress } from "../shared/endpoint.ts";
 import { createLogger } from "../shared/logger.ts";
 import { FlagError, parseFlags, usage, type FlagSpecs } from "../shared/flags.ts";
 import { onShutdown } from "../shared/shutdown.ts";
 import { BUILD_DATE, BUILD_VERSION } from "../shared/version.ts";
+import { DEFAULT_CLOUD_ENV_FILE_DIRS } from "./cloud-file.ts";
 import { checkCloudName, resolveCloud } from "./cloud.ts";
-import { ProviderServer, startProviderHttp } from "./server.ts";
+import { DEFAULT_LIMITS } from "./parameters.ts";
+import { ListenError, ProviderServer, startProviderHttp } from "./server.ts";
 
 type FlagValue = string | number | boolean;
 const port = (value: FlagValue): string | undefined =>
   Number.isInteger(value) && Number(value) >= 0 && Number(value) <= 65535 ? undefined : "must be a port number (0-65535)";
 const positive = (value: FlagValue): string | undefined => (Number(value) > 0 ? undefined : "must be greater than zero");
+const listenAddress = (value: FlagValue): string | undefined => {
+  if (value === "") return undefined;
+  try {
+    parseListenAddress(String(value));
+    return undefined;
+  } catch {
+    return "must be [host]:port, e.g. 127.0.0.1:8898 or :8898";
+  }
+};
 
 const FLAGS = {
   endpoint: { kind: "string", default: "unix:///tmp/azure.sock", usage: "gRPC endpoint: unix://<socket path> or tcp://<host:port>" },
@@ -24,7 +38,19 @@ const FLAGS = {
     usage: "metrics backend (only prometheus)",
     validate: (v: FlagValue) => (String(v).toLowerCase() === "prometheus" ? undefined : "unsupported metrics backend (only prometheus)"),
   },
+  "healthz-addr": {
+    kind: "string",
+    default: "",
+    usage: "[host]:port of the HTTP health server; overrides --healthz-port (empty: all interfaces on --healthz-port)",
+    validate: listenAddress,
+  },
   "prometheus-port": { kind: "int", default: 8898, usage: "port of the Prometheus /metrics server", validate: port },
+  "metrics-addr": {
+    kind: "string",
+    default: "",
+    usage: "[host]:port of the Prometheus /metrics server; overrides --prometheus-port (empty: all interfaces on --prometheus-port)",
+    validate: listenAddress,
+  },
   "construct-pem-chain": { kind: "bool", default: true, usage: "order certificate chains from PKCS#12 secrets leaf → intermediates → root" },
   "write-cert-and-key-in-separate-files": { kind: "bool", default: false, usage: "also write <file>.crt and <file>.key for certificate-backed secrets" },
   "cloud-name": { kind: "string", default: "AzurePublicCloud", usage: "default cloud when a SecretProviderClass sets no cloudName" },
@@ -40,6 +66,24 @@ const FLAGS = {
   "mount-concurrency": { kind: "int", default: 8, usage: "objects of one mount read from Key Vault at the same time", validate: positive },
   "max-cached-identities": { kind: "int", default: 256, usage: "identities whose credentials and Key Vault clients are kept", validate: positive },
   "identity-idle-timeout": { kind: "duration", default: 3_600_000, usage: "drop a cached identity unused for this long", validate: positive },
+  "cloud-env-file-dir": {
+    kind: "string",
+    default: DEFAULT_CLOUD_ENV_FILE_DIRS.join(","),
+    usage: "directories (comma-separated) a SecretProviderClass's cloudEnvFileName may name a file in",
+  },
+  "max-objects-per-mount": { kind: "int", default: DEFAULT_LIMITS.maxObjects, usage: "objects one SecretProviderClass may list", validate: positive },
+  "max-files-per-mount": {
+    kind: "int",
+    default: DEFAULT_LIMITS.maxFiles,
+    usage: "files one mount may return (objectVersionHistory N counts N+1)",
+    validate: positive,
+  },
+  "max-request-bytes": {
+    kind: "int",
+    default: DEFAULT_LIMITS.maxRequestBytes,
+    usage: "bytes of parameters and secrets one Mount request may carry",
+    validate: positive,
+  },
 } satisfies FlagSpecs;
 
 /** klog flags the upstream chart may pass; accepted and ignored. */
@@ -69,7 +113,7 @@ async function main(): Promise<void> {
   try {
     checkCloudName(flags["cloud-name"]);
     // AzureStackCloud as the default needs its file now, as upstream checks at start.
-    if (flags["cloud-name"].toUpperCase() === "AZURESTACKCLOUD") await resolveCloud(flags["cloud-name"], undefined);
+    if (flags["cloud-name"].toUpperCase() === "AZURESTACKCLOUD") await resolveCloud(flags["cloud-name"], undefined, { allowedDirs: [] });
   } catch (err) {
     console.error(`secrets-store-csi-provider-azure: --cloud-name: ${(err as Error).message}`);
     process.exit(2);
@@ -79,6 +123,8 @@ async function main(): Promise<void> {
     {
       endpoint: flags.endpoint,
       cloudName: flags["cloud-name"],
+      cloudEnvFileDirs: flags["cloud-env-file-dir"].split(",").map((d) => d.trim()).filter(Boolean),
+      limits: { maxObjects: flags["max-objects-per-mount"], maxFiles: flags["max-files-per-mount"], maxRequestBytes: flags["max-request-bytes"] },
       constructPemChain: flags["construct-pem-chain"],
       writeCertAndKeyInSeparateFiles: flags["write-cert-and-key-in-separate-files"],
       concurrency: flags["mount-concurrency"],
@@ -89,26 +135,84 @@ async function main(): Promise<void> {
     },
     logger,
   );
+  const endpoint = parseEndpoint(flags.endpoint);
   // the socket is created owner-only (upstream binds under umask 0077)
   const umask = process.umask(0o077);
   try {
     await provider.start();
+  } catch (err) {
+    fail(`cannot serve on ${flags.endpoint} (--endpoint): ${(err as Error).message}`);
   } finally {
     process.umask(umask);
   }
-  const http = await startProviderHttp(provider, {
-    metricsPort: flags["prometheus-port"],
-    healthPort: flags["healthz-port"],
-    healthPath: flags["healthz-path"],
-    healthTimeoutMs: flags["healthz-timeout"],
-  });
+  if (endpoint.kind === "unix") removeSocketOnExit(endpoint.path);
+
+  const metricsAddr = flags["metrics-addr"] || `:${flags["prometheus-port"]}`;
+  const healthAddr = flags["healthz-addr"] || `:${flags["healthz-port"]}`;
+  let http;
+  try {
+    http = await startProviderHttp(provider, {
+      metricsAddr,
+      healthAddr,
+      healthPath: flags["healthz-path"],
+      healthTimeoutMs: flags["healthz-timeout"],
+    });
+  } catch (err) {
+    // Nobody would serve the socket: take it away so the driver says so.
+    await provider.stop().catch(() => undefined);
+    if (!(err instanceof ListenError)) throw err;
+    const flag = err.which === "metrics" ? "--metrics-addr / --prometheus-port" : "--healthz-addr / --healthz-port";
+    fail(`cannot listen on ${err.address} for ${err.which} (${flag}): ${describeListenError(err)}`);
+  }
   logger.info(
-    { version: BUILD_VERSION, endpoint: flags.endpoint, metricsPort: http.metrics.port, healthPort: http.health.port, cloud: flags["cloud-name"] },
+    {
+      version: BUILD_VERSION,
+      endpoint: flags.endpoint,
+      metricsAddr,
+      metricsPort: http.metrics.port,
+      healthAddr,
+      healthPort: http.health.port,
+      cloud: flags["cloud-name"],
+    },
     "provider started",
   );
   onShutdown(logger, async () => {
     await http.close();
     await provider.stop();
+  });
+}
+
+function fail(message: string): never {
+  console.error(`secrets-store-csi-provider-azure: ${message}`);
+  process.exit(1);
+}
+
+function describeListenError(err: ListenError): string {
+  if (err.code === "EADDRINUSE") return "address already in use (another process has the port; pick another with the flag)";
+  if (err.code === "EADDRNOTAVAIL") return "address not available on this host";
+  if (err.code === "EACCES") return "permission denied";
+  return err.message;
+}
+
+/**
+ * Removes our socket however the process ends (a crash included), so the
+ * driver never finds a socket nobody serves; a socket a newer provider made
+ * at the same path is left alone.
+ */
+function removeSocketOnExit(path: string): void {
+  let ino: number;
+  try {
+    ino = lstatSync(path).ino;
+  } catch {
+    return;
+  }
+  process.once("exit", () => {
+    try {
+      const st = lstatSync(path);
+      if (st.isSocket() && st.ino === ino) unlinkSync(path);
+    } catch {
+      // already gone
+    }
   });
 }
 

@@ -12,9 +12,12 @@ import { authError, describeIdentity } from "./identity.ts";
 import { publicKeyPem } from "./key.ts";
 import type { CallContext, KeyVaultReader, VaultRef } from "./keyvault.ts";
 import { conflictError, isHistoryMode, objectPrefix, type KeyVaultObject } from "./objects.ts";
+import { ObjectsParser } from "./objects-parser.ts";
 import { parseMountRequest, type MountRequestFields, type ParameterDefaults } from "./parameters.ts";
 import { CONTENT_TYPE_PKCS12, secretFiles, type ObjectFile } from "./secret.ts";
 import { loadPkcs12Reader } from "../shared/pkcs12-loader.ts";
+import { isMsalNetworkError, probeTlsTrust } from "./tls-probe.ts";
+import { currentFirst, currentIsAmbiguous, orderVersions } from "./version-history.ts";
 
 export interface ProviderFile {
   path: string;
@@ -55,12 +58,17 @@ export class MountService {
   private readonly identities: IdentityCache;
   private readonly reader: KeyVaultReader;
   private readonly logger: Logger;
+  readonly objectsParser = new ObjectsParser();
 
   constructor(options: MountOptions, identities: IdentityCache, reader: KeyVaultReader, logger: Logger) {
     this.options = options;
     this.identities = identities;
     this.reader = reader;
     this.logger = logger;
+  }
+
+  close(): void {
+    this.objectsParser.close();
   }
 
   async mount(request: MountRequestFields, ctx: CallContext): Promise<MountResult> {
@@ -78,7 +86,12 @@ export class MountService {
   }
 
   private async mountInner(request: MountRequestFields, outer: CallContext): Promise<MountResult> {
-    const params = await parseMountRequest(request, this.options);
+    const params = await parseMountRequest(request, this.options, {
+      deadline: outer.deadline,
+      objectsParser: this.objectsParser,
+      // the caller gets one text for every refusal; the operator sees why
+      onCloudFileRefused: (path, reason) => this.logger.warn({ cloudEnvFileName: path, reason }, "refused a cloudEnvFileName"),
+    });
     for (const { index, keys } of params.unknownKeys) {
       this.logger.warn({ pod: `${params.podNamespace}/${params.podName}`, index, keys }, "ignoring unknown keys in an objects entry (check their spelling)");
     }
@@ -115,6 +128,13 @@ export class MountService {
     }
 
     const emitted = results.flat();
+    if (emitted.length > this.options.limits.maxFiles) {
+      throw new ProviderError(
+        status.INVALID_ARGUMENT,
+        "InvalidArgument",
+        `the objects give ${emitted.length} files, more than the ${this.options.limits.maxFiles} this provider returns for one mount (--max-files-per-mount)`,
+      );
+    }
     const owners = new Map<string, KeyVaultObject>();
     for (const e of emitted) {
       const other = owners.get(e.path);
@@ -137,7 +157,12 @@ export class MountService {
       if (name === "TimeoutError" || name === "AbortError") {
         throw deadlineExceeded(`key vault "${vault.name}" (${vault.url}): no access token for ${describeIdentity(auth)} before the call's deadline`).wrap(prefix);
       }
-      throw (err instanceof ProviderError ? err : authError(err, `key vault "${vault.name}" (${vault.url}): failed to get an access token for ${describeIdentity(auth)}`)).wrap(prefix);
+      const what = `key vault "${vault.name}" (${vault.url}): failed to get an access token for ${describeIdentity(auth)}`;
+      if (isMsalNetworkError(err)) {
+        const tls = await probeTlsTrust(auth.cloud.activeDirectoryEndpoint);
+        if (tls) throw tls.wrap(`${what}: `).wrap(prefix);
+      }
+      throw (err instanceof ProviderError ? err : authError(err, what, auth)).wrap(prefix);
     }
     const mode = obj.fileMode ?? defaultMode;
     try {
@@ -147,7 +172,17 @@ export class MountService {
         return files.map((f) => ({ obj, path: obj.fileName + f.suffix, mode, contents: f.contents, id, version }));
       }
       const versions = await this.reader.listVersions(identity, vault, obj.objectType, obj.objectName, ctx);
-      const enabled = versions.filter((v) => v.enabled).sort((a, b) => b.createdOn - a.createdOn);
+      let enabled = orderVersions(versions);
+      let current: { files: ObjectFile[]; version: string } | undefined;
+      if (currentIsAmbiguous(enabled)) {
+        // Same-second versions: only Key Vault knows which one is current.
+        current = await this.readVersion(obj, identity, vault, "", ctx).catch((err: unknown) => {
+          // a disabled current version: the newest enabled one comes first
+          if (err instanceof ProviderError && err.errorClass === "Forbidden") return undefined;
+          throw err;
+        });
+        if (current) enabled = currentFirst(enabled, current.version);
+      }
       let start = 0;
       if (obj.objectVersion !== "" && obj.objectVersion !== "latest") {
         start = enabled.findIndex((v) => v.version === obj.objectVersion);
@@ -162,7 +197,9 @@ export class MountService {
       }
       // Upstream's loop emits N+1 versions (indices 0..N) for objectVersionHistory N; kept for compatibility.
       const selected = enabled.slice(start, start + obj.objectVersionHistory + 1);
-      const perVersion = await Promise.all(selected.map((v) => this.readVersion(obj, identity, vault, v.version, ctx)));
+      const perVersion = await Promise.all(
+        selected.map((v) => (current?.version === v.version ? current : this.readVersion(obj, identity, vault, v.version, ctx))),
+      );
       return perVersion.flatMap(({ files, version }, i) =>
         files.map((f) => ({ obj, path: `${obj.fileName}/${i}${f.suffix}`, mode, contents: f.contents, id: `${obj.objectType}/${obj.objectName}/${i}`, version })),
       );

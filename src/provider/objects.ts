@@ -182,6 +182,12 @@ export function cleanFileName(name: string): string {
   return clean;
 }
 
+/** Bounds of one mount (--max-objects-per-mount, --max-files-per-mount). */
+export interface ObjectLimits {
+  maxObjects: number;
+  maxFiles: number;
+}
+
 export interface ParseObjectsResult {
   objects: KeyVaultObject[];
   /** Keys that were ignored (typos such as "objectname"), per object index, for a warning. */
@@ -198,8 +204,13 @@ export interface ObjectWarning {
 }
 
 /** Parses and validates every object. Throws the first error (INVALID_ARGUMENT). */
-export function parseObjects(objects: string): ParseObjectsResult {
+export function parseObjects(objects: string, limits?: ObjectLimits): ParseObjectsResult {
   const items = parseObjectList(objects);
+  if (limits && items.length > limits.maxObjects) {
+    throw invalidArgument(
+      `objects lists ${items.length} objects, more than the ${limits.maxObjects} this provider accepts in one mount (--max-objects-per-mount); split them over several SecretProviderClasses`,
+    );
+  }
   const parsed: KeyVaultObject[] = [];
   const unknownKeys: ParseObjectsResult["unknownKeys"] = [];
   const warnings: ObjectWarning[] = [];
@@ -279,8 +290,19 @@ export function parseObjects(objects: string): ParseObjectsResult {
       fileName,
     });
   });
+  if (limits) checkFileCount(parsed, limits.maxFiles);
   checkPathConflicts(parsed);
   return { objects: parsed, unknownKeys, warnings };
+}
+
+/** Files the objects can give at most (history mode: N+1 each), checked before any Key Vault request. */
+export function checkFileCount(objects: readonly KeyVaultObject[], maxFiles: number): void {
+  const files = objects.reduce((n, obj) => n + (isHistoryMode(obj) ? obj.objectVersionHistory + 1 : 1), 0);
+  if (files > maxFiles) {
+    throw invalidArgument(
+      `objects would give up to ${files} files (objectVersionHistory N counts N+1), more than the ${maxFiles} this provider returns for one mount (--max-files-per-mount)`,
+    );
+  }
 }
 
 /** True when the object is read in multi-version mode (files `<name>/<i>`). */

@@ -2,12 +2,14 @@
 // same mistake gives the same first error: attributes/secrets/permission JSON,
 // pod name, pod namespace, identity flags, their exclusivity, keyvaultName,
 // tenantID, cloud, identity, objects, vault name. Everything is checked before
-// any network I/O.
+// any network I/O, and the request's size and object count are bounded first
+// (--max-request-bytes, --max-objects-per-mount, --max-files-per-mount).
 import { SERVICE_ACCOUNT_TOKENS_KEY } from "../shared/logger.ts";
 import { resolveCloud, vaultUrl, type CloudEnvironment } from "./cloud.ts";
 import { invalidArgument } from "./errors.ts";
 import { buildAuthConfig, type AuthConfig } from "./identity.ts";
-import { parseObjects, type KeyVaultObject, type ObjectWarning } from "./objects.ts";
+import { parseObjects, type KeyVaultObject, type ObjectLimits, type ObjectWarning } from "./objects.ts";
+import type { ObjectsParser } from "./objects-parser.ts";
 
 export const POD_NAME_KEY = "csi.storage.k8s.io/pod.name";
 export const POD_NAMESPACE_KEY = "csi.storage.k8s.io/pod.namespace";
@@ -40,9 +42,43 @@ export type ParameterWarning = Omit<ObjectWarning, "index"> & { index?: number }
 export const NO_OBJECTS =
   'objects lists no object: "array" is missing or empty, and upstream\'s driver fails such a mount with "missing object versions": list at least one object under "array:"';
 
+export interface MountLimits extends ObjectLimits {
+  /** Bytes of attributes plus secrets a Mount request may carry. */
+  maxRequestBytes: number;
+}
+
+/** Far above real use (a few objects, a few KiB), low enough that no mount can stall the provider. */
+export const DEFAULT_LIMITS: MountLimits = { maxObjects: 1000, maxFiles: 5000, maxRequestBytes: 1024 * 1024 };
+
 export interface ParameterDefaults {
   /** --cloud-name */
   cloudName: string;
+  /** --cloud-env-file-dir: where a cloudEnvFileName may point. */
+  cloudEnvFileDirs: readonly string[];
+  limits: MountLimits;
+}
+
+export interface ParseContext {
+  /** Epoch ms: the call's deadline. */
+  deadline: number;
+  /** Parses large objects lists off the event loop; parsed in place without one. */
+  objectsParser?: ObjectsParser;
+  /** Told why a cloudEnvFileName was refused (the caller only sees one text). */
+  onCloudFileRefused?: (path: string, reason: string) => void;
+}
+
+function kib(bytes: number): string {
+  return `${Math.ceil(bytes / 1024)} KiB`;
+}
+
+/** Refuses a request whose attributes and secrets are larger than --max-request-bytes, before parsing any of it. */
+export function checkRequestSize(request: MountRequestFields, maxBytes: number): void {
+  const size = Buffer.byteLength(request.attributes ?? "") + Buffer.byteLength(request.secrets ?? "");
+  if (size > maxBytes) {
+    throw invalidArgument(
+      `the mount request carries ${kib(size)} of parameters and secrets, more than the ${kib(maxBytes)} this provider accepts (--max-request-bytes); list fewer objects per SecretProviderClass`,
+    );
+  }
 }
 
 const BOOL_TRUE = new Set(["1", "t", "T", "TRUE", "true", "True"]);
@@ -112,7 +148,8 @@ export function validateVaultName(name: string): void {
   }
 }
 
-export async function parseMountRequest(request: MountRequestFields, defaults: ParameterDefaults): Promise<MountParameters> {
+export async function parseMountRequest(request: MountRequestFields, defaults: ParameterDefaults, ctx: ParseContext): Promise<MountParameters> {
+  checkRequestSize(request, defaults.limits.maxRequestBytes);
   const attrs = parseAttributes(request.attributes);
   const secrets = parseSecrets(request.secrets);
   const defaultMode = parsePermission(request.permission);
@@ -146,7 +183,11 @@ export async function parseMountRequest(request: MountRequestFields, defaults: P
     throw invalidArgument(`tenantID "${tenantId}" is not valid: a tenant id is a GUID or a domain name (characters 0-9, a-z, A-Z, "." and "-")`);
   }
 
-  const cloud = await resolveCloud(get("cloudName") || defaults.cloudName, get("cloudEnvFileName") || undefined);
+  const cloud = await resolveCloud(get("cloudName") || defaults.cloudName, get("cloudEnvFileName") || undefined, {
+    allowedDirs: defaults.cloudEnvFileDirs,
+    deadline: ctx.deadline,
+    onRefused: ctx.onCloudFileRefused,
+  });
 
   const warnings: ParameterWarning[] = [];
   const auth = buildAuthConfig({
@@ -164,7 +205,11 @@ export async function parseMountRequest(request: MountRequestFields, defaults: P
 
   const objectsText = get("objects");
   if (!objectsText) throw invalidArgument("objects is not set");
-  const { objects, unknownKeys, warnings: objectWarnings } = parseObjects(objectsText);
+  const {
+    objects,
+    unknownKeys,
+    warnings: objectWarnings,
+  } = ctx.objectsParser ? await ctx.objectsParser.parse(objectsText, defaults.limits, ctx.deadline) : parseObjects(objectsText, defaults.limits);
   warnings.push(...objectWarnings);
   if (objects.length === 0) throw invalidArgument(NO_OBJECTS);
   validateVaultName(vaultName);

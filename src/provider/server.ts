@@ -12,7 +12,9 @@ import { grpcHealthProbe, healthHandlers, healthServiceDefinition } from "./heal
 import { IdentityCache } from "./identity.ts";
 import { KeyVaultReader } from "./keyvault.ts";
 import { ProviderMetrics } from "./metrics.ts";
+import { DEFAULT_CLOUD_ENV_FILE_DIRS } from "./cloud-file.ts";
 import { MountService, type MountOptions } from "./mount.ts";
+import { DEFAULT_LIMITS } from "./parameters.ts";
 
 export const RUNTIME_NAME = "secrets-store-csi-driver-provider-azure";
 /** Used when a Mount call carries no deadline (kubelet's is 2 minutes). */
@@ -41,7 +43,7 @@ const CODE_NAMES: Record<number, string> = {
   16: "Unauthenticated",
 };
 
-export interface ProviderConfig extends MountOptions {
+export interface ProviderConfig extends Omit<MountOptions, "cloudEnvFileDirs" | "limits">, Partial<Pick<MountOptions, "cloudEnvFileDirs" | "limits">> {
   endpoint: string;
   /** Per-vault budget: requests per window. */
   budgetRequests: number;
@@ -75,16 +77,16 @@ export class ProviderServer {
   readonly reader: KeyVaultReader;
   readonly mounts: MountService;
   private readonly logger: Logger;
-  private readonly config: ProviderConfig;
+  private readonly config: ProviderConfig & MountOptions;
   private grpcServer: RunningGrpcServer | undefined;
 
   constructor(config: ProviderConfig, logger: Logger, metrics = new ProviderMetrics({ defaultMetrics: true })) {
-    this.config = config;
+    this.config = { cloudEnvFileDirs: DEFAULT_CLOUD_ENV_FILE_DIRS, limits: DEFAULT_LIMITS, ...config };
     this.logger = logger;
     this.metrics = metrics;
     this.identities = new IdentityCache({ metrics, maxEntries: config.maxIdentities, idleMs: config.identityIdleMs });
     this.reader = new KeyVaultReader({ metrics, logger, budget: { requests: config.budgetRequests, windowMs: config.budgetWindowMs } });
-    this.mounts = new MountService(config, this.identities, this.reader, logger);
+    this.mounts = new MountService(this.config, this.identities, this.reader, logger);
   }
 
   get address(): string {
@@ -113,7 +115,10 @@ export class ProviderServer {
 
   async start(): Promise<void> {
     const Service = providerService();
-    this.grpcServer = await startGrpcServer({ endpoint: this.config.endpoint, socketMode: 0o600 }, (server) => {
+    // gRPC's own limit stays above --max-request-bytes, so an oversized request
+    // gets the provider's message naming the flag, not a transport error.
+    const maxReceive = Math.max(4 * 1024 * 1024, this.config.limits.maxRequestBytes + 64 * 1024);
+    this.grpcServer = await startGrpcServer({ endpoint: this.config.endpoint, socketMode: 0o600, maxReceiveMessageLength: maxReceive }, (server) => {
       server.addService(Service.service, {
         Version: this.unary("/v1alpha1.CSIDriverProvider/Version", () =>
           Promise.resolve({ version: "v1alpha1", runtime_name: RUNTIME_NAME, runtime_version: BUILD_VERSION }),
@@ -147,6 +152,7 @@ export class ProviderServer {
   }
 
   async stop(): Promise<void> {
+    this.mounts.close();
     await this.grpcServer?.stop();
   }
 }
@@ -157,20 +163,45 @@ export interface HttpServers {
   close(): Promise<void>;
 }
 
-/** Starts /metrics on metricsPort and the health path on healthPort. */
+/** A listen failure of one of the HTTP servers, naming which and where. */
+export class ListenError extends Error {
+  readonly which: "metrics" | "health";
+  readonly address: string;
+  readonly code: string | undefined;
+  constructor(which: "metrics" | "health", address: string, cause: unknown) {
+    super((cause as Error).message);
+    this.which = which;
+    this.address = address;
+    this.code = (cause as NodeJS.ErrnoException).code;
+  }
+}
+
+/** Starts /metrics on metricsAddr and the health path on healthAddr ("[host]:port"). */
 export async function startProviderHttp(
   provider: ProviderServer,
-  options: { metricsPort: number; healthPort: number; healthPath: string; healthTimeoutMs: number },
+  options: { metricsAddr: string; healthAddr: string; healthPath: string; healthTimeoutMs: number },
 ): Promise<HttpServers> {
   const probe = grpcHealthProbe(provider.address, options.healthTimeoutMs);
-  const metrics = await startHttpServer(`:${options.metricsPort}`, { registry: provider.metrics.registry });
-  const health = await startHttpServer(`:${options.healthPort}`, { health: probe.check, healthPath: options.healthPath });
-  return {
-    metrics,
-    health,
-    async close() {
-      probe.close();
-      await Promise.all([metrics.close(), health.close()]);
-    },
-  };
+  let metrics: RunningHttpServer | undefined;
+  try {
+    metrics = await startHttpServer(options.metricsAddr, { registry: provider.metrics.registry }).catch((err: unknown) => {
+      throw new ListenError("metrics", options.metricsAddr, err);
+    });
+    const health = await startHttpServer(options.healthAddr, { health: probe.check, healthPath: options.healthPath }).catch((err: unknown) => {
+      throw new ListenError("health", options.healthAddr, err);
+    });
+    const running = metrics;
+    return {
+      metrics: running,
+      health,
+      async close() {
+        probe.close();
+        await Promise.all([running.close(), health.close()]);
+      },
+    };
+  } catch (err) {
+    probe.close();
+    await metrics?.close();
+    throw err;
+  }
 }

@@ -180,12 +180,13 @@ function rssKiB(pid: number): number {
   return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN);
 }
 
-const IMAGES: [string, Image["program"], string, string][] = [
-  ["Dockerfile.driver", "driver", "secrets-store-csi-driver.mjs", "/opt/secrets-store-csi-driver"],
-  ["Dockerfile.provider", "provider", "secrets-store-csi-provider-azure.mjs", "/opt/secrets-store-csi-provider-azure"],
+// file, program, bundle, install directory, worker scripts beside the bundle
+const IMAGES: [string, Image["program"], string, string, string[]][] = [
+  ["Dockerfile.driver", "driver", "secrets-store-csi-driver.mjs", "/opt/secrets-store-csi-driver", []],
+  ["Dockerfile.provider", "provider", "secrets-store-csi-provider-azure.mjs", "/opt/secrets-store-csi-provider-azure", ["objects-worker.mjs"]],
 ];
 
-describe.each(IMAGES)("%s", (file, program, bundleName, installDir) => {
+describe.each(IMAGES)("%s", (file, program, bundleName, installDir, workers) => {
   const image = readImage(file, program);
 
   it("builds on an exactly pinned Node 24 and bundles in the build stage", () => {
@@ -207,7 +208,7 @@ describe.each(IMAGES)("%s", (file, program, bundleName, installDir) => {
     expect(entrypoint(image.runtime)).toEqual(["node", "--lite-mode", `${installDir}/${bundleName}`]);
   });
 
-  it("copies the bundle, its on-demand chunks, its proto files and its licence notices, and nothing else", () => {
+  it("copies the bundle, its worker scripts, its on-demand chunks, its proto files and its licence notices, and nothing else", () => {
     const root = assemble(image);
     const files = listFiles(root);
     const chunks = files.filter((f) => f.startsWith(`${installDir.slice(1)}/chunks/`));
@@ -215,7 +216,13 @@ describe.each(IMAGES)("%s", (file, program, bundleName, installDir) => {
     expect(chunks.some((f) => /\/pkcs12-[A-Z0-9]+\.mjs$/.test(f))).toBe(true);
     expect(chunks.every((f) => f.endsWith(".mjs"))).toBe(true);
     expect(files.filter((f) => !chunks.includes(f))).toEqual(
-      [`${installDir}/${bundleName}`, `${installDir}/THIRD-PARTY-NOTICES.txt`, `${installDir}/proto/csi.proto`, `${installDir}/proto/provider.proto`]
+      [
+        `${installDir}/${bundleName}`,
+        ...workers.map((w) => `${installDir}/${w}`),
+        `${installDir}/THIRD-PARTY-NOTICES.txt`,
+        `${installDir}/proto/csi.proto`,
+        `${installDir}/proto/provider.proto`,
+      ]
         .map((p) => p.slice(1))
         .sort(),
     );
@@ -308,6 +315,11 @@ describe("Dockerfile.provider at run time", () => {
     const client = new Provider(`unix://${socket}`, grpc.credentials.createInsecure());
     try {
       expect(await unary(client, "Version", { version: "v1alpha1" })).toMatchObject({ version: "v1alpha1", runtime_version: BUILD.version });
+      // a large objects list is parsed by the worker thread beside the bundle
+      const objects = ["array:", ...Array.from({ length: 2000 }, (_, i) => `  - |\n    objectName: o-${i}\n    objectType: secret`)].join("\n");
+      const attributes = JSON.stringify({ "csi.storage.k8s.io/pod.name": "p", "csi.storage.k8s.io/pod.namespace": "n", keyvaultName: "kv-x", tenantID: "t", objects });
+      const refused = await unary(client, "Mount", { attributes, secrets: JSON.stringify({ clientid: "a", clientsecret: "b" }), target_path: "/t", permission: "420" }).catch((err: grpc.ServiceError) => err);
+      expect((refused as grpc.ServiceError).details).toContain("objects lists 2000 objects, more than the 1000 this provider accepts in one mount (--max-objects-per-mount)");
     } finally {
       client.close();
     }

@@ -10,17 +10,14 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { startEmulator, type Emulator, type SeedDocument } from "../../src/emulator/index.ts";
+import { privateLoopback } from "../support/ports.ts";
 import { ProviderClient } from "./client.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 export const MAIN = join(ROOT, "src/provider/main.ts");
 export const DNS_HOOK = join(ROOT, "src/emulator/dns-hook.ts");
 
-/** A loopback address of its own, so parallel test runs can each own port 443. */
-export function privateLoopback(): string {
-  const byte = () => 2 + Math.floor(Math.random() * 250);
-  return `127.${byte()}.${byte()}.${byte()}`;
-}
+export { privateLoopback };
 
 export async function freePort(): Promise<number> {
   return new Promise((resolvePort, reject) => {
@@ -62,6 +59,7 @@ export async function waitForProvider(client: ProviderClient, exited: () => bool
 
 export interface RunningProvider {
   client: ProviderClient;
+  pid: number;
   socket: string;
   metricsPort: number;
   healthPort: number;
@@ -71,11 +69,18 @@ export interface RunningProvider {
   stop(): Promise<void>;
 }
 
-export async function startProvider(emulator: Emulator, address: string, flags: string[] = []): Promise<RunningProvider> {
+/** The last lines a child printed, for an error message when it exits early. */
+export function lastLines(output: string, count = 20): string {
+  return output.trimEnd().split("\n").slice(-count).join("\n");
+}
+
+/**
+ * Starts the provider program on a socket in a new temp dir, with metrics and
+ * health on ports the kernel picks on 127.0.0.1 (read back from its log).
+ */
+export async function startProvider(emulator: Emulator, address: string, flags: string[] = [], extraEnv: NodeJS.ProcessEnv = {}): Promise<RunningProvider> {
   const dir = mkdtempSync(join(tmpdir(), "provider-it-"));
   const socket = join(dir, "azure.sock");
-  const metricsPort = await freePort();
-  const healthPort = await freePort();
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("AZURE_") && !k.startsWith("IDENTITY_") && !k.startsWith("MSI_")) env[k] = v;
   Object.assign(env, {
@@ -83,22 +88,36 @@ export async function startProvider(emulator: Emulator, address: string, flags: 
     SSCSI_EMULATOR_ADDRESS: address,
     AZURE_POD_IDENTITY_AUTHORITY_HOST: emulator.imdsEndpoint,
     LOG_LEVEL: "debug",
+    ...extraEnv,
   });
   // Benchmarks run what the images run: SSCSI_PROVIDER_PROGRAM names a bundle,
   // SSCSI_NODE_FLAGS its Node flags. Tests leave both unset and run the sources.
   const nodeFlags = (process.env.SSCSI_NODE_FLAGS ?? "").split(" ").filter(Boolean);
   const child: ChildProcess = spawn(
     process.execPath,
-    [...nodeFlags, "--import", DNS_HOOK, process.env.SSCSI_PROVIDER_PROGRAM ?? MAIN, `--endpoint=unix://${socket}`, `--healthz-port=${healthPort}`, `--prometheus-port=${metricsPort}`, "-v=4", ...flags],
+    [...nodeFlags, "--import", DNS_HOOK, process.env.SSCSI_PROVIDER_PROGRAM ?? MAIN, `--endpoint=unix://${socket}`, "--healthz-addr=127.0.0.1:0", "--metrics-addr=127.0.0.1:0", "-v=4", ...flags],
     { env, stdio: ["ignore", "pipe", "pipe"] },
   );
   let output = "";
   child.stdout!.on("data", (d: Buffer) => (output += d.toString()));
   child.stderr!.on("data", (d: Buffer) => (output += d.toString()));
   const client = new ProviderClient(`unix:${socket}`);
-  await waitForProvider(client, () => child.exitCode !== null, () => output, "provider");
+  const started = Date.now();
+  let ports: { metricsPort: number; healthPort: number } | undefined;
+  while (!ports) {
+    ports = startedPorts(output);
+    if (ports) break;
+    if (child.exitCode !== null || Date.now() - started > 30_000) {
+      client.close();
+      child.kill("SIGKILL");
+      throw new Error(`provider did not start (exit code ${child.exitCode}); its last lines:\n${lastLines(output)}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const { metricsPort, healthPort } = ports;
   return {
     client,
+    pid: child.pid!,
     socket,
     metricsPort,
     healthPort,
@@ -113,6 +132,20 @@ export async function startProvider(emulator: Emulator, address: string, flags: 
       }
     },
   };
+}
+
+/** The ports of the "provider started" log line, once it is there. */
+export function startedPorts(output: string): { metricsPort: number; healthPort: number } | undefined {
+  for (const line of output.split("\n")) {
+    if (!line.includes('"provider started"')) continue;
+    try {
+      const entry = JSON.parse(line) as { metricsPort: number; healthPort: number };
+      return { metricsPort: entry.metricsPort, healthPort: entry.healthPort };
+    } catch {
+      // the rest of the line has not arrived yet
+    }
+  }
+  return undefined;
 }
 
 /**

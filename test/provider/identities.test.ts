@@ -23,7 +23,8 @@ beforeAll(async () => {
   pkiDir = pki.dir;
   material = makeMaterial(pki);
   ({ emulator, address } = await startTestEmulator(material.seed));
-  provider = await startProvider(emulator, address);
+  // the custom cloud file of the cloudEnvFileName test is written there
+  provider = await startProvider(emulator, address, [`--cloud-env-file-dir=${pkiDir}`]);
 }, 120_000);
 
 afterAll(async () => {

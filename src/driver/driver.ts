@@ -87,6 +87,8 @@ export async function startDriver(options: DriverOptions, deps: DriverDependenci
 
   const metrics = options.metricsAddr ? await startHttpServer(options.metricsAddr, { registry: ctx.metrics.registry }) : undefined;
   const health = options.healthAddr ? await startHttpServer(options.healthAddr, { health: probeSelf(server.address) }) : undefined;
+  // The bound ports, for a --metrics-addr or --health-addr with port 0.
+  if (metrics || health) logger.info({ metricsAddr: options.metricsAddr, metricsPort: metrics?.port, healthAddr: options.healthAddr, healthPort: health?.port }, "HTTP servers listening");
 
   const timers: NodeJS.Timeout[] = [];
   if (options.providerHealthCheck) {

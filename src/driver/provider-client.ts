@@ -8,6 +8,7 @@ import type { Logger } from "../shared/logger.ts";
 import { providerService } from "../shared/proto.ts";
 import { DriverError, ErrorType } from "./errors.ts";
 import { assertSafeFilePaths } from "./file-paths.ts";
+import { errorTypeOfProviderCode, oneLine } from "./provider-errors.ts";
 import type { ObjectVersion } from "./kube-types.ts";
 import type { VolumeFile } from "./atomic-writer.ts";
 
@@ -56,11 +57,13 @@ export class ProviderClient {
   private readonly client: grpc.Client;
   private versionChecked: Promise<void> | undefined;
   private readonly logger: Logger;
+  private readonly maxRecvMsgSize: number;
 
   constructor(provider: string, socketPath: string, maxRecvMsgSize: number, logger: Logger) {
     this.provider = provider;
     this.socketPath = socketPath;
     this.logger = logger;
+    this.maxRecvMsgSize = maxRecvMsgSize;
     const Ctor = providerService();
     this.client = new Ctor(`unix:${socketPath}`, grpc.credentials.createInsecure(), {
       // Providers such as upstream's e2e provider reject any other :authority.
@@ -114,10 +117,11 @@ export class ProviderClient {
       await this.ensureVersion(deadline);
       response = await this.call<MountRequest, WireMountResponse>("Mount", request, deadline);
     } catch (err) {
-      throw this.translate(err, deadline);
+      throw this.translate(err, deadline, request);
     }
     if (response.error?.code) {
-      throw new DriverError(grpc.status.UNKNOWN, response.error.code, `mount request failed with provider error code ${response.error.code}`);
+      const code = response.error.code;
+      throw new DriverError(grpc.status.UNKNOWN, errorTypeOfProviderCode(code), `mount request failed with provider error code ${oneLine(code, 128)}`);
     }
     const objectVersions = (response.object_version ?? []).map((v) => ({ id: v.id, version: v.version }));
     if (objectVersions.length === 0) {
@@ -149,9 +153,10 @@ export class ProviderClient {
     return { objectVersions, files };
   }
 
-  private translate(err: unknown, deadline: Date): Error {
+  private translate(err: unknown, deadline: Date, request?: MountRequest): Error {
     if (err instanceof DriverError) return err;
     const e = err as grpc.ServiceError;
+    const details = oneLine(e.details ?? e.message ?? "");
     if (e.code === grpc.status.DEADLINE_EXCEEDED) {
       return new DriverError(
         grpc.status.DEADLINE_EXCEEDED,
@@ -159,15 +164,54 @@ export class ProviderClient {
         `provider "${this.provider}" did not answer before the deadline (${deadline.toISOString()})`,
       );
     }
-    if (e.code === grpc.status.RESOURCE_EXHAUSTED && /larger than max/.test(e.details ?? "")) {
+    if (e.code === grpc.status.RESOURCE_EXHAUSTED && /message larger than max/i.test(details)) return this.tooLarge(details, request);
+    if (e.code === grpc.status.UNAVAILABLE && /ECONNREFUSED|ENOENT|No connection established/i.test(details)) {
       return new DriverError(
-        e.code,
+        grpc.status.UNAVAILABLE,
         ErrorType.GRPCProviderError,
-        `provider "${this.provider}" response is too large: ${e.details}; raise --max-call-recv-msg-size`,
+        `provider "${this.provider}" is not running on this node: nothing accepts connections on ${this.socketPath}; ` +
+          `check the ${this.provider} provider's pod on this node (${details})`,
       );
     }
     const code = typeof e.code === "number" ? e.code : grpc.status.UNKNOWN;
-    return new DriverError(code, ErrorType.GRPCProviderError, `provider "${this.provider}": ${e.details ?? e.message}`);
+    return new DriverError(code, ErrorType.GRPCProviderError, `provider "${this.provider}": ${details}`);
+  }
+
+  /**
+   * A message over a size limit. gRPC words it the same whichever side
+   * refused it, so the sizes tell: "(X vs Y)" with X the size of our
+   * request is the provider refusing the request (the driver's
+   * --max-call-recv-msg-size cannot help); Y our own limit is a response too
+   * large for it.
+   */
+  private tooLarge(details: string, request: MountRequest | undefined): DriverError {
+    const sizes = /\((\d+) vs\.? (\d+)\)/.exec(details);
+    const size = sizes ? Number(sizes[1]) : undefined;
+    const limit = sizes ? Number(sizes[2]) : undefined;
+    if (/sent message|send message/i.test(details)) {
+      return new DriverError(
+        grpc.status.RESOURCE_EXHAUSTED,
+        ErrorType.GRPCProviderError,
+        `provider "${this.provider}" could not send its answer, which is above its own message size limit: ${details}`,
+      );
+    }
+    const requestBytes = request ? providerService().service.Mount!.requestSerialize(request).length : undefined;
+    if (size !== undefined && size === requestBytes && limit !== this.maxRecvMsgSize) {
+      return new DriverError(
+        grpc.status.INVALID_ARGUMENT,
+        ErrorType.GRPCProviderError,
+        `provider "${this.provider}" refused the Mount request: it is ${size} bytes, more than the ${limit} bytes the provider accepts; ` +
+          "the SecretProviderClass parameters and the nodePublishSecretRef Secret are too large (the driver's --max-call-recv-msg-size limits answers, not requests)",
+      );
+    }
+    if (limit === this.maxRecvMsgSize) {
+      return new DriverError(
+        grpc.status.RESOURCE_EXHAUSTED,
+        ErrorType.GRPCProviderError,
+        `provider "${this.provider}" response is too large: ${details}; raise --max-call-recv-msg-size`,
+      );
+    }
+    return new DriverError(grpc.status.RESOURCE_EXHAUSTED, ErrorType.GRPCProviderError, `provider "${this.provider}": ${details}`);
   }
 
   close(): void {

@@ -66,3 +66,21 @@ export async function removeTestTree(base: string | undefined): Promise<void> {
   }
   await rm(base, { recursive: true, force: true });
 }
+
+/** The driver's /metrics URL, for a driver started with --metrics-addr=<host>:0 (the port is read from its log). */
+export async function metricsUrl(driver: DriverProcess, host = "127.0.0.1"): Promise<string> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    for (const line of driver.output().split("\n")) {
+      if (!line.includes('"HTTP servers listening"')) continue;
+      try {
+        const port = (JSON.parse(line) as { metricsPort?: number }).metricsPort;
+        if (port) return `http://${host}:${port}/metrics`;
+      } catch {
+        // the rest of the line has not arrived yet
+      }
+    }
+    if (driver.child.exitCode !== null || Date.now() > deadline) throw new Error(`the driver logged no metrics port:\n${driver.output().split("\n").slice(-20).join("\n")}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

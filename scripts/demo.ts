@@ -1,12 +1,17 @@
 // npm run demo: the whole stack on one machine, no cluster.
 //
-//   Key Vault emulator (HTTPS, 127.0.0.42:443)  <--  Azure provider (unix socket)  <--  driver (CSI socket)  <--  this script as "kubelet"
+//   Key Vault emulator (HTTPS, 127.x.y.z:443)  <--  Azure provider (unix socket)  <--  driver (CSI socket)  <--  this script as "kubelet"
 //
 // The emulator is seeded with a secret, a key and a certificate with its chain.
 // The driver runs in standalone mode (SecretProviderClasses from a folder) and
 // mounts the example class on a real tmpfs; the script shows the files,
 // rotates the secret in the emulator, waits for the driver to swap the new
 // value in, and cleans up. Needs root (tmpfs mounts, port 443 on loopback).
+// Every address is its own: the emulator takes port 443 of a loopback address
+// picked at random (127.0.0.0/8 is all loopback), and every other server
+// listens on a port the kernel picks, read back from the programs' logs, so
+// the demo runs beside anything else on the machine (the driver's and
+// provider's default ports 8095, 9808, 8898 and 8989 included).
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { lstat, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
@@ -16,7 +21,6 @@ import * as grpc from "@grpc/grpc-js";
 import { csiServices } from "../src/shared/proto.ts";
 
 const REPO = resolve(import.meta.dirname, "..");
-const EMULATOR_ADDRESS = "127.0.0.42";
 const VAULT = "demo-kv";
 const TENANT = "00000000-0000-4000-8000-00000000c0de";
 const CLIENT_ID = "11111111-1111-4111-8111-111111111111";
@@ -89,6 +93,25 @@ function start(name: string, args: string[], env: Record<string, string> = {}): 
   return entry;
 }
 
+/** A loopback address nobody is likely to use: 127.<random>.<random>.<random>. */
+function randomLoopback(): string {
+  const byte = () => 2 + Math.floor(Math.random() * 250);
+  return `127.${byte()}.${byte()}.${byte()}`;
+}
+
+/** The first JSON log line with this message, once the program has written it. */
+function logEntry<T>(log: string[], msg: string): T | undefined {
+  for (const line of log) {
+    if (!line.includes(`"msg":"${msg}"`)) continue;
+    try {
+      return JSON.parse(line) as T;
+    } catch {
+      // not a whole line yet
+    }
+  }
+  return undefined;
+}
+
 async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs: number, proc?: { child: ChildProcess; log: string[] }): Promise<void> {
   const until = Date.now() + timeoutMs;
   while (!(await check())) {
@@ -124,7 +147,7 @@ async function show(target: string): Promise<void> {
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) {
-    console.error("demo: run as root (sudo npm run demo): the driver mounts a tmpfs and the emulator listens on 127.0.0.42:443.");
+    console.error("demo: run as root (sudo npm run demo): the driver mounts a tmpfs and the emulator listens on port 443 of a loopback address.");
     process.exit(1);
   }
   const base = await mkdtemp(join(tmpdir(), "sscsi-demo-"));
@@ -138,27 +161,45 @@ async function main(): Promise<void> {
   let csi: grpc.Client | undefined;
   let target = "";
   try {
-    step("Starting the Key Vault emulator (HTTPS with its own CA) on 127.0.0.42:443");
     await writeFile(join(base, "seed.yaml"), SEED);
-    const emulator = start("emulator", [
-      "src/emulator/main.ts",
-      `--listen=${EMULATOR_ADDRESS}:443`,
-      `--imds-listen=${EMULATOR_ADDRESS}:8480`,
-      `--seed=${join(base, "seed.yaml")}`,
-      `--data-dir=${join(base, "kv")}`,
-    ]);
+    // Port 443 of a loopback address of our own; another one if it is taken.
+    let address = "";
+    let emulatorLog: { imdsEndpoint: string } | undefined;
+    for (let attempt = 1; !emulatorLog; attempt++) {
+      address = randomLoopback();
+      if (attempt === 1) step(`Starting the Key Vault emulator (HTTPS with its own CA) on ${address}:443`);
+      const emulator = start("emulator", [
+        "src/emulator/main.ts",
+        `--listen=${address}:443`,
+        `--imds-listen=${address}:0`,
+        `--seed=${join(base, "seed.yaml")}`,
+        `--data-dir=${join(base, "kv")}`,
+      ]);
+      try {
+        await waitFor("the emulator", () => (emulatorLog = logEntry(emulator.log, "keyvault emulator ready")) !== undefined, 30_000, emulator);
+      } catch (err) {
+        if (attempt >= 5 || !emulator.log.some((l) => l.includes("EADDRINUSE"))) throw err;
+        console.log(`  ${address}:443 is taken, trying another address`);
+      }
+    }
     const ca = join(base, "kv", "ca.pem");
-    await waitFor("the emulator", () => existsSync(ca) && emulator.log.some((l) => l.includes("listening") || l.includes(VAULT)), 30_000, emulator);
     console.log(`  vault https://${VAULT}.vault.azure.net/ seeded with: secret db-password, key signing-key, certificate web-tls (root -> intermediate -> leaf)`);
 
     step("Starting the Azure provider on a unix socket (the real Azure SDK, trusting the emulator's CA)");
     await mkdir(join(base, "providers"));
     const provider = start(
       "provider",
-      ["--import", "./src/emulator/dns-hook.ts", "src/provider/main.ts", `--endpoint=unix://${join(base, "providers", "azure.sock")}`, "--healthz-port=18989", "--prometheus-port=18898"],
-      { NODE_EXTRA_CA_CERTS: ca, SSCSI_EMULATOR_ADDRESS: EMULATOR_ADDRESS },
+      [
+        "--import",
+        "./src/emulator/dns-hook.ts",
+        "src/provider/main.ts",
+        `--endpoint=unix://${join(base, "providers", "azure.sock")}`,
+        `--healthz-addr=${address}:0`,
+        `--metrics-addr=${address}:0`,
+      ],
+      { NODE_EXTRA_CA_CERTS: ca, SSCSI_EMULATOR_ADDRESS: address },
     );
-    await waitFor("the provider socket", () => existsSync(join(base, "providers", "azure.sock")), 30_000, provider);
+    await waitFor("the provider", () => logEntry(provider.log, "provider started") !== undefined, 30_000, provider);
 
     step("Starting the CSI driver (standalone: SecretProviderClasses from a folder, rotation every 3s)");
     await mkdir(join(base, "spc"));
@@ -174,10 +215,11 @@ async function main(): Promise<void> {
       "--additional-provider-volume-paths=",
       "--enable-secret-rotation=true",
       "--rotation-poll-interval=3s",
-      "--metrics-addr=127.0.0.1:18095",
-      "--health-addr=127.0.0.1:19808",
+      `--metrics-addr=${address}:0`,
+      `--health-addr=${address}:0`,
     ]);
-    await waitFor("the driver socket", () => existsSync(csiSocket), 30_000, driver);
+    let driverPorts: { metricsPort: number } | undefined;
+    await waitFor("the driver", () => existsSync(csiSocket) && (driverPorts = logEntry(driver.log, "HTTP servers listening")) !== undefined, 30_000, driver);
     console.log(SPC.trim().split("\n").map((l) => `  | ${l}`).join("\n"));
 
     step("NodePublishVolume through the driver's CSI socket, as kubelet does for a pod");
@@ -212,7 +254,7 @@ async function main(): Promise<void> {
     step("Rotating db-password in the emulator (a new version)");
     const before = await readFile(join(target, "db-password"), "utf8");
     const rotated = `rotated-at-${new Date().toISOString()}`;
-    const response = await fetch(`http://${EMULATOR_ADDRESS}:8480/_emulator/seed`, {
+    const response = await fetch(`${emulatorLog.imdsEndpoint}/_emulator/seed`, {
       method: "POST",
       headers: { "content-type": "application/yaml" },
       body: `vaults:\n  - name: ${VAULT}\n    secrets:\n      - { name: db-password, value: "${rotated}" }\n`,
@@ -222,7 +264,7 @@ async function main(): Promise<void> {
     await waitFor("the rotated file", async () => (await readFile(join(target, "db-password"), "utf8")) === rotated, 30_000, driver);
     console.log(`  db-password: ${JSON.stringify(before)} -> ${JSON.stringify(rotated)} after ${((Date.now() - rotationStarted) / 1000).toFixed(1)} s, swapped atomically`);
 
-    const metrics = await (await fetch("http://127.0.0.1:18095/metrics")).text();
+    const metrics = await (await fetch(`http://${address}:${driverPorts!.metricsPort}/metrics`)).text();
     const counts = metrics.split("\n").filter((l) => /^(node_publish_total|rotation_reconcile_total)\{/.test(l));
     console.log(`  driver metrics:\n${counts.map((l) => `    ${l}`).join("\n")}`);
 

@@ -1,17 +1,34 @@
 // `npm run demo` keeps working: the script runs the emulator, provider and
-// driver as real processes, mounts, rotates and cleans up.
-import { spawnSync } from "node:child_process";
+// driver as real processes, mounts, rotates and cleans up, and it does so
+// with the programs' default ports (8095, 9808, 8898, 8989) already taken.
+import { spawn } from "node:child_process";
+import type { Server } from "node:net";
 import { resolve } from "node:path";
-import { describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { requireRoot } from "./support/driver-process.ts";
+import { occupyPort, releasePorts } from "./support/ports.ts";
+
+const DEFAULT_PORTS = [8095, 9808, 8898, 8989];
+let holders: Array<Server | undefined> = [];
+
+beforeAll(async () => {
+  holders = await Promise.all(DEFAULT_PORTS.map(occupyPort));
+});
+
+afterAll(() => releasePorts(holders));
 
 describe("npm run demo", () => {
-  it("mounts the example class, shows the rotation, and cleans up", () => {
+  it("mounts the example class, shows the rotation, and cleans up, with the default ports taken", async () => {
     requireRoot();
     const repo = resolve(import.meta.dirname, "..");
-    const result = spawnSync(process.execPath, [resolve(repo, "scripts/demo.ts")], { cwd: repo, encoding: "utf8", timeout: 120_000 });
-    const output = `${result.stdout}\n${result.stderr}`;
-    expect(result.status, output).toBe(0);
+    const child = spawn(process.execPath, [resolve(repo, "scripts/demo.ts")], { cwd: repo, stdio: ["ignore", "pipe", "pipe"] });
+    let output = "";
+    child.stdout.on("data", (d: Buffer) => (output += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (output += d.toString()));
+    const timer = setTimeout(() => child.kill("SIGINT"), 120_000);
+    const status = await new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+    clearTimeout(timer);
+    expect(status, output).toBe(0);
     expect(output).toMatch(/db-password +0644 +28 bytes +"correct-horse-battery-staple"/);
     expect(output).toMatch(/signing-key .* PEM: PUBLIC KEY/);
     expect(output).toMatch(/tls\/web\.pem .* PEM: PRIVATE KEY, CERTIFICATE, CERTIFICATE, CERTIFICATE/);

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from "v
 import { listMounts } from "../../src/driver/mounter.ts";
 import { createNamespace, kubeConfigFromInjected } from "../harness/kube.ts";
 import { csiClient, expectGrpcError, type CsiClient } from "../support/csi-client.ts";
-import { removeTestTree, requireRoot, startDriverProcess, type DriverProcess } from "../support/driver-process.ts";
+import { metricsUrl, removeTestTree, requireRoot, startDriverProcess, type DriverProcess } from "../support/driver-process.ts";
 import { defaultMount, sleep, startFakeProvider, type FakeProvider } from "../support/fake-provider.ts";
 
 const GROUP = "secrets-store.csi.x-k8s.io";
@@ -97,7 +97,7 @@ describe("NodePublishVolume against a real kube-apiserver", () => {
       `--kubeconfig=${inject("kubeconfig")}`,
       `--provider-volume=${providerDir}`,
       `--additional-provider-volume-paths=${join(base, "no-such-dir")}`,
-      "--metrics-addr=127.0.0.1:18395",
+      "--metrics-addr=127.0.0.1:0",
       "--health-addr=127.0.0.1:0",
       "--tmpfs-size=1Mi",
     ], { LOG_LEVEL: "debug" });
@@ -172,7 +172,7 @@ describe("NodePublishVolume against a real kube-apiserver", () => {
     expect(existsSync(target)).toBe(false);
     await csi.call("Node", "NodeUnpublishVolume", { volume_id: "csi-x", target_path: target });
 
-    const metrics = await (await fetch("http://127.0.0.1:18395/metrics")).text();
+    const metrics = await (await fetch(await metricsUrl(driver))).text();
     expect(metrics).toMatch(/node_publish_total\{provider="fake",os_type="linux"\} [1-9]/);
     expect(metrics).toMatch(/node_unpublish_total\{os_type="linux"\} [1-9]/);
   });
@@ -314,7 +314,7 @@ describe("NodePublishVolume against a real kube-apiserver", () => {
     });
 
     it("error metrics name the provider and a stable error type, never the message", async () => {
-      const metrics = await (await fetch("http://127.0.0.1:18395/metrics")).text();
+      const metrics = await (await fetch(await metricsUrl(driver))).text();
       expect(metrics).toMatch(/node_publish_error_total\{provider="fake",error_type="FileWriteError",os_type="linux"\} [1-9]/);
       expect(metrics).toMatch(/node_publish_error_total\{provider="fake",error_type="GRPCProviderError",os_type="linux"\} [1-9]/);
       expect(metrics).toMatch(/node_publish_error_total\{provider="fake",error_type="KeyVaultThrottled",os_type="linux"\} [1-9]/);

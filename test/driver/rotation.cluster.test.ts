@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { listMounts } from "../../src/driver/mounter.ts";
 import { createNamespace, kubeConfigFromInjected, waitFor } from "../harness/kube.ts";
 import { csiClient, type CsiClient } from "../support/csi-client.ts";
-import { removeTestTree, requireRoot, startDriverProcess, type DriverProcess } from "../support/driver-process.ts";
+import { metricsUrl, removeTestTree, requireRoot, startDriverProcess, type DriverProcess } from "../support/driver-process.ts";
 import { sleep, startFakeProvider, type FakeMountRequest, type FakeProvider } from "../support/fake-provider.ts";
 
 const GROUP = "secrets-store.csi.x-k8s.io";
@@ -53,7 +53,7 @@ describe("rotation reconciler", () => {
     `--kubeconfig=${inject("kubeconfig")}`,
     `--provider-volume=${join(base, "providers")}`,
     "--additional-provider-volume-paths=",
-    "--metrics-addr=127.0.0.1:18396",
+    "--metrics-addr=127.0.0.1:0",
     "--health-addr=",
     "--enable-secret-rotation=true",
     `--rotation-poll-interval=${interval}`,
@@ -178,7 +178,7 @@ describe("rotation reconciler", () => {
     await waitFor(async () => (await podStatus("p1")).status.objects[0]!.version === "v2", { description: "the status object" });
     await waitFor(async () => (await events("p1", "MountRotationComplete")).length > 0, { description: "the rotation event" });
     expect(await events("p1", "MountRotationComplete")).toEqual([`Normal: successfully rotated mounted contents for spc ${NS}/rotating`]);
-    const metrics = await (await fetch("http://127.0.0.1:18396/metrics")).text();
+    const metrics = await (await fetch(await metricsUrl(driver))).text();
     expect(metrics).toMatch(/rotation_reconcile_total\{provider="fake",os_type="linux",rotated="true"\} [1-9]/);
     expect(metrics).toMatch(/rotation_reconcile_total\{provider="fake",os_type="linux",rotated="false"\} [1-9]/);
   });
@@ -241,7 +241,7 @@ describe("rotation reconciler", () => {
     await provider.stop();
     await sleep(INTERVAL_MS * 2);
     expect((await readFile(join(target, "db-password"))).equals(before)).toBe(true);
-    const metrics = await (await fetch("http://127.0.0.1:18396/metrics")).text();
+    const metrics = await (await fetch(await metricsUrl(driver))).text();
     expect(metrics).toMatch(/rotation_reconcile_error_total\{[^}]*\} [1-9]/);
 
     provider = await startFakeProvider(join(base, "providers", "fake.sock"), (req) => secret.behaviour(req));

@@ -10,8 +10,9 @@ import { join, resolve } from "node:path";
 import { X509Certificate } from "node:crypto";
 import { CoreV1Api, CustomObjectsApi } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { startEmulator, type Emulator } from "../../src/emulator/index.ts";
+import type { Emulator } from "../../src/emulator/index.ts";
 import { createNamespace, kubeConfigFromInjected, rawRequest, waitFor } from "../harness/kube.ts";
+import { lastLines, startTestEmulator } from "../provider/env.ts";
 import { csiClient, type CsiClient } from "../support/csi-client.ts";
 import { removeTestTree, requireRoot, startDriverProcess, type DriverProcess } from "../support/driver-process.ts";
 import { sleep } from "../support/fake-provider.ts";
@@ -21,7 +22,6 @@ const GROUP = "secrets-store.csi.x-k8s.io";
 const NS = "azure-e2e";
 const NODE = "e2e-node";
 const VAULT = "e2e-kv";
-const EMULATOR_ADDRESS = "127.0.0.44";
 const SP_CLIENT_ID = "51111111-1111-4111-8111-111111111111";
 const SP_SECRET = "sp-secret-value";
 const WI_CLIENT_ID = "52222222-2222-4222-8222-222222222222";
@@ -33,6 +33,7 @@ const OBJECTS = ["db-password", "api-key", "signing-key", "web-tls"];
 describe("driver + Azure provider + Key Vault emulator + kube-apiserver", () => {
   let base: string;
   let emulator: Emulator;
+  let emulatorAddress: string;
   let providerProc: ChildProcess;
   let providerLog = "";
   let driver: DriverProcess;
@@ -115,7 +116,8 @@ describe("driver + Azure provider + Key Vault emulator + kube-apiserver", () => 
     const jwks = JSON.parse((await rawRequest(kc, "GET", "/openid/v1/jwks", undefined, { accept: "application/jwk-set+json" })).body) as { keys: unknown[] };
     const discovery = (await rawRequest(kc, "GET", "/.well-known/openid-configuration")).json as { issuer: string };
     base = await mkdtemp(join(tmpdir(), "azure-e2e-"));
-    emulator = await startEmulator({ host: EMULATOR_ADDRESS, port: 443, imdsPort: 0, dataDir: join(base, "kv") });
+    // port 443 of a loopback address of its own
+    ({ emulator, address: emulatorAddress } = await startTestEmulator({}));
     await emulator.seed({
       vaults: [
         {
@@ -156,15 +158,15 @@ describe("driver + Azure provider + Key Vault emulator + kube-apiserver", () => 
         resolve(REPO, "src/emulator/dns-hook.ts"),
         resolve(REPO, "src/provider/main.ts"),
         `--endpoint=unix://${join(base, "providers", "azure.sock")}`,
-        "--healthz-port=18990",
-        "--prometheus-port=18899",
+        "--healthz-addr=127.0.0.1:0",
+        "--metrics-addr=127.0.0.1:0",
       ],
-      { env: { ...process.env, NODE_EXTRA_CA_CERTS: emulator.caCertPath, SSCSI_EMULATOR_ADDRESS: EMULATOR_ADDRESS }, stdio: ["ignore", "pipe", "pipe"] },
+      { env: { ...process.env, NODE_EXTRA_CA_CERTS: emulator.caCertPath, SSCSI_EMULATOR_ADDRESS: emulatorAddress }, stdio: ["ignore", "pipe", "pipe"] },
     );
     providerProc.stdout!.on("data", (d: Buffer) => (providerLog += d.toString()));
     providerProc.stderr!.on("data", (d: Buffer) => (providerLog += d.toString()));
     await waitFor(() => existsSync(join(base, "providers", "azure.sock")) || providerProc.exitCode !== null, { description: "the provider socket" });
-    expect(providerProc.exitCode, providerLog).toBeNull();
+    expect(providerProc.exitCode, `the provider exited; its last lines:\n${lastLines(providerLog)}`).toBeNull();
 
     driver = await startDriverProcess(join(base, "csi.sock"), [
       `--nodeid=${NODE}`,

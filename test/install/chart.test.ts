@@ -356,6 +356,18 @@ describe("provider DaemonSet", () => {
     expect(flag(container(providerDaemonSet(render({ provider: { metricsAddr: 9200 } })), "provider-azure-installer").args, "prometheus-port")).toBe("9200");
   });
 
+  it("passes the bounds of one mount, and the cloud file directory when one is set", () => {
+    const byDefault = container(providerDaemonSet(render()), "provider-azure-installer");
+    expect([flag(byDefault.args, "max-objects-per-mount"), flag(byDefault.args, "max-files-per-mount"), flag(byDefault.args, "max-request-bytes")]).toEqual(["1000", "5000", "1048576"]);
+    expect(flag(byDefault.args, "cloud-env-file-dir")).toBeUndefined();
+    const set = container(
+      providerDaemonSet(render({ provider: { cloudEnvFileDir: "/cloudEnv,/etc/kubernetes", limits: { objectsPerMount: 50, filesPerMount: 60, requestBytes: 65536 } } })),
+      "provider-azure-installer",
+    );
+    expect([flag(set.args, "max-objects-per-mount"), flag(set.args, "max-files-per-mount"), flag(set.args, "max-request-bytes")]).toEqual(["50", "60", "65536"]);
+    expect(flag(set.args, "cloud-env-file-dir")).toBe("/cloudEnv,/etc/kubernetes");
+  });
+
   it("switches to the node's network and the privileged mode only when asked", () => {
     const ds = providerDaemonSet(render({ provider: { hostNetwork: true, privileged: true } }));
     expect(podSpec(ds).hostNetwork).toBe(true);

@@ -208,12 +208,15 @@ export class Identity {
     return { mode: this.auth.mode, tenantId: this.auth.tenantId, clientId: this.auth.clientId, cloud: this.auth.cloud };
   }
 
-  private credentialOptions(): { authorityHost: string; disableInstanceDiscovery: boolean } {
+  private credentialOptions(): { authorityHost: string; disableInstanceDiscovery: boolean; retryOptions: { maxRetries: number } } {
     return {
       authorityHost: this.auth.cloud.activeDirectoryEndpoint,
       // Entra ID instance discovery only knows the public clouds' authorities;
       // a custom cloud (Azure Stack) would fail it.
       disableInstanceDiscovery: !this.auth.cloud.wellKnown,
+      // Retries are the Key Vault reader's, which know the call's deadline and
+      // say what failed; the SDK's own would spend the deadline unseen.
+      retryOptions: { maxRetries: 0 },
     };
   }
 

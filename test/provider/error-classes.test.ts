@@ -105,7 +105,7 @@ describe("configuration errors are final and name the parameter to fix", () => {
 describe("transient failures are UNAVAILABLE", () => {
   it("a token endpoint answering 500", async () => {
     emulator.faults.add({ kind: "error", operation: "token", status: 500, durationMs: 60_000 });
-    const { err } = await timed(provider, attrs({}), SP_FRESH, 6_000);
+    const { err } = await timed(provider, attrs({}), SP_FRESH, 10_000);
     expect(err.code).toBe(status.UNAVAILABLE);
     expect(err.details).toContain("failed to get an access token");
     expect(err.details).toContain("AADSTS90033");

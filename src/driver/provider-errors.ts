@@ -1,8 +1,8 @@
 // What the driver passes on from a provider's errors. A provider's
 // `error.code` becomes the `error_type` metric label only when it is one of a
-// fixed set (upstream's error types and gRPC's code names); any other code is
-// counted as "ProviderError", so a provider (or a tenant steering one) cannot
-// grow the number of series. Texts from a provider reach kubelet's events
+// fixed set (upstream's error types, its mock provider's code and gRPC's code
+// names); any other code is counted as "ProviderError", so a provider (or a
+// tenant steering one) cannot grow the number of series. Texts from a provider reach kubelet's events
 // and logs as one line without control characters, and bounded in length.
 
 /** The label for codes outside the known set (upstream defines it and never uses it). */
@@ -24,6 +24,8 @@ const KNOWN_CODES = new Set([
   "FailedToLookupProviderGRPCClient",
   "IncompatibleProviderVersion",
   "ProviderError",
+  // the mock provider of upstream's end-to-end tests (test/e2eprovider)
+  "MockProviderError",
   // gRPC status names, as Go spells them
   "Canceled",
   "Unknown",

@@ -163,7 +163,7 @@ describe("our driver serves upstream's mock provider unchanged", () => {
     }
     expect(errors.upstream).toBe(`failed to mount secrets store objects for pod ${NS}/upstream-driver, err: mount request failed with provider error code MockProviderError`);
     expect(errors.ours).toBe(`failed to mount secrets store objects for pod ${NS}/ours-driver, err: mount request failed with provider error code MockProviderError`);
-    // the code is the error_type label, as upstream's
+    // the code is the error_type label, as upstream's (a known code: others count as ProviderError, test/driver/provider-errors.test.ts)
     const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
     expect(metrics).toMatch(/^node_publish_error_total\{[^}]*error_type="MockProviderError"[^}]*\} 1$/m);
   });

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the real binaries the integration tests drive: etcd, kube-apiserver,
-# kube-controller-manager (garbage collection) and csi-sanity, all built from the
-# Go module proxy, plus the upstream driver and Azure provider that the interop
-# tests and benchmarks compare against (install-upstream.sh). Results are
-# cached in $SSCSI_TOOLS_DIR so a second run takes seconds. Prints the bin directory on its last line.
+# kube-controller-manager (garbage collection), csi-sanity, and for the node
+# tier kubelet and kube-scheduler, all built from the Go module proxy, plus the
+# upstream driver and Azure provider that the interop tests and benchmarks
+# compare against (install-upstream.sh). Results are cached in $SSCSI_TOOLS_DIR
+# so a second run takes seconds. Prints the bin directory on its last line.
 set -euo pipefail
 
 KUBE_VERSION="${KUBE_VERSION:-v1.35.4}"
@@ -54,9 +55,16 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
 done
 KUBE_STAMP="$KUBE_VERSION version-stamped"
 
-if ! stamp_ok kube-apiserver "$KUBE_STAMP" || ! stamp_ok kube-controller-manager "$KUBE_STAMP"; then
-  need_go "kube-apiserver and kube-controller-manager $KUBE_VERSION"
-  echo "install-tools: building kube-apiserver and kube-controller-manager $KUBE_VERSION (first run: several minutes)" >&2
+# One build module for every Kubernetes binary, so they share its module graph
+# and build cache: kube-apiserver and kube-controller-manager for the cluster
+# tier, kubelet and kube-scheduler for the node tier. Only missing or stale
+# binaries are built.
+KUBE_CMDS=(kube-apiserver kube-controller-manager kubelet kube-scheduler)
+kube_missing=()
+for cmd in "${KUBE_CMDS[@]}"; do stamp_ok "$cmd" "$KUBE_STAMP" || kube_missing+=("$cmd"); done
+if (( ${#kube_missing[@]} )); then
+  need_go "${kube_missing[*]} $KUBE_VERSION"
+  echo "install-tools: building ${kube_missing[*]} $KUBE_VERSION (first run: several minutes)" >&2
   mod="$TOOLS_DIR/kube-build-$KUBE_VERSION"
   mkdir -p "$mod"
   staging_version="v0.${KUBE_VERSION#v1.}"
@@ -72,21 +80,16 @@ if ! stamp_ok kube-apiserver "$KUBE_STAMP" || ! stamp_ok kube-controller-manager
     echo
     grep -E '^\s*k8s\.io/[a-z0-9-]+ v0\.0\.0\s*$' "$gomod" | awk -v v="$staging_version" '{print "replace " $1 " => " $1 " " v}' | sort -u
   } > "$mod/go.mod"
-  cat > "$mod/tools.go" <<'GO'
-//go:build tools
-
-package tools
-
-import (
-	_ "k8s.io/kubernetes/cmd/kube-apiserver"
-	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
-)
-GO
-  (cd "$mod" && go mod tidy && \
-    go build -ldflags "$KUBE_LDFLAGS" -o "$BIN/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver && \
-    go build -ldflags "$KUBE_LDFLAGS" -o "$BIN/kube-controller-manager" k8s.io/kubernetes/cmd/kube-controller-manager)
-  stamp kube-apiserver "$KUBE_STAMP"
-  stamp kube-controller-manager "$KUBE_STAMP"
+  {
+    printf '//go:build tools\n\npackage tools\n\nimport (\n'
+    for cmd in "${KUBE_CMDS[@]}"; do printf '\t_ "k8s.io/kubernetes/cmd/%s"\n' "$cmd"; done
+    printf ')\n'
+  } > "$mod/tools.go"
+  (cd "$mod" && go mod tidy)
+  for cmd in "${kube_missing[@]}"; do
+    (cd "$mod" && go build -ldflags "$KUBE_LDFLAGS" -o "$BIN/$cmd" "k8s.io/kubernetes/cmd/$cmd")
+    stamp "$cmd" "$KUBE_STAMP"
+  done
 fi
 
 bash "$(dirname "$0")/install-upstream.sh" >/dev/null

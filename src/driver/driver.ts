@@ -16,6 +16,7 @@ import { MountedVolumes } from "./mounted-volumes.ts";
 import { TmpfsMounter, type Mounter } from "./mounter.ts";
 import { nodeService } from "./node-server.ts";
 import type { DriverOptions } from "./options.ts";
+import { startPluginRegistration, type PluginRegistration } from "./plugin-registration.ts";
 import { ProviderClients } from "./provider-client.ts";
 import { StandaloneKube } from "./standalone-kube.ts";
 import { RefreshRequests } from "./refresh-requests.ts";
@@ -30,6 +31,7 @@ export interface RunningDriver {
   grpc: RunningGrpcServer;
   metrics?: RunningHttpServer;
   health?: RunningHttpServer;
+  registration?: PluginRegistration;
   stop(): Promise<void>;
 }
 
@@ -85,8 +87,23 @@ export async function startDriver(options: DriverOptions, deps: DriverDependenci
   });
   logger.info({ endpoint: options.endpoint, driver: options.drivername, node: options.nodeId }, "CSI driver listening");
 
+  let registration: PluginRegistration | undefined;
+  if (options.registerWithKubelet) {
+    try {
+      registration = await startPluginRegistration(options, logger);
+    } catch (err) {
+      await server.stop();
+      throw err;
+    }
+  }
+
   const metrics = options.metricsAddr ? await startHttpServer(options.metricsAddr, { registry: ctx.metrics.registry }) : undefined;
-  const health = options.healthAddr ? await startHttpServer(options.healthAddr, { health: probeSelf(server.address) }) : undefined;
+  const probe = probeSelf(server.address);
+  const healthCheck = async (): Promise<void> => {
+    await probe();
+    await registration?.check();
+  };
+  const health = options.healthAddr ? await startHttpServer(options.healthAddr, { health: healthCheck }) : undefined;
   // The bound ports, for a --metrics-addr or --health-addr with port 0.
   if (metrics || health) logger.info({ metricsAddr: options.metricsAddr, metricsPort: metrics?.port, healthAddr: options.healthAddr, healthPort: health?.port }, "HTTP servers listening");
 
@@ -143,7 +160,10 @@ export async function startDriver(options: DriverOptions, deps: DriverDependenci
     grpc: server,
     metrics,
     health,
+    registration,
     async stop() {
+      // Deregister first, so kubelet stops sending calls to a driver that is going away.
+      await registration?.stop();
       for (const t of timers) clearInterval(t);
       reconciler?.stop();
       refreshRequests?.stop();

@@ -106,6 +106,12 @@ export const DRIVER_FLAGS = {
     usage: "kubelet's --root-dir; every target path must lie under <kubelet-dir>/pods/",
     validate: (v: string) => (v.startsWith("/") ? undefined : "must be an absolute path"),
   } as FlagSpec<"string">,
+  "register-with-kubelet": {
+    kind: "bool",
+    default: false,
+    usage:
+      "serve kubelet's plugin registration API on <kubelet-dir>/plugins_registry/<drivername>-reg.sock, in place of the node-driver-registrar sidecar; --endpoint must then be the socket's path on the node",
+  } as FlagSpec<"bool">,
   "secret-provider-class-dir": {
     kind: "string",
     default: "",
@@ -135,6 +141,8 @@ export interface DriverOptions {
   kubeconfig: string | undefined;
   /** kubelet's root directory (targets are confined to its pods/ folder). */
   kubeletDir: string;
+  /** Serve kubelet's plugin registration API ourselves (no registrar sidecar). */
+  registerWithKubelet: boolean;
   secretProviderClassDir: string | undefined;
 }
 
@@ -157,6 +165,7 @@ export function parseDriverOptions(argv: readonly string[]): DriverOptions & { v
     providerHealthCheckIntervalMs: f["provider-health-check-interval"],
     kubeconfig: f.kubeconfig || undefined,
     kubeletDir: f["kubelet-dir"].replace(/\/+$/, "") || "/",
+    registerWithKubelet: f["register-with-kubelet"],
     secretProviderClassDir: f["secret-provider-class-dir"] || undefined,
     version: f.version,
     help: f.help,
@@ -166,4 +175,7 @@ export function parseDriverOptions(argv: readonly string[]): DriverOptions & { v
 /** Start-up checks that need more than one flag. */
 export function checkDriverOptions(options: DriverOptions): void {
   if (!options.nodeId) throw new Error("--nodeid is required: pass the node name, e.g. --nodeid=$(KUBE_NODE_NAME)");
+  if (options.registerWithKubelet && parseEndpoint(options.endpoint).kind !== "unix") {
+    throw new Error(`--register-with-kubelet needs a unix:// --endpoint (kubelet dials its path), not ${options.endpoint}`);
+  }
 }

@@ -29,7 +29,7 @@ export function protoDir(): string {
 
 const cache = new Map<string, grpc.GrpcObject>();
 
-export function loadProto(file: "csi.proto" | "provider.proto"): grpc.GrpcObject {
+export function loadProto(file: "csi.proto" | "provider.proto" | "pluginregistration.proto"): grpc.GrpcObject {
   let loaded = cache.get(file);
   if (!loaded) {
     const definition = protoLoader.loadSync(join(protoDir(), file), LOADER_OPTIONS);
@@ -48,4 +48,9 @@ export function csiServices(): { Identity: ServiceCtor; Node: ServiceCtor; Contr
 
 export function providerService(): ServiceCtor {
   return (loadProto("provider.proto").v1alpha1 as grpc.GrpcObject).CSIDriverProvider as ServiceCtor;
+}
+
+/** kubelet's plugin registration service (served by plugins, called by kubelet). */
+export function pluginRegistrationService(): ServiceCtor {
+  return (loadProto("pluginregistration.proto").pluginregistration as grpc.GrpcObject).Registration as ServiceCtor;
 }

@@ -191,7 +191,7 @@ export function generate(helm = findHelm()): Map<string, string> {
     },
     {
       name: "secrets-store-csi-driver.yaml",
-      header: "The driver DaemonSet (privileged: it mounts tmpfs volumes into pods), with the node-driver-registrar sidecar.",
+      header: "The driver DaemonSet (privileged: it mounts tmpfs volumes into pods); it registers itself with kubelet.",
       docs: take(defaults, (d) => kindOf(d) === "DaemonSet" && componentOf(d) === "driver"),
     },
     {

@@ -54,6 +54,7 @@ const VALUE_SETS: Record<string, Record<string, unknown>> = {
     linux: {
       image: { repository: "registry.example.com/driver", digest: "sha256:" + "1".repeat(64) },
       livenessProbe: { sidecar: true },
+      registrar: { sidecar: true },
       priorityClassName: "system-node-critical",
       env: [{ name: "EXTRA", value: "1" }],
     },

@@ -35,11 +35,12 @@ const VALUE_SETS: Record<string, Record<string, unknown>> = {
     linux: {
       image: { repository: "registry.example.com:5000/team/driver", digest: DIGEST },
       registrarImage: { repository: "mirror.example.com/sig-storage/csi-node-driver-registrar", tag: "v2.16.0" },
+      registrar: { sidecar: true },
     },
     provider: { image: { repository: "registry.example.com/team/provider-azure", tag: "v9.9.9-rc.1" } },
   },
   "everything optional on": {
-    linux: { livenessProbe: { sidecar: true }, priorityClassName: "system-node-critical" },
+    linux: { livenessProbe: { sidecar: true }, registrar: { sidecar: true }, priorityClassName: "system-node-critical" },
     metrics: { podMonitor: { enabled: true, labels: { release: "prom" } } },
     grafanaDashboard: { enabled: true },
     provider: { hostNetwork: true, privileged: true },
@@ -85,24 +86,47 @@ describe.each(Object.entries(VALUE_SETS))("chart with %s", (_name, values) => {
 });
 
 describe("driver DaemonSet", () => {
-  it("runs privileged with Bidirectional propagation on kubelet's pods dir and registers through the registrar", () => {
+  it("runs privileged with Bidirectional propagation on kubelet's pods dir and registers itself with kubelet", () => {
     const ds = driverDaemonSet(render());
     const spec = podSpec(ds);
-    expect(spec.containers.map((c) => c.name)).toEqual(["node-driver-registrar", "secrets-store"]);
+    // One container per node: no registrar and no livenessprobe sidecar.
+    expect(spec.containers.map((c) => c.name)).toEqual(["secrets-store"]);
     const driver = container(ds, "secrets-store");
     expect(driver.securityContext).toEqual({ privileged: true });
     expect(driver.volumeMounts).toContainEqual({ name: "mountpoint-dir", mountPath: "/var/lib/kubelet/pods", mountPropagation: "Bidirectional" });
     expect(spec.volumes).toContainEqual({ name: "mountpoint-dir", hostPath: { path: "/var/lib/kubelet/pods", type: "DirectoryOrCreate" } });
-    const registrar = container(ds, "node-driver-registrar");
-    expect(flag(registrar.args, "csi-address")).toBe("/csi/csi.sock");
-    expect(flag(registrar.args, "kubelet-registration-path")).toBe("/var/lib/kubelet/plugins/csi-secrets-store/csi.sock");
-    expect(driver.env).toContainEqual({ name: "CSI_ENDPOINT", value: "unix:///csi/csi.sock" });
+    // kubelet dials the path the driver reports, so the driver sees its socket and
+    // plugins_registry/ at their node paths.
+    expect(flag(driver.args, "register-with-kubelet")).toBe("true");
+    expect(flag(driver.args, "kubelet-dir")).toBe("/var/lib/kubelet");
+    expect(driver.env).toContainEqual({ name: "CSI_ENDPOINT", value: "unix:///var/lib/kubelet/plugins/csi-secrets-store/csi.sock" });
+    expect(driver.volumeMounts).toContainEqual({ name: "plugin-dir", mountPath: "/var/lib/kubelet/plugins/csi-secrets-store" });
+    expect(driver.volumeMounts).toContainEqual({ name: "registration-dir", mountPath: "/var/lib/kubelet/plugins_registry" });
+    expect(spec.volumes).toContainEqual({ name: "registration-dir", hostPath: { path: "/var/lib/kubelet/plugins_registry/", type: "Directory" } });
     expect(flag(driver.args, "endpoint")).toBe("$(CSI_ENDPOINT)");
     expect(flag(driver.args, "nodeid")).toBe("$(KUBE_NODE_NAME)");
     expect(podSpec(ds).serviceAccountName).toBe("csi-secrets-store");
     expect((ds.spec as { template: { metadata: { annotations: Record<string, string> } } }).template.metadata.annotations).toMatchObject({
       "kubectl.kubernetes.io/default-container": "secrets-store",
     });
+  });
+
+  it("registers through the node-driver-registrar sidecar as upstream does when asked", () => {
+    const ds = driverDaemonSet(render({ linux: { registrar: { sidecar: true } } }));
+    expect(podSpec(ds).containers.map((c) => c.name)).toEqual(["node-driver-registrar", "secrets-store"]);
+    const registrar = container(ds, "node-driver-registrar");
+    expect(flag(registrar.args, "csi-address")).toBe("/csi/csi.sock");
+    expect(flag(registrar.args, "kubelet-registration-path")).toBe("/var/lib/kubelet/plugins/csi-secrets-store/csi.sock");
+    expect(flag(registrar.args, "v")).toBe("5");
+    expect(registrar.volumeMounts).toEqual([
+      { name: "plugin-dir", mountPath: "/csi" },
+      { name: "registration-dir", mountPath: "/registration" },
+    ]);
+    const driver = container(ds, "secrets-store");
+    expect(flag(driver.args, "register-with-kubelet")).toBeUndefined();
+    expect(driver.env).toContainEqual({ name: "CSI_ENDPOINT", value: "unix:///csi/csi.sock" });
+    expect(driver.volumeMounts).toContainEqual({ name: "plugin-dir", mountPath: "/csi" });
+    expect(driver.volumeMounts?.map((m) => m.name)).not.toContain("registration-dir");
   });
 
   it("serves /healthz itself on 9808 and metrics on 8095 by default, without the livenessprobe sidecar", () => {
@@ -198,7 +222,10 @@ describe("driver DaemonSet", () => {
       "providers-dir-1=/opt/providers",
     ]);
     expect(driver.volumeMounts).toContainEqual({ name: "mountpoint-dir", mountPath: "/var/data/kubelet/pods", mountPropagation: "Bidirectional" });
-    expect(flag(container(ds, "node-driver-registrar").args, "kubelet-registration-path")).toBe("/var/data/kubelet/plugins/csi-secrets-store/csi.sock");
+    expect(driver.env).toContainEqual({ name: "CSI_ENDPOINT", value: "unix:///var/data/kubelet/plugins/csi-secrets-store/csi.sock" });
+    expect(driver.volumeMounts).toContainEqual({ name: "registration-dir", mountPath: "/var/data/kubelet/plugins_registry" });
+    const withRegistrar = driverDaemonSet(render({ linux: { kubeletRootDir: "/var/data/kubelet/", registrar: { sidecar: true } } }));
+    expect(flag(container(withRegistrar, "node-driver-registrar").args, "kubelet-registration-path")).toBe("/var/data/kubelet/plugins/csi-secrets-store/csi.sock");
   });
 
   it("uses the digest instead of the tag when one is given, and v<appVersion> when the tag is empty", () => {

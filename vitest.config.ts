@@ -1,9 +1,11 @@
 import { defineConfig } from "vitest/config";
 
-// Two projects: "unit" (everything that needs no Kubernetes API server) and
+// Three projects: "unit" (everything that needs no Kubernetes API server),
 // "cluster" (files named *.cluster.test.ts), which share one real
-// kube-apiserver + etcd started once by the global setup. Files run one at a
-// time because integration tests use real mounts and fixed ports.
+// kube-apiserver + etcd started once by the global setup, and "node" (files
+// named *.node.test.ts), each of which starts its own cluster and a real node
+// (containerd + kubelet, test/harness/node.ts). Files run one at a time
+// because integration tests use real mounts and a machine runs one kubelet.
 export default defineConfig({
   test: {
     fileParallelism: false,
@@ -17,7 +19,7 @@ export default defineConfig({
         test: {
           name: "unit",
           include: ["test/**/*.test.ts"],
-          exclude: ["test/**/*.cluster.test.ts", "node_modules/**"],
+          exclude: ["test/**/*.cluster.test.ts", "test/**/*.node.test.ts", "node_modules/**"],
         },
       },
       {
@@ -26,6 +28,13 @@ export default defineConfig({
           name: "cluster",
           include: ["test/**/*.cluster.test.ts"],
           globalSetup: ["test/harness/global-setup.ts"],
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: "node",
+          include: ["test/**/*.node.test.ts"],
         },
       },
     ],

@@ -2,7 +2,8 @@
 // and (on demand) kube-controller-manager, all on loopback ports, with a CA of
 // our own for serving and client certificates, service-account signing keys,
 // RBAC authorization and a JSON-lines audit log. There is no scheduler and no
-// kubelet: pods stay Pending, which is all the driver's API code needs.
+// kubelet: pods stay Pending, which is all the driver's API code needs (the
+// node tier adds both: test/harness/node.ts).
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { generateKeyPair, randomBytes } from "node:crypto";
 import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
@@ -25,6 +26,8 @@ export interface Cluster {
   /** JSON-lines audit log of every request (Metadata level). */
   auditLogPath: string;
   binDir: string;
+  /** The cluster CA certificate (signs every client certificate; kubelets trust it for the API server's calls). */
+  caPath: string;
   /** Writes a kubeconfig whose user is the given name/groups via a client certificate (for least-privilege tests). */
   kubeconfigFor(user: string, groups?: string[]): Promise<string>;
   /** Starts kube-controller-manager (garbage collector, service accounts, deployments, ...); idempotent. */
@@ -170,11 +173,14 @@ interface Pki {
   servingKeyPath: string;
   serviceAccountKeyPath: string;
   serviceAccountPubPath: string;
+  /** The API server's client certificate for kubelets (logs, exec). */
+  kubeletClientCertPath: string;
+  kubeletClientKeyPath: string;
 }
 
 async function createPki(dir: string): Promise<Pki> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  const [caKeys, servingKeys, saKeys] = await Promise.all([rsaKeyPair(), rsaKeyPair(), rsaKeyPair()]);
+  const [caKeys, servingKeys, saKeys, kubeletClientKeys] = await Promise.all([rsaKeyPair(), rsaKeyPair(), rsaKeyPair(), rsaKeyPair()]);
   const ca: CertAuthority = {
     keyPem: caKeys.privateKeyPem,
     certPem: signCertificate(caKeys, { commonName: "secrets-store-csi-test-ca", isCA: true }),
@@ -190,6 +196,11 @@ async function createPki(dir: string): Promise<Pki> {
     },
     ca,
   );
+  const kubeletClientCert = signCertificate(
+    kubeletClientKeys,
+    { commonName: "kube-apiserver-kubelet-client", organizations: ["system:masters"], client: true },
+    ca,
+  );
   const pki: Pki = {
     dir,
     ca,
@@ -198,6 +209,8 @@ async function createPki(dir: string): Promise<Pki> {
     servingKeyPath: join(dir, "apiserver.key"),
     serviceAccountKeyPath: join(dir, "sa.key"),
     serviceAccountPubPath: join(dir, "sa.pub"),
+    kubeletClientCertPath: join(dir, "apiserver-kubelet-client.crt"),
+    kubeletClientKeyPath: join(dir, "apiserver-kubelet-client.key"),
   };
   await Promise.all([
     writeFile(pki.caPath, ca.certPem),
@@ -206,6 +219,8 @@ async function createPki(dir: string): Promise<Pki> {
     writeFile(pki.servingKeyPath, servingKeys.privateKeyPem, { mode: 0o600 }),
     writeFile(pki.serviceAccountKeyPath, saKeys.privateKeyPem, { mode: 0o600 }),
     writeFile(pki.serviceAccountPubPath, saKeys.publicKeyPem),
+    writeFile(pki.kubeletClientCertPath, kubeletClientCert),
+    writeFile(pki.kubeletClientKeyPath, kubeletClientKeys.privateKeyPem, { mode: 0o600 }),
   ]);
   return pki;
 }
@@ -466,6 +481,9 @@ async function startApiServer(
         "--endpoint-reconciler-type=none",
         "--enable-priority-and-fairness=false",
         "--allow-privileged=true",
+        // kubectl logs and exec on the node tier's kubelet.
+        `--kubelet-client-certificate=${pki.kubeletClientCertPath}`,
+        `--kubelet-client-key=${pki.kubeletClientKeyPath}`,
         `--audit-policy-file=${auditPolicyPath}`,
         `--audit-log-path=${auditLogPath}`,
         "--audit-log-format=json",
@@ -659,6 +677,7 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<C
       server: api.server,
       auditLogPath: api.auditLogPath,
       binDir,
+      caPath: pki.caPath,
       kubeconfigFor: (user, groups = []) => writeUserKubeconfig(dataDir, api.server, user, groups),
       startControllerManager: () => {
         if (stopped) return Promise.reject(new Error("startControllerManager: the cluster is stopped"));

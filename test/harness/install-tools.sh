@@ -92,6 +92,17 @@ if (( ${#kube_missing[@]} )); then
   done
 fi
 
+# The pod sandbox's pause program (test/harness/pause), static, for the node
+# tier's sandbox image; rebuilt when its source changes.
+pause_src="$(dirname "${BASH_SOURCE[0]}")/pause/pause.go"
+pause_stamp="$(sha256sum "$pause_src" | cut -c1-16)"
+if ! stamp_ok sscsi-pause "$pause_stamp"; then
+  need_go "the pause program"
+  echo "install-tools: building the pause program" >&2
+  (cd "$(dirname "$pause_src")" && GO111MODULE=off go build -ldflags "-s -w" -o "$BIN/sscsi-pause" pause.go)
+  stamp sscsi-pause "$pause_stamp"
+fi
+
 bash "$(dirname "$0")/install-upstream.sh" >/dev/null
 
 echo "$BIN"

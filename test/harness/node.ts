@@ -1,0 +1,469 @@
+// A real Kubernetes node on this machine for the node tier: containerd (its
+// own root, state and socket), runc, an isolated CNI bridge, images imported
+// from tars, and kubelet registered with a test cluster. stop() removes
+// everything the node made, even after a failed test: pods, containers, mounts,
+// cgroups, iptables chains, network namespaces and the directories kubelet and
+// containerd create outside their own (see host-state.ts).
+//
+// Only one node can run on a machine at a time (kubelet hard-codes a few
+// paths), so node test files run one after the other.
+import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { closeSync, openSync, readFileSync } from "node:fs";
+import { access, constants, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { CoreV1Api, RbacAuthorizationV1Api, type V1Node } from "@kubernetes/client-node";
+import YAML from "yaml";
+import type { Cluster } from "./cluster.ts";
+import { hostDifferences, restoreHost, snapshotHost, unmountUnder, type HostSnapshot } from "./host-state.ts";
+import { loadKubeConfig } from "./kube.ts";
+import { BUSYBOX_IMAGE, BUSYBOX_STATIC, isStaticElf, PAUSE_IMAGE, writeBusyboxImage, writePauseImage } from "./node-images.ts";
+
+const run = promisify(execFile);
+
+export { BUSYBOX_IMAGE, PAUSE_IMAGE };
+
+/** What the node tier needs from Debian, with the package that brings each piece. */
+const HOST_REQUIREMENTS: { path: string; pkg: string }[] = [
+  { path: "/usr/bin/containerd", pkg: "containerd" },
+  { path: "/usr/bin/containerd-shim-runc-v2", pkg: "containerd" },
+  { path: "/usr/bin/ctr", pkg: "containerd" },
+  { path: "/usr/sbin/runc", pkg: "runc" },
+  { path: "/usr/sbin/iptables", pkg: "iptables" },
+  { path: "/usr/lib/cni/bridge", pkg: "containernetworking-plugins" },
+  { path: "/usr/lib/cni/host-local", pkg: "containernetworking-plugins" },
+  { path: "/usr/lib/cni/loopback", pkg: "containernetworking-plugins" },
+  { path: BUSYBOX_STATIC, pkg: "busybox-static" },
+];
+const CNI_BIN_DIR = "/usr/lib/cni";
+const START_TIMEOUT_MS = 120_000;
+
+export interface NodeOptions {
+  /** The loopback address kubelet and containerd's stream server listen on; also the node's name. */
+  address: string;
+  /** Image archives (docker-archive tars) to import besides the pause and busybox images. */
+  images?: string[];
+  /** Kept after stop() when given (logs); a temporary directory otherwise. */
+  dataDir?: string;
+}
+
+export interface Node {
+  /** The Node object's name (the address, as kubelet's --hostname-override). */
+  name: string;
+  /** kubelet's --root-dir: pods/, plugins/ and plugins_registry/ are below it. */
+  kubeletDir: string;
+  dataDir: string;
+  kubeletLogPath: string;
+  containerdLogPath: string;
+  /** Imports a docker-archive into containerd's k8s.io namespace (visible to kubelet). */
+  importImage(archivePath: string): Promise<void>;
+  /** Names of the images kubelet's runtime holds. */
+  images(): Promise<string[]>;
+  /** What is still changed on the machine compared with before start (empty once stopped cleanly). */
+  hostDifferences(): Promise<string[]>;
+  stop(): Promise<void>;
+}
+
+interface Proc {
+  name: string;
+  child: ChildProcess;
+  logPath: string;
+  exited: Promise<void>;
+  exitDescription?: string;
+}
+
+function launch(name: string, binary: string, args: string[], logPath: string): Proc {
+  const fd = openSync(logPath, "a");
+  let child: ChildProcess;
+  try {
+    child = spawn(binary, args, { stdio: ["ignore", fd, fd] });
+  } finally {
+    closeSync(fd);
+  }
+  const proc: Proc = { name, child, logPath, exited: Promise.resolve() };
+  proc.exited = new Promise<void>((resolve) => {
+    child.once("error", (err) => {
+      proc.exitDescription = `failed to start: ${err.message}`;
+      resolve();
+    });
+    child.once("exit", (code, signal) => {
+      proc.exitDescription = signal ? `killed by ${signal}` : `exited with code ${code}`;
+      resolve();
+    });
+  });
+  return proc;
+}
+
+async function stopProcess(proc: Proc | undefined, graceMs = 10_000): Promise<void> {
+  if (!proc || proc.exitDescription !== undefined) return;
+  proc.child.kill("SIGTERM");
+  const timer = setTimeout(() => proc.child.kill("SIGKILL"), graceMs);
+  await proc.exited;
+  clearTimeout(timer);
+}
+
+function logTail(path: string, lines = 40): string {
+  try {
+    return readFileSync(path, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
+  } catch {
+    return "(no log)";
+  }
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function waitUntil(proc: Proc, what: string, check: () => Promise<boolean>, timeoutMs = START_TIMEOUT_MS): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError = "";
+  for (;;) {
+    if (proc.exitDescription !== undefined) {
+      throw new Error(`${proc.name} ${proc.exitDescription} before ${what}; last lines of ${proc.logPath}:\n${logTail(proc.logPath)}`);
+    }
+    try {
+      if (await check()) return;
+    } catch (err) {
+      lastError = (err as Error).message;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs / 1000}s waiting for ${what}${lastError ? ` (${lastError})` : ""}; last lines of ${proc.logPath}:\n${logTail(proc.logPath)}`);
+    }
+    await sleep(250);
+  }
+}
+
+async function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, host, () => {
+      const address = server.address();
+      const port = typeof address === "object" && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Fails loudly, naming the Debian packages to install, when a piece of the node is missing. */
+export async function checkNodeRequirements(binDir: string): Promise<void> {
+  if (process.getuid?.() !== 0) throw new Error("the node tier runs kubelet and containerd and must run as root (uid 0)");
+  const missing = new Set<string>();
+  for (const { path, pkg } of HOST_REQUIREMENTS) {
+    if (!(await access(path, constants.X_OK).then(() => true, () => false))) missing.add(pkg);
+  }
+  if (!missing.has("busybox-static") && !(await isStaticElf(BUSYBOX_STATIC))) missing.add("busybox-static");
+  if (missing.size > 0) {
+    throw new Error(
+      `the node tier needs Debian packages that are not installed: ${[...missing].join(", ")}\n` +
+        `  install them with: apt-get install -y ${[...missing].join(" ")}   (.ci/run does this)`,
+    );
+  }
+  for (const name of ["kubelet", "kube-scheduler", "sscsi-pause"]) {
+    if (!(await access(join(binDir, name), constants.X_OK).then(() => true, () => false))) {
+      throw new Error(`the node tier needs ${join(binDir, name)}: run bash test/harness/install-tools.sh (it builds kubelet, kube-scheduler and the pause program)`);
+    }
+  }
+}
+
+function containerdConfig(dir: string, address: string): string {
+  const cri = 'plugins."io.containerd.grpc.v1.cri"';
+  return `version = 2
+root = "${dir}/root"
+state = "${dir}/state"
+# Snapshotters this machine has no use for stay off, so nothing probes the host for them.
+disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"]
+
+[grpc]
+  address = "${dir}/containerd.sock"
+
+[ttrpc]
+  address = "${dir}/containerd.sock.ttrpc"
+
+[debug]
+  address = ""
+
+[metrics]
+  address = ""
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "${dir}/opt"
+
+[${cri}]
+  sandbox_image = "${PAUSE_IMAGE}"
+  # This machine lacks CAP_SYS_RESOURCE: without this runc fails every sandbox
+  # with "failed to update /proc/self/oom_score_adj: Permission denied".
+  restrict_oom_score_adj = true
+  stream_server_address = "${address}"
+  stream_server_port = "0"
+  enable_selinux = false
+
+[${cri}.containerd]
+  snapshotter = "overlayfs"
+  default_runtime_name = "runc"
+
+[${cri}.containerd.runtimes.runc]
+  runtime_type = "io.containerd.runc.v2"
+
+[${cri}.containerd.runtimes.runc.options]
+  SystemdCgroup = false
+  Root = "${dir}/runc"
+
+[${cri}.cni]
+  bin_dir = "${CNI_BIN_DIR}"
+  conf_dir = "${dir}/cni"
+`;
+}
+
+/**
+ * The pod network: a bridge with no address on the node, no gateway, no NAT and
+ * no forwarding, so pods get the eth0 that containerd requires but nothing they
+ * send leaves the bridge. Test pods need no network: the driver and provider
+ * talk to kubelet over host sockets. Addresses are link-local, never routed.
+ */
+export const CNI_BRIDGE = "sscsi-cni0";
+function cniConfig(ipamDir: string): string {
+  return JSON.stringify(
+    {
+      cniVersion: "1.0.0",
+      name: "sscsi-pods",
+      plugins: [
+        {
+          type: "bridge",
+          bridge: CNI_BRIDGE,
+          isGateway: false,
+          ipMasq: false,
+          ipam: { type: "host-local", ranges: [[{ subnet: "169.254.123.0/24" }]], dataDir: ipamDir },
+        },
+      ],
+    },
+    null,
+    2,
+  );
+}
+
+function kubeletConfig(o: {
+  address: string;
+  port: number;
+  healthzPort: number;
+  caPath: string;
+  containerdSocket: string;
+  podLogsDir: string;
+}): string {
+  return YAML.stringify({
+    apiVersion: "kubelet.config.k8s.io/v1beta1",
+    kind: "KubeletConfiguration",
+    address: o.address,
+    port: o.port,
+    readOnlyPort: 0,
+    healthzBindAddress: o.address,
+    healthzPort: o.healthzPort,
+    // The API server's kubelet client certificate is signed by the cluster CA.
+    authentication: { anonymous: { enabled: false }, webhook: { enabled: false }, x509: { clientCAFile: o.caPath } },
+    authorization: { mode: "AlwaysAllow" },
+    containerRuntimeEndpoint: `unix://${o.containerdSocket}`,
+    cgroupDriver: "cgroupfs",
+    // This machine has cgroup v1 (hybrid); kubelet 1.35 refuses it unless told otherwise.
+    failCgroupV1: false,
+    failSwapOn: false,
+    // Imported images have no registry to come back from: never collect them.
+    imageGCHighThresholdPercent: 100,
+    imageGCLowThresholdPercent: 99,
+    // A shared, busy disk must not evict test pods.
+    evictionHard: { "memory.available": "1Mi", "nodefs.available": "1%", "imagefs.available": "1%", "nodefs.inodesFree": "1%" },
+    // No KUBE-FIREWALL chains: the node changes no packet filtering.
+    makeIPTablesUtilChains: false,
+    podLogsDir: o.podLogsDir,
+    clusterDomain: "cluster.local",
+    serializeImagePulls: false,
+    // Volume manager and status loops fast enough for tests.
+    syncFrequency: "10s",
+    nodeStatusUpdateFrequency: "5s",
+    shutdownGracePeriod: "0s",
+    rotateCertificates: false,
+    serverTLSBootstrap: false,
+  });
+}
+
+async function ctr(socket: string, args: string[]): Promise<string> {
+  const { stdout } = await run("ctr", ["--address", socket, "--namespace", "k8s.io", ...args], { maxBuffer: 16 * 1024 * 1024 });
+  return stdout;
+}
+
+/** Grants kubelet's user what the Node authorizer would (this cluster runs RBAC only). */
+async function grantNodeRole(cluster: Cluster, nodeName: string): Promise<void> {
+  const rbac = loadKubeConfig(cluster.kubeconfigPath).makeApiClient(RbacAuthorizationV1Api);
+  const name = `sscsi-node-${nodeName}`;
+  await rbac.deleteClusterRoleBinding({ name }).catch(() => undefined);
+  await rbac.createClusterRoleBinding({
+    body: {
+      metadata: { name },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "system:node" },
+      subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "User", name: `system:node:${nodeName}` }],
+    },
+  });
+}
+
+function isReady(node: V1Node): boolean {
+  return Boolean(node.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"));
+}
+
+export async function startNode(cluster: Cluster, options: NodeOptions): Promise<Node> {
+  await checkNodeRequirements(cluster.binDir);
+  const name = options.address;
+  const ownsDataDir = options.dataDir === undefined;
+  const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), "sscsi-node-")));
+  const before: HostSnapshot = await snapshotHost();
+  const containerdDir = join(dataDir, "containerd");
+  const kubeletDir = join(dataDir, "kubelet");
+  const containerdSocket = join(containerdDir, "containerd.sock");
+  const containerdLogPath = join(dataDir, "containerd.log");
+  const kubeletLogPath = join(dataDir, "kubelet.log");
+  const core = loadKubeConfig(cluster.kubeconfigPath).makeApiClient(CoreV1Api);
+  let containerd: Proc | undefined;
+  let kubelet: Proc | undefined;
+  let stopped = false;
+
+  const stop = async (): Promise<void> => {
+    if (stopped) return;
+    stopped = true;
+    const problems: string[] = [];
+    // 1. Pods first, through kubelet while it runs: it unpublishes CSI volumes and
+    //    tears sandboxes down (network namespaces) properly.
+    if (kubelet && kubelet.exitDescription === undefined) {
+      try {
+        await drainPods(core, name, kubelet);
+      } catch (err) {
+        problems.push(`pods on the node did not terminate: ${(err as Error).message}`);
+      }
+    }
+    await stopProcess(kubelet);
+    // 2. Whatever still runs in containerd: kill and delete every task and container.
+    if (containerd && containerd.exitDescription === undefined) {
+      try {
+        await removeAllContainers(containerdSocket);
+      } catch (err) {
+        problems.push(`containers left in containerd: ${(err as Error).message}`);
+      }
+    }
+    await stopProcess(containerd);
+    await killShims(dataDir);
+    // 3. Mounts below our directories (volumes, snapshots, sandbox /dev/shm), then the rest.
+    await unmountUnder([dataDir]);
+    await core.deleteNode({ name }).catch(() => undefined);
+    try {
+      await restoreHost(before);
+    } catch (err) {
+      problems.push((err as Error).message);
+    }
+    if (ownsDataDir) await rm(dataDir, { recursive: true, force: true }).catch((err: Error) => problems.push(`removing ${dataDir}: ${err.message}`));
+    if (problems.length > 0) throw new Error(`node teardown: ${problems.join("\n")}`);
+  };
+
+  try {
+    await mkdir(join(containerdDir, "cni"), { recursive: true });
+    await mkdir(kubeletDir, { recursive: true });
+    await writeFile(join(containerdDir, "config.toml"), containerdConfig(containerdDir, options.address));
+    await writeFile(join(containerdDir, "cni", "10-sscsi-pods.conflist"), cniConfig(join(dataDir, "cni-ipam")));
+    containerd = launch("containerd", "containerd", ["--config", join(containerdDir, "config.toml"), "--log-level", "info"], containerdLogPath);
+    await waitUntil(containerd, "containerd's socket", async () => {
+      await ctr(containerdSocket, ["version"]);
+      return true;
+    });
+
+    const images = join(dataDir, "images");
+    await mkdir(images);
+    const archives = [
+      await writePauseImage(join(cluster.binDir, "sscsi-pause"), join(images, "pause.tar")),
+      await writeBusyboxImage(join(images, "busybox.tar")),
+      ...(options.images ?? []),
+    ];
+    for (const archive of archives) await ctr(containerdSocket, ["images", "import", archive]);
+
+    await grantNodeRole(cluster, name);
+    const nodeKubeconfig = await cluster.kubeconfigFor(`system:node:${name}`, ["system:nodes"]);
+    await writeFile(
+      join(dataDir, "kubelet-config.yaml"),
+      kubeletConfig({
+        address: options.address,
+        port: await freePort(options.address),
+        healthzPort: await freePort(options.address),
+        caPath: cluster.caPath,
+        containerdSocket,
+        podLogsDir: join(dataDir, "pod-logs"),
+      }),
+    );
+    kubelet = launch(
+      "kubelet",
+      join(cluster.binDir, "kubelet"),
+      [
+        `--config=${join(dataDir, "kubelet-config.yaml")}`,
+        `--kubeconfig=${nodeKubeconfig}`,
+        `--root-dir=${kubeletDir}`,
+        `--cert-dir=${join(dataDir, "kubelet-pki")}`,
+        // --node-ip refuses loopback addresses; the hostname becomes the address the API server dials.
+        `--hostname-override=${options.address}`,
+        "--v=2",
+      ],
+      kubeletLogPath,
+    );
+    await waitUntil(kubelet, `node ${name} to be Ready`, async () => isReady(await core.readNode({ name })));
+  } catch (err) {
+    await stop().catch((teardownErr: Error) => {
+      (err as Error).message += `\n(and the teardown failed: ${teardownErr.message})`;
+    });
+    throw err;
+  }
+
+  return {
+    name,
+    kubeletDir,
+    dataDir,
+    kubeletLogPath,
+    containerdLogPath,
+    importImage: async (archive) => {
+      await ctr(containerdSocket, ["images", "import", archive]);
+    },
+    images: async () => (await ctr(containerdSocket, ["images", "ls", "-q"])).split("\n").filter(Boolean),
+    hostDifferences: () => hostDifferences(before),
+    stop,
+  };
+}
+
+/** Deletes every pod bound to the node and waits until kubelet has torn each one down. */
+async function drainPods(core: CoreV1Api, nodeName: string, kubelet: Proc): Promise<void> {
+  const fieldSelector = `spec.nodeName=${nodeName}`;
+  const pods = await core.listPodForAllNamespaces({ fieldSelector });
+  for (const pod of pods.items) {
+    await core.deleteNamespacedPod({ name: pod.metadata!.name!, namespace: pod.metadata!.namespace!, gracePeriodSeconds: 1 }).catch(() => undefined);
+  }
+  await waitUntil(kubelet, "pods on the node to be gone", async () => (await core.listPodForAllNamespaces({ fieldSelector })).items.length === 0, 90_000);
+}
+
+async function removeAllContainers(socket: string): Promise<void> {
+  const tasks = (await ctr(socket, ["tasks", "ls", "-q"])).split("\n").filter(Boolean);
+  for (const id of tasks) await ctr(socket, ["tasks", "kill", "--all", "--signal", "SIGKILL", id]).catch(() => undefined);
+  for (const id of tasks) {
+    for (let i = 0; i < 40; i++) {
+      if (await ctr(socket, ["tasks", "delete", id]).then(() => true, () => false)) break;
+      await sleep(250);
+    }
+  }
+  const containers = (await ctr(socket, ["containers", "ls", "-q"])).split("\n").filter(Boolean);
+  for (const id of containers) await ctr(socket, ["containers", "delete", id]);
+}
+
+/** containerd's shims outlive containerd; each names our socket on its command line. */
+async function killShims(dataDir: string): Promise<void> {
+  for (const pid of await readdir("/proc").catch(() => [] as string[])) {
+    if (!/^\d+$/.test(pid)) continue;
+    const cmdline = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "");
+    if (cmdline.startsWith("/usr/bin/containerd-shim") && cmdline.includes(dataDir)) {
+      try {
+        process.kill(Number(pid), "SIGKILL");
+      } catch {
+        // already gone
+      }
+    }
+  }
+}

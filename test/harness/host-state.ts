@@ -47,6 +47,9 @@ export const HOST_PATHS = [
   "/etc/cni",
   "/opt/cni",
   "/opt/containerd",
+  // buildah's defaults, should its private configuration ever be bypassed.
+  "/var/lib/containers",
+  "/run/containers",
 ];
 
 export interface HostSnapshot {

@@ -61,6 +61,8 @@ export interface Node {
   importImage(archivePath: string): Promise<void>;
   /** Names of the images kubelet's runtime holds. */
   images(): Promise<string[]>;
+  /** Deletes every pod bound to the node and waits until kubelet has torn each down (CSI volumes need their driver). */
+  deletePods(): Promise<void>;
   /** What is still changed on the machine compared with before start (empty once stopped cleanly). */
   hostDifferences(): Promise<string[]>;
   stop(): Promise<void>;
@@ -322,11 +324,17 @@ export async function startNode(cluster: Cluster, options: NodeOptions): Promise
   const core = loadKubeConfig(cluster.kubeconfigPath).makeApiClient(CoreV1Api);
   let containerd: Proc | undefined;
   let kubelet: Proc | undefined;
-  let stopped = false;
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> => (stopping ??= teardown());
+  // If the test runner dies without a teardown, at least kubelet and containerd go with it.
+  const onExit = (): void => {
+    kubelet?.child.kill("SIGKILL");
+    containerd?.child.kill("SIGKILL");
+  };
+  process.on("exit", onExit);
 
-  const stop = async (): Promise<void> => {
-    if (stopped) return;
-    stopped = true;
+  const teardown = async (): Promise<void> => {
+    process.off("exit", onExit);
     const problems: string[] = [];
     // 1. Pods first, through kubelet while it runs: it unpublishes CSI volumes and
     //    tears sandboxes down (network namespaces) properly.
@@ -424,8 +432,9 @@ export async function startNode(cluster: Cluster, options: NodeOptions): Promise
     importImage: async (archive) => {
       await ctr(containerdSocket, ["images", "import", archive]);
     },
+    deletePods: () => drainPods(core, name, kubelet!),
     images: async () => (await ctr(containerdSocket, ["images", "ls", "-q"])).split("\n").filter(Boolean),
-    hostDifferences: () => hostDifferences(before),
+    hostDifferences: async () => [...(await hostDifferences(before)), ...(await processesNaming(dataDir)).map((p) => `process ${p} still runs`)],
     stop,
   };
 }
@@ -453,17 +462,26 @@ async function removeAllContainers(socket: string): Promise<void> {
   for (const id of containers) await ctr(socket, ["containers", "delete", id]);
 }
 
+/** Processes whose command line names `dir` ("pid command ..."). */
+async function processesNaming(dir: string): Promise<string[]> {
+  const found: string[] = [];
+  for (const pid of await readdir("/proc").catch(() => [] as string[])) {
+    if (!/^\d+$/.test(pid) || Number(pid) === process.pid) continue;
+    const cmdline = (await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "")).replace(/\0/g, " ").trim();
+    if (cmdline.includes(dir)) found.push(`${pid} ${cmdline.slice(0, 200)}`);
+  }
+  return found;
+}
+
 /** containerd's shims outlive containerd; each names our socket on its command line. */
 async function killShims(dataDir: string): Promise<void> {
-  for (const pid of await readdir("/proc").catch(() => [] as string[])) {
-    if (!/^\d+$/.test(pid)) continue;
-    const cmdline = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "");
-    if (cmdline.startsWith("/usr/bin/containerd-shim") && cmdline.includes(dataDir)) {
-      try {
-        process.kill(Number(pid), "SIGKILL");
-      } catch {
-        // already gone
-      }
+  for (const entry of await processesNaming(dataDir)) {
+    const [pid, command] = entry.split(" ");
+    if (!command?.startsWith("/usr/bin/containerd-shim")) continue;
+    try {
+      process.kill(Number(pid), "SIGKILL");
+    } catch {
+      // already gone
     }
   }
 }

@@ -32,6 +32,8 @@ export interface Cluster {
   kubeconfigFor(user: string, groups?: string[]): Promise<string>;
   /** Starts kube-controller-manager (garbage collector, service accounts, deployments, ...); idempotent. */
   startControllerManager(): Promise<void>;
+  /** Starts kube-scheduler (needs a kubelet from the node tier to have anywhere to schedule); idempotent. */
+  startScheduler(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -640,6 +642,29 @@ async function startKubeControllerManager(
   }
 }
 
+async function startKubeScheduler(binDir: string, dataDir: string, kubeconfigPath: string): Promise<Proc> {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    const proc = launch(
+      "kube-scheduler",
+      join(binDir, "kube-scheduler"),
+      [`--kubeconfig=${kubeconfigPath}`, "--bind-address=127.0.0.1", `--secure-port=${port}`, "--leader-elect=false", "--profiling=false"],
+      join(dataDir, "kube-scheduler.log"),
+    );
+    try {
+      await waitReady(proc, "kube-scheduler /healthz", async () => {
+        const res = await httpGet(`https://127.0.0.1:${port}/healthz`, { rejectUnauthorized: false });
+        return res.status === 200;
+      });
+      return proc;
+    } catch (err) {
+      await stopProcess(proc);
+      if (attempt < 3 && isPortClash(proc)) continue;
+      throw err;
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------
 // The cluster
 
@@ -652,10 +677,12 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<C
   const procs: Proc[] = [];
   let stopped = false;
   let controllerManager: Promise<void> | undefined;
+  let scheduler: Promise<void> | undefined;
   const stop = async (): Promise<void> => {
     if (stopped) return;
     stopped = true;
     await controllerManager?.catch(() => undefined);
+    await scheduler?.catch(() => undefined);
     // Controllers first, then the API server, then its storage.
     for (const proc of procs.reverse()) await stopProcess(proc);
     if (ownsDataDir) await rm(dataDir, { recursive: true, force: true });
@@ -691,6 +718,19 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<C
           },
         );
         return controllerManager;
+      },
+      startScheduler: () => {
+        if (stopped) return Promise.reject(new Error("startScheduler: the cluster is stopped"));
+        scheduler ??= startKubeScheduler(binDir, dataDir, kubeconfigPath).then(
+          (proc) => {
+            procs.push(proc);
+          },
+          (err: unknown) => {
+            scheduler = undefined;
+            throw err;
+          },
+        );
+        return scheduler;
       },
       stop,
     };

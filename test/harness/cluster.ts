@@ -4,19 +4,19 @@
 // RBAC authorization and a JSON-lines audit log. There is no scheduler and no
 // kubelet: pods stay Pending, which is all the driver's API code needs (the
 // node tier adds both: test/harness/node.ts).
-import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { execFile } from "node:child_process";
 import { generateKeyPair, randomBytes } from "node:crypto";
-import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { access, constants, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import * as http from "node:http";
 import * as https from "node:https";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import forge from "node-forge";
 import YAML from "yaml";
+import { freePort, isPortClash, launch, stopProcess, waitReady, type Proc } from "./processes.ts";
 
 export interface Cluster {
   /** Admin kubeconfig (client certificate in group system:masters). */
@@ -49,10 +49,12 @@ const installScript = join(harnessDir, "install-tools.sh");
 
 const SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local";
 const ADMIN_USER = "sscsi-admin";
-const START_TIMEOUT_MS = 120_000;
-const STOP_GRACE_MS = 5_000;
 
-/** Controllers the tests rely on; pod GC and node controllers stay off because no nodes exist. */
+/**
+ * Controllers the tests rely on. Of the node controllers only the lifecycle one
+ * runs: it lifts the not-ready taint once the node tier's kubelet is Ready; pod GC
+ * stays off.
+ */
 const CONTROLLERS = [
   "garbage-collector-controller",
   "namespace-controller",
@@ -65,6 +67,7 @@ const CONTROLLERS = [
   "statefulset-controller",
   "daemonset-controller",
   "job-controller",
+  "node-lifecycle-controller",
 ];
 
 // ---------------------------------------------------------------------------
@@ -277,111 +280,6 @@ export async function writeUserKubeconfig(
   const file = join(dir, `${user.replace(/[^A-Za-z0-9._-]/g, "_")}-${process.pid}-${kubeconfigCounter}.kubeconfig`);
   await writeFile(file, kubeconfigYaml(server, ca.certPem, user, creds), { mode: 0o600 });
   return file;
-}
-
-// ---------------------------------------------------------------------------
-// Processes
-
-interface Proc {
-  name: string;
-  child: ChildProcess;
-  logPath: string;
-  exited: Promise<void>;
-  exitDescription?: string;
-}
-
-const liveProcesses = new Set<Proc>();
-let exitHookInstalled = false;
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  // If the test runner dies without teardown, do not leave a control plane behind.
-  process.on("exit", () => {
-    for (const p of liveProcesses) p.child.kill("SIGKILL");
-  });
-}
-
-function launch(name: string, binary: string, args: string[], logPath: string): Proc {
-  installExitHook();
-  const fd = openSync(logPath, "a");
-  let child: ChildProcess;
-  try {
-    child = spawn(binary, args, { stdio: ["ignore", fd, fd] });
-  } finally {
-    closeSync(fd);
-  }
-  const proc: Proc = { name, child, logPath, exited: Promise.resolve() };
-  proc.exited = new Promise<void>((resolve) => {
-    child.once("error", (err) => {
-      proc.exitDescription = `failed to start: ${err.message}`;
-      liveProcesses.delete(proc);
-      resolve();
-    });
-    child.once("exit", (code, signal) => {
-      proc.exitDescription = signal ? `killed by ${signal}` : `exited with code ${code}`;
-      liveProcesses.delete(proc);
-      resolve();
-    });
-  });
-  liveProcesses.add(proc);
-  return proc;
-}
-
-async function stopProcess(proc: Proc): Promise<void> {
-  if (proc.exitDescription !== undefined) return;
-  proc.child.kill("SIGTERM");
-  const timer = setTimeout(() => proc.child.kill("SIGKILL"), STOP_GRACE_MS);
-  await proc.exited;
-  clearTimeout(timer);
-}
-
-function logTail(logPath: string, lines = 40): string {
-  try {
-    const text = readFileSync(logPath, "utf8").trimEnd().split("\n");
-    return text.slice(-lines).join("\n");
-  } catch {
-    return "(no log)";
-  }
-}
-
-function startupError(proc: Proc, what: string): Error {
-  const state = proc.exitDescription ? `${proc.name} ${proc.exitDescription}` : `${proc.name} is still running`;
-  return new Error(`${what} (${state}); last lines of ${proc.logPath}:\n${logTail(proc.logPath)}`);
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Polls `check` until it returns true; fails early with the log tail if the process exits. */
-async function waitReady(proc: Proc, what: string, check: () => Promise<boolean>, timeoutMs = START_TIMEOUT_MS): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (proc.exitDescription !== undefined) throw startupError(proc, `${proc.name} stopped before ${what}`);
-    try {
-      if (await check()) return;
-    } catch {
-      // not ready yet
-    }
-    if (Date.now() > deadline) throw startupError(proc, `timed out after ${timeoutMs / 1000}s waiting for ${what}`);
-    await sleep(250);
-  }
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-function isPortClash(proc: Proc): boolean {
-  return /address already in use/i.test(logTail(proc.logPath, 200));
 }
 
 interface HttpResult {
@@ -597,7 +495,7 @@ async function installCrds(server: string, pki: Pki, admin: ClientCredentials, a
   }
 }
 
-async function startKubeControllerManager(
+function startKubeControllerManager(
   binDir: string,
   dataDir: string,
   pki: Pki,
@@ -605,34 +503,51 @@ async function startKubeControllerManager(
   server: string,
   admin: ClientCredentials,
 ): Promise<Proc> {
+  return launchComponent(
+    "kube-controller-manager",
+    join(binDir, "kube-controller-manager"),
+    (port) => [
+      `--kubeconfig=${kubeconfigPath}`,
+      "--bind-address=127.0.0.1",
+      `--secure-port=${port}`,
+      `--cert-dir=${join(dataDir, "kcm-certs")}`,
+      "--leader-elect=false",
+      `--controllers=${CONTROLLERS.join(",")}`,
+      `--service-account-private-key-file=${pki.serviceAccountKeyPath}`,
+      `--root-ca-file=${pki.caPath}`,
+      "--profiling=false",
+    ],
+    join(dataDir, "kube-controller-manager.log"),
+    // The service-account controller creating "default" proves the controllers are running.
+    (proc) =>
+      waitReady(proc, "the default ServiceAccount in namespace default", async () => {
+        const res = await adminRequest(server, pki, admin, "GET", "/api/v1/namespaces/default/serviceaccounts/default");
+        return res.status === 200;
+      }),
+  );
+}
+
+/**
+ * Launches a control-plane component whose secure port is `--secure-port`: on a
+ * free loopback port, ready once /healthz answers and `extraReady` holds,
+ * retried when another process took the port first.
+ */
+async function launchComponent(
+  name: string,
+  binary: string,
+  args: (port: number) => string[],
+  logPath: string,
+  extraReady?: (proc: Proc) => Promise<void>,
+): Promise<Proc> {
   for (let attempt = 1; ; attempt++) {
     const port = await freePort();
-    const proc = launch(
-      "kube-controller-manager",
-      join(binDir, "kube-controller-manager"),
-      [
-        `--kubeconfig=${kubeconfigPath}`,
-        "--bind-address=127.0.0.1",
-        `--secure-port=${port}`,
-        `--cert-dir=${join(dataDir, "kcm-certs")}`,
-        "--leader-elect=false",
-        `--controllers=${CONTROLLERS.join(",")}`,
-        `--service-account-private-key-file=${pki.serviceAccountKeyPath}`,
-        `--root-ca-file=${pki.caPath}`,
-        "--profiling=false",
-      ],
-      join(dataDir, "kube-controller-manager.log"),
-    );
+    const proc = launch(name, binary, args(port), logPath);
     try {
-      await waitReady(proc, "kube-controller-manager /healthz", async () => {
+      await waitReady(proc, `${name} /healthz`, async () => {
         const res = await httpGet(`https://127.0.0.1:${port}/healthz`, { rejectUnauthorized: false });
         return res.status === 200;
       });
-      // The service-account controller creating "default" proves the controllers are running.
-      await waitReady(proc, "the default ServiceAccount in namespace default", async () => {
-        const res = await adminRequest(server, pki, admin, "GET", "/api/v1/namespaces/default/serviceaccounts/default");
-        return res.status === 200;
-      });
+      await extraReady?.(proc);
       return proc;
     } catch (err) {
       await stopProcess(proc);
@@ -642,27 +557,13 @@ async function startKubeControllerManager(
   }
 }
 
-async function startKubeScheduler(binDir: string, dataDir: string, kubeconfigPath: string): Promise<Proc> {
-  for (let attempt = 1; ; attempt++) {
-    const port = await freePort();
-    const proc = launch(
-      "kube-scheduler",
-      join(binDir, "kube-scheduler"),
-      [`--kubeconfig=${kubeconfigPath}`, "--bind-address=127.0.0.1", `--secure-port=${port}`, "--leader-elect=false", "--profiling=false"],
-      join(dataDir, "kube-scheduler.log"),
-    );
-    try {
-      await waitReady(proc, "kube-scheduler /healthz", async () => {
-        const res = await httpGet(`https://127.0.0.1:${port}/healthz`, { rejectUnauthorized: false });
-        return res.status === 200;
-      });
-      return proc;
-    } catch (err) {
-      await stopProcess(proc);
-      if (attempt < 3 && isPortClash(proc)) continue;
-      throw err;
-    }
-  }
+function startKubeScheduler(binDir: string, dataDir: string, kubeconfigPath: string): Promise<Proc> {
+  return launchComponent(
+    "kube-scheduler",
+    join(binDir, "kube-scheduler"),
+    (port) => [`--kubeconfig=${kubeconfigPath}`, "--bind-address=127.0.0.1", `--secure-port=${port}`, "--leader-elect=false", "--profiling=false"],
+    join(dataDir, "kube-scheduler.log"),
+  );
 }
 
 // ---------------------------------------------------------------------------
@@ -676,13 +577,29 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<C
 
   const procs: Proc[] = [];
   let stopped = false;
-  let controllerManager: Promise<void> | undefined;
-  let scheduler: Promise<void> | undefined;
+  const starting = new Map<string, Promise<void>>();
+  /** Starts a component once, on first request; a failed start may be retried. */
+  const onDemand = (name: string, start: () => Promise<Proc>) => (): Promise<void> => {
+    if (stopped) return Promise.reject(new Error(`${name}: the cluster is stopped`));
+    let started = starting.get(name);
+    if (!started) {
+      started = start().then(
+        (proc) => {
+          procs.push(proc);
+        },
+        (err: unknown) => {
+          starting.delete(name);
+          throw err;
+        },
+      );
+      starting.set(name, started);
+    }
+    return started;
+  };
   const stop = async (): Promise<void> => {
     if (stopped) return;
     stopped = true;
-    await controllerManager?.catch(() => undefined);
-    await scheduler?.catch(() => undefined);
+    for (const started of starting.values()) await started.catch(() => undefined);
     // Controllers first, then the API server, then its storage.
     for (const proc of procs.reverse()) await stopProcess(proc);
     if (ownsDataDir) await rm(dataDir, { recursive: true, force: true });
@@ -706,32 +623,10 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<C
       binDir,
       caPath: pki.caPath,
       kubeconfigFor: (user, groups = []) => writeUserKubeconfig(dataDir, api.server, user, groups),
-      startControllerManager: () => {
-        if (stopped) return Promise.reject(new Error("startControllerManager: the cluster is stopped"));
-        controllerManager ??= startKubeControllerManager(binDir, dataDir, pki, kubeconfigPath, api.server, admin).then(
-          (proc) => {
-            procs.push(proc);
-          },
-          (err: unknown) => {
-            controllerManager = undefined;
-            throw err;
-          },
-        );
-        return controllerManager;
-      },
-      startScheduler: () => {
-        if (stopped) return Promise.reject(new Error("startScheduler: the cluster is stopped"));
-        scheduler ??= startKubeScheduler(binDir, dataDir, kubeconfigPath).then(
-          (proc) => {
-            procs.push(proc);
-          },
-          (err: unknown) => {
-            scheduler = undefined;
-            throw err;
-          },
-        );
-        return scheduler;
-      },
+      startControllerManager: onDemand("startControllerManager", () =>
+        startKubeControllerManager(binDir, dataDir, pki, kubeconfigPath, api.server, admin),
+      ),
+      startScheduler: onDemand("startScheduler", () => startKubeScheduler(binDir, dataDir, kubeconfigPath)),
       stop,
     };
   } catch (err) {

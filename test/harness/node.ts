@@ -7,18 +7,17 @@
 //
 // Only one node can run on a machine at a time (kubelet hard-codes a few
 // paths), so node test files run one after the other.
-import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { closeSync, openSync, readFileSync } from "node:fs";
+import { execFile } from "node:child_process";
 import { access, constants, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { CoreV1Api, RbacAuthorizationV1Api, type V1Node } from "@kubernetes/client-node";
+import { CoreV1Api, RbacAuthorizationV1Api, type V1Node, type V1Pod } from "@kubernetes/client-node";
 import YAML from "yaml";
 import type { Cluster } from "./cluster.ts";
 import { hostDifferences, restoreHost, snapshotHost, unmountUnder, type HostSnapshot } from "./host-state.ts";
 import { loadKubeConfig } from "./kube.ts";
+import { freePort, launch, sleep, stopProcess, waitReady, type Proc } from "./processes.ts";
 import { BUSYBOX_IMAGE, BUSYBOX_STATIC, isStaticElf, PAUSE_IMAGE, writeBusyboxImage, writePauseImage } from "./node-images.ts";
 
 const run = promisify(execFile);
@@ -38,7 +37,6 @@ const HOST_REQUIREMENTS: { path: string; pkg: string }[] = [
   { path: BUSYBOX_STATIC, pkg: "busybox-static" },
 ];
 const CNI_BIN_DIR = "/usr/lib/cni";
-const START_TIMEOUT_MS = 120_000;
 
 export interface NodeOptions {
   /** The loopback address kubelet and containerd's stream server listen on; also the node's name. */
@@ -66,85 +64,6 @@ export interface Node {
   /** What is still changed on the machine compared with before start (empty once stopped cleanly). */
   hostDifferences(): Promise<string[]>;
   stop(): Promise<void>;
-}
-
-interface Proc {
-  name: string;
-  child: ChildProcess;
-  logPath: string;
-  exited: Promise<void>;
-  exitDescription?: string;
-}
-
-function launch(name: string, binary: string, args: string[], logPath: string): Proc {
-  const fd = openSync(logPath, "a");
-  let child: ChildProcess;
-  try {
-    child = spawn(binary, args, { stdio: ["ignore", fd, fd] });
-  } finally {
-    closeSync(fd);
-  }
-  const proc: Proc = { name, child, logPath, exited: Promise.resolve() };
-  proc.exited = new Promise<void>((resolve) => {
-    child.once("error", (err) => {
-      proc.exitDescription = `failed to start: ${err.message}`;
-      resolve();
-    });
-    child.once("exit", (code, signal) => {
-      proc.exitDescription = signal ? `killed by ${signal}` : `exited with code ${code}`;
-      resolve();
-    });
-  });
-  return proc;
-}
-
-async function stopProcess(proc: Proc | undefined, graceMs = 10_000): Promise<void> {
-  if (!proc || proc.exitDescription !== undefined) return;
-  proc.child.kill("SIGTERM");
-  const timer = setTimeout(() => proc.child.kill("SIGKILL"), graceMs);
-  await proc.exited;
-  clearTimeout(timer);
-}
-
-function logTail(path: string, lines = 40): string {
-  try {
-    return readFileSync(path, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
-  } catch {
-    return "(no log)";
-  }
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function waitUntil(proc: Proc, what: string, check: () => Promise<boolean>, timeoutMs = START_TIMEOUT_MS): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError = "";
-  for (;;) {
-    if (proc.exitDescription !== undefined) {
-      throw new Error(`${proc.name} ${proc.exitDescription} before ${what}; last lines of ${proc.logPath}:\n${logTail(proc.logPath)}`);
-    }
-    try {
-      if (await check()) return;
-    } catch (err) {
-      lastError = (err as Error).message;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs / 1000}s waiting for ${what}${lastError ? ` (${lastError})` : ""}; last lines of ${proc.logPath}:\n${logTail(proc.logPath)}`);
-    }
-    await sleep(250);
-  }
-}
-
-async function freePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, host, () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** Fails loudly, naming the Debian packages to install, when a piece of the node is missing. */
@@ -326,15 +245,7 @@ export async function startNode(cluster: Cluster, options: NodeOptions): Promise
   let kubelet: Proc | undefined;
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => (stopping ??= teardown());
-  // If the test runner dies without a teardown, at least kubelet and containerd go with it.
-  const onExit = (): void => {
-    kubelet?.child.kill("SIGKILL");
-    containerd?.child.kill("SIGKILL");
-  };
-  process.on("exit", onExit);
-
   const teardown = async (): Promise<void> => {
-    process.off("exit", onExit);
     const problems: string[] = [];
     // 1. Pods first, through kubelet while it runs: it unpublishes CSI volumes and
     //    tears sandboxes down (network namespaces) properly.
@@ -345,7 +256,7 @@ export async function startNode(cluster: Cluster, options: NodeOptions): Promise
         problems.push(`pods on the node did not terminate: ${(err as Error).message}`);
       }
     }
-    await stopProcess(kubelet);
+    await stopProcess(kubelet, 10_000);
     // 2. Whatever still runs in containerd: kill and delete every task and container.
     if (containerd && containerd.exitDescription === undefined) {
       try {
@@ -354,7 +265,7 @@ export async function startNode(cluster: Cluster, options: NodeOptions): Promise
         problems.push(`containers left in containerd: ${(err as Error).message}`);
       }
     }
-    await stopProcess(containerd);
+    await stopProcess(containerd, 10_000);
     await killShims(dataDir);
     // 3. Mounts below our directories (volumes, snapshots, sandbox /dev/shm), then the rest.
     await unmountUnder([dataDir]);
@@ -374,7 +285,7 @@ export async function startNode(cluster: Cluster, options: NodeOptions): Promise
     await writeFile(join(containerdDir, "config.toml"), containerdConfig(containerdDir, options.address));
     await writeFile(join(containerdDir, "cni", "10-sscsi-pods.conflist"), cniConfig(join(dataDir, "cni-ipam")));
     containerd = launch("containerd", "containerd", ["--config", join(containerdDir, "config.toml"), "--log-level", "info"], containerdLogPath);
-    await waitUntil(containerd, "containerd's socket", async () => {
+    await waitReady(containerd, "containerd's socket", async () => {
       await ctr(containerdSocket, ["version"]);
       return true;
     });
@@ -415,7 +326,7 @@ export async function startNode(cluster: Cluster, options: NodeOptions): Promise
       ],
       kubeletLogPath,
     );
-    await waitUntil(kubelet, `node ${name} to be Ready`, async () => isReady(await core.readNode({ name })));
+    await waitReady(kubelet, `node ${name} to be Ready`, async () => isReady(await core.readNode({ name })));
   } catch (err) {
     await stop().catch((teardownErr: Error) => {
       (err as Error).message += `\n(and the teardown failed: ${teardownErr.message})`;
@@ -439,14 +350,28 @@ export async function startNode(cluster: Cluster, options: NodeOptions): Promise
   };
 }
 
-/** Deletes every pod bound to the node and waits until kubelet has torn each one down. */
+/**
+ * Deletes every pod bound to the node and waits until kubelet has torn each one
+ * down: first the workloads (their CSI volumes need the driver, which may itself
+ * be a DaemonSet pod), then DaemonSet pods, each deleted once (their controller
+ * may create new ones; the teardown removes whatever still runs).
+ */
 async function drainPods(core: CoreV1Api, nodeName: string, kubelet: Proc): Promise<void> {
   const fieldSelector = `spec.nodeName=${nodeName}`;
-  const pods = await core.listPodForAllNamespaces({ fieldSelector });
-  for (const pod of pods.items) {
-    await core.deleteNamespacedPod({ name: pod.metadata!.name!, namespace: pod.metadata!.namespace!, gracePeriodSeconds: 1 }).catch(() => undefined);
+  const ownedByDaemonSet = (pod: V1Pod) => Boolean(pod.metadata?.ownerReferences?.some((o) => o.kind === "DaemonSet"));
+  for (const daemons of [false, true]) {
+    const pods = (await core.listPodForAllNamespaces({ fieldSelector })).items.filter((p) => ownedByDaemonSet(p) === daemons);
+    for (const pod of pods) {
+      await core.deleteNamespacedPod({ name: pod.metadata!.name!, namespace: pod.metadata!.namespace!, gracePeriodSeconds: 1 }).catch(() => undefined);
+    }
+    const uids = new Set(pods.map((p) => p.metadata!.uid!));
+    await waitReady(
+      kubelet,
+      `${daemons ? "DaemonSet" : "workload"} pods on the node to be gone`,
+      async () => !(await core.listPodForAllNamespaces({ fieldSelector })).items.some((p) => uids.has(p.metadata!.uid!)),
+      90_000,
+    );
   }
-  await waitUntil(kubelet, "pods on the node to be gone", async () => (await core.listPodForAllNamespaces({ fieldSelector })).items.length === 0, 90_000);
 }
 
 async function removeAllContainers(socket: string): Promise<void> {

@@ -6,12 +6,12 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, readFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import { StorageV1Api, type V1Pod } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { applyYaml, apiErrorCode, waitFor } from "../harness/kube.ts";
 import { mountsUnder } from "../harness/host-state.ts";
+import { freePort } from "../harness/processes.ts";
 import { startDriverProcess, type DriverProcess } from "../support/driver-process.ts";
 import {
   DRIVER_NAME,
@@ -32,17 +32,6 @@ import {
 const REPO = resolve(import.meta.dirname, "../..");
 const NS = "node-e2e";
 const ROTATION_INTERVAL = "2s";
-
-async function freePort(): Promise<number> {
-  return new Promise((done, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => done(typeof address === "object" && address ? address.port : 0));
-    });
-  });
-}
 
 describe("kubelet mounts secrets-store volumes into real pods", () => {
   let stack: NodeStack;

@@ -1,0 +1,68 @@
+// A Helm post-renderer for the node tier only (a postrenderer/v1 plugin that
+// runs this file): this machine has no pod network to the API server, Key
+// Vault or Entra ID (no kube-proxy, no routes), so both DaemonSets join the
+// node's network, the driver reaches the API server on loopback, its listeners
+// bind the node's loopback address instead of every interface, and the
+// provider resolves Key Vault and Entra ID to the emulator. Nothing else in the
+// chart's output changes.
+//
+// Usage: node host-network-patch.ts '<json HostNetworkPatch>' < manifests > patched
+import { readFileSync } from "node:fs";
+import YAML from "yaml";
+
+export interface HostNetworkPatch {
+  /** The node's address: listeners bind it. */
+  nodeAddress: string;
+  /** host:port of the API server as the node reaches it. */
+  apiServerHost: string;
+  apiServerPort: number;
+  /** Names resolved to the emulator inside the provider's pods. */
+  emulatorAddress: string;
+  emulatorHostnames: string[];
+}
+
+interface Container {
+  name: string;
+  args?: string[];
+  env?: { name: string; value?: string }[];
+}
+interface PodSpec {
+  hostNetwork?: boolean;
+  dnsPolicy?: string;
+  hostAliases?: { ip: string; hostnames: string[] }[];
+  containers: Container[];
+}
+interface Doc {
+  kind?: string;
+  metadata?: { labels?: Record<string, string> };
+  spec?: { template?: { spec?: PodSpec } };
+}
+
+export function patchManifests(text: string, patch: HostNetworkPatch): string {
+  const docs = YAML.parseAllDocuments(text);
+  for (const doc of docs) {
+    const obj = doc.toJSON() as Doc | null;
+    const spec = obj?.kind === "DaemonSet" ? obj.spec?.template?.spec : undefined;
+    if (!obj || !spec) continue;
+    const component = obj.metadata?.labels?.["app.kubernetes.io/component"];
+    spec.hostNetwork = true;
+    // The node has no cluster DNS; the programs resolve through the node's resolver.
+    spec.dnsPolicy = "Default";
+    for (const c of spec.containers) {
+      // ":port" listeners would bind every interface of the node; keep them on its loopback address.
+      c.args = c.args?.map((a) => a.replace(/^(--(?:metrics|health)-addr)=:(\d+)$/, `$1=${patch.nodeAddress}:$2`));
+    }
+    if (component === "driver") {
+      const driver = spec.containers.find((c) => c.name === "secrets-store");
+      driver?.env?.push({ name: "KUBERNETES_SERVICE_HOST", value: patch.apiServerHost }, { name: "KUBERNETES_SERVICE_PORT", value: String(patch.apiServerPort) });
+    }
+    if (component === "provider-azure") spec.hostAliases = [{ ip: patch.emulatorAddress, hostnames: patch.emulatorHostnames }];
+    doc.contents = doc.createNode(obj) as typeof doc.contents;
+  }
+  return docs.map((d) => d.toString()).join("---\n");
+}
+
+if (import.meta.main) {
+  const patch = JSON.parse(process.argv[2] ?? "{}") as HostNetworkPatch;
+  process.stdout.write(patchManifests(readFileSync(0, "utf8"), patch));
+}

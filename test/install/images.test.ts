@@ -221,6 +221,7 @@ describe.each(IMAGES)("%s", (file, program, bundleName, installDir, workers) => 
         ...workers.map((w) => `${installDir}/${w}`),
         `${installDir}/THIRD-PARTY-NOTICES.txt`,
         `${installDir}/proto/csi.proto`,
+        `${installDir}/proto/pluginregistration.proto`,
         `${installDir}/proto/provider.proto`,
       ]
         .map((p) => p.slice(1))

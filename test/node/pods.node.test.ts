@@ -70,6 +70,8 @@ describe("kubelet mounts secrets-store volumes into real pods", () => {
       async () => (await storage.readCSINode({ name: stack.node.name })).spec.drivers.some((d) => d.name === DRIVER_NAME && d.nodeID === stack.node.name),
       { description: `kubelet to register ${DRIVER_NAME} in CSINode ${stack.node.name}`, timeoutMs: 60_000 },
     );
+    // kubelet reported the outcome back over the registration socket.
+    await waitFor(() => driver.output().includes('"msg":"registered with kubelet"'), { description: "the driver to log kubelet's acceptance" });
   }
 
   beforeAll(async () => {

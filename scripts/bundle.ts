@@ -75,6 +75,8 @@ export interface BundleResult {
   bytes: number;
   gzipBytes: number;
   packages: Map<string, number>;
+  /** The part of `packages` that loads at start-up: the entry and what it imports statically. */
+  startupPackages: Map<string, number>;
 }
 
 // Bundled CommonJS code calls require() for Node built-ins and reads
@@ -247,6 +249,25 @@ export async function bundlePrograms(options: BundleOptions = {}): Promise<Bundl
         if (pkg && bytesInOutput > 0) roots.set(pkg.name, pkg.root);
       }
     }
+    // What loads at start-up: the entry and the chunks it imports statically
+    // (the rest is import()ed on demand).
+    const startupPackages = new Map<string, number>();
+    const outputs = built.metafile.outputs;
+    const entryOutput = Object.keys(outputs).find((o) => resolve(o) === file);
+    const pending = entryOutput ? [entryOutput] : [];
+    for (const seen = new Set<string>(pending); pending.length > 0; ) {
+      const output = outputs[pending.pop()!]!;
+      for (const [input, { bytesInOutput }] of Object.entries(output.inputs)) {
+        const key = packageOf(input)?.name ?? `src/${program.name} + src/shared`;
+        startupPackages.set(key, (startupPackages.get(key) ?? 0) + bytesInOutput);
+      }
+      for (const imp of output.imports) {
+        if (imp.kind === "import-statement" && !imp.external && !seen.has(imp.path)) {
+          seen.add(imp.path);
+          pending.push(imp.path);
+        }
+      }
+    }
     if (externals.size > 0) {
       throw new Error(`bundle: ${program.name} left non-builtin imports outside the bundle: ${[...externals].join(", ")}`);
     }
@@ -265,6 +286,7 @@ export async function bundlePrograms(options: BundleOptions = {}): Promise<Bundl
       bytes: statSync(file).size,
       gzipBytes: gzipSync(code).length,
       packages,
+      startupPackages,
     };
     results.push(result);
     log(
@@ -300,8 +322,11 @@ if (import.meta.main) {
       for (const r of results) {
         console.log(`\n${r.program}: largest parts`);
         for (const [pkg, bytes] of [...r.packages.entries()].sort((a, b) => b[1] - a[1]).slice(0, 15)) {
-          console.log(`  ${formatBytes(bytes).padStart(10)}  ${pkg}`);
+          const onDemand = (r.startupPackages.get(pkg) ?? 0) === 0 ? "  (on demand)" : "";
+          console.log(`  ${formatBytes(bytes).padStart(10)}  ${pkg}${onDemand}`);
         }
+        const startup = [...r.startupPackages.values()].reduce((a, b) => a + b, 0);
+        console.log(`  loaded at start-up: ${formatBytes(startup)} of ${formatBytes([...r.packages.values()].reduce((a, b) => a + b, 0))}`);
       }
     }
   } catch (err) {

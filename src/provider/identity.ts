@@ -10,9 +10,9 @@
 // its mount, and refreshes with the newest token of the latest mount.
 import { createHash } from "node:crypto";
 import type { AccessToken, GetTokenOptions, TokenCredential } from "@azure/core-auth";
-import { ClientAssertionCredential, ClientSecretCredential, ManagedIdentityCredential } from "@azure/identity";
 import { status } from "@grpc/grpc-js";
 import { scopedSignal } from "../shared/abort.ts";
+import { azureSdk, type AzureSdk } from "./azure-sdk.ts";
 import type { CloudEnvironment } from "./cloud.ts";
 import { keyVaultScope } from "./cloud.ts";
 import { invalidArgument, ProviderError, tlsTrustError } from "./errors.ts";
@@ -220,26 +220,27 @@ export class Identity {
     };
   }
 
-  private underlying(token?: string): TokenCredential {
+  private underlying(sdk: AzureSdk, token?: string): TokenCredential {
     const auth = this.auth;
     switch (auth.mode) {
       case "ServicePrincipal":
-        return new ClientSecretCredential(auth.tenantId, auth.clientId, auth.clientSecret ?? "", this.credentialOptions());
+        return new sdk.ClientSecretCredential(auth.tenantId, auth.clientId, auth.clientSecret ?? "", this.credentialOptions());
       case "WorkloadIdentity": {
         const assertion = token ?? auth.serviceAccountToken ?? "";
-        return new ClientAssertionCredential(auth.tenantId, auth.clientId, () => Promise.resolve(assertion), this.credentialOptions());
+        return new sdk.ClientAssertionCredential(auth.tenantId, auth.clientId, () => Promise.resolve(assertion), this.credentialOptions());
       }
       case "ManagedIdentity":
-        return auth.clientId ? new ManagedIdentityCredential({ clientId: auth.clientId }) : new ManagedIdentityCredential();
+        return auth.clientId ? new sdk.ManagedIdentityCredential({ clientId: auth.clientId }) : new sdk.ManagedIdentityCredential();
     }
   }
 
   private sharedUnderlying: TokenCredential | undefined;
 
-  private fetchToken(scopes: string[], options: GetTokenOptions): Promise<AccessToken> {
+  private async fetchToken(scopes: string[], options: GetTokenOptions): Promise<AccessToken> {
+    const sdk = await azureSdk();
     // Workload identity: a new credential each time, so the newest
     // service-account token is the assertion. Others: one credential.
-    const credential = this.auth.mode === "WorkloadIdentity" ? this.underlying() : (this.sharedUnderlying ??= this.underlying());
+    const credential = this.auth.mode === "WorkloadIdentity" ? this.underlying(sdk) : (this.sharedUnderlying ??= this.underlying(sdk));
     return nonNull(credential.getToken(scopes, options));
   }
 
@@ -263,7 +264,7 @@ export class Identity {
       let accessToken: AccessToken;
       const scoped = scopedSignal([], FETCH_TIMEOUT_MS);
       try {
-        accessToken = await nonNull(this.underlying(token).getToken(scopes, { ...options, abortSignal: scoped.signal }));
+        accessToken = await nonNull(this.underlying(await azureSdk(), token).getToken(scopes, { ...options, abortSignal: scoped.signal }));
         this.metrics?.countTokenRequest(auth.mode, "ok");
       } catch (err) {
         this.metrics?.countTokenRequest(auth.mode, "error");

@@ -10,13 +10,14 @@
 // - every HTTP request takes a token from the vault's request budget first.
 import { AsyncLocalStorage } from "node:async_hooks";
 import type { PipelinePolicy, PipelineRequest, PipelineResponse, SendRequest } from "@azure/core-rest-pipeline";
-import { CertificateClient } from "@azure/keyvault-certificates";
-import { KeyClient } from "@azure/keyvault-keys";
-import { SecretClient } from "@azure/keyvault-secrets";
+import type { CertificateClient } from "@azure/keyvault-certificates";
+import type { KeyClient } from "@azure/keyvault-keys";
+import type { SecretClient } from "@azure/keyvault-secrets";
 import { status } from "@grpc/grpc-js";
 import { scopedSignal } from "../shared/abort.ts";
 import type { Logger } from "../shared/logger.ts";
 import { BUILD_VERSION } from "../shared/version.ts";
+import { azureSdk, type AzureSdk } from "./azure-sdk.ts";
 import { TokenBucket } from "./budget.ts";
 import type { FetchedCertificate } from "./cert.ts";
 import { deadlineExceeded, ProviderError, tlsTrustError, type ErrorClass } from "./errors.ts";
@@ -264,7 +265,7 @@ export class KeyVaultReader {
     ];
   }
 
-  private clients(identity: Identity, vault: VaultRef): VaultClients {
+  private clients(sdk: AzureSdk, identity: Identity, vault: VaultRef): VaultClients {
     const existing = identity.attachments.get(vault.url) as VaultClients | undefined;
     if (existing) return existing;
     const options = {
@@ -274,9 +275,9 @@ export class KeyVaultReader {
     };
     const gate = (): Gate => ({ open: false, pending: undefined });
     const clients: VaultClients = {
-      secrets: new SecretClient(vault.url, identity.credential, options),
-      keys: new KeyClient(vault.url, identity.credential, options),
-      certificates: new CertificateClient(vault.url, identity.credential, options),
+      secrets: new sdk.SecretClient(vault.url, identity.credential, options),
+      keys: new sdk.KeyClient(vault.url, identity.credential, options),
+      certificates: new sdk.CertificateClient(vault.url, identity.credential, options),
       gates: { secret: gate(), key: gate(), cert: gate() },
     };
     identity.attachments.set(vault.url, clients);
@@ -379,7 +380,7 @@ export class KeyVaultReader {
         const started = performance.now();
         let errorClass: ErrorClass | "" = "";
         try {
-          const clients = this.clients(identity, vault);
+          const clients = this.clients(await azureSdk(), identity, vault);
           const gate = clients.gates[objectType];
           return await this.withRetries(vault, shared, identity.summary, (signal) => this.throughGate(gate, signal, () => fn(clients, signal)));
         } catch (err) {

@@ -6,7 +6,7 @@
 // the limit and its flag, and a hostile objects list is parsed off the event
 // loop while other tenants' mounts and /healthz keep being served.
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { status } from "@grpc/grpc-js";
@@ -28,10 +28,11 @@ let address: string;
 let provider: RunningProvider;
 let cloudDir: string;
 let outsideDir: string;
+let base: string | undefined;
 
 beforeAll(async () => {
   ({ emulator, address } = await startTestEmulator(SEED));
-  const base = mkdtempSync(join(tmpdir(), "provider-bounds-"));
+  base = mkdtempSync(join(tmpdir(), "provider-bounds-"));
   cloudDir = join(base, "clouds");
   outsideDir = join(base, "elsewhere");
   mkdirSync(cloudDir);
@@ -55,6 +56,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await provider?.stop();
   await emulator?.close();
+  if (base) rmSync(base, { recursive: true, force: true });
 });
 
 const objects = objectsYaml([{ objectName: "s1", objectType: "secret" }]);

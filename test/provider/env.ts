@@ -4,7 +4,7 @@
 // exactly as in production (node src/provider/main.ts) with the emulator's DNS
 // hook and CA. Tests talk to it over its unix socket.
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { request } from "node:https";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -110,6 +110,7 @@ export async function startProvider(emulator: Emulator, address: string, flags: 
     if (child.exitCode !== null || Date.now() - started > 30_000) {
       client.close();
       child.kill("SIGKILL");
+      rmSync(dir, { recursive: true, force: true });
       throw new Error(`provider did not start (exit code ${child.exitCode}); its last lines:\n${lastLines(output)}`);
     }
     await new Promise((r) => setTimeout(r, 50));
@@ -130,6 +131,7 @@ export async function startProvider(emulator: Emulator, address: string, flags: 
         child.kill("SIGTERM");
         await exited;
       }
+      rmSync(dir, { recursive: true, force: true });
     },
   };
 }

@@ -4,7 +4,7 @@
 // provider that cannot listen exits non-zero naming the address or path and
 // leaves no socket behind for the driver to find.
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import type { Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -33,7 +33,10 @@ beforeAll(async () => {
   holders = [await occupyPort(DEFAULT_METRICS_PORT), await occupyPort(DEFAULT_HEALTH_PORT)];
 });
 
-afterAll(() => releasePorts(holders));
+afterAll(async () => {
+  await releasePorts(holders);
+  rmSync(dir, { recursive: true, force: true });
+});
 
 describe("listen addresses", () => {
   it("with the default metrics port taken it exits 1 naming the port and the flags, and removes its socket", async () => {

@@ -1,7 +1,7 @@
 // The program's command line: flags as upstream, version JSON, clear exits on
 // bad flags, an owner-only socket, health over gRPC and metrics over HTTP.
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, statSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -59,6 +59,7 @@ describe("command line", () => {
       const exited = new Promise((r) => child.once("exit", r));
       child.kill("SIGTERM");
       await exited;
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

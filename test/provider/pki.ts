@@ -3,7 +3,7 @@
 // PFX files in legacy (3DES, SHA-1 MAC) and modern (AES, SHA-256 MAC) form.
 // Expected PEM outputs come from openssl too.
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -36,6 +36,8 @@ function ossl(args: string[], cwd: string, input?: string): string {
 
 export function makePki(): TestPki {
   const dir = mkdtempSync(join(tmpdir(), "provider-pki-"));
+  // Tests read files from it until the end; vitest runs each file in a process of its own.
+  process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
   const ext = (name: string, text: string) => writeFileSync(join(dir, name), text);
   ext("ca.ext", "basicConstraints=critical,CA:TRUE\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid:always\nkeyUsage=critical,keyCertSign,cRLSign\n");
   ext("leaf.ext", "basicConstraints=CA:FALSE\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid:always\nsubjectAltName=DNS:leaf.example.com\n");

@@ -1,7 +1,7 @@
 // Every validation rule, through the real gRPC socket: each bad parameter
 // gives INVALID_ARGUMENT with the exact message (upstream's text where
 // upstream has one), before any network I/O.
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
@@ -41,6 +41,7 @@ beforeAll(async () => {
 afterAll(async () => {
   client.close();
   await server.stop();
+  rmSync(dir, { recursive: true, force: true });
 });
 
 const SECRET = "s3cr3t-value-do-not-log";

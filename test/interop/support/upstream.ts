@@ -5,7 +5,7 @@
 // mock provider. Missing Go or a failed build fails the tests loudly.
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
-import { access, constants, mkdtemp, writeFile } from "node:fs/promises";
+import { access, constants, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
@@ -82,6 +82,7 @@ export async function startUpstreamProvider(emulator: Emulator, options: { vault
   } catch (err) {
     client.close();
     await ns.stop();
+    if (!options.dir) await rm(socketDir, { recursive: true, force: true });
     throw err;
   }
   return {
@@ -91,6 +92,8 @@ export async function startUpstreamProvider(emulator: Emulator, options: { vault
     stop: async () => {
       client.close();
       await ns.stop();
+      // a directory the caller gave is the caller's to remove
+      if (!options.dir) await rm(socketDir, { recursive: true, force: true });
     },
   };
 }

@@ -3,7 +3,8 @@
 // (up to --max-request-bytes) can cost a second of CPU, which would stall
 // every other tenant's mount and the health probe, so it is parsed in a
 // worker thread (objects-worker.ts), one at a time, with a deadline and a heap
-// limit; the thread stops after a minute without work.
+// limit; the thread stops after 10 s without work, which gives back its
+// memory (tens of MiB after a hostile list) soon after a burst ends.
 import { Worker } from "node:worker_threads";
 import { status } from "@grpc/grpc-js";
 import { deadlineExceeded, ProviderError, type ErrorClass } from "./errors.ts";
@@ -13,7 +14,7 @@ import { parseObjects, type ObjectLimits, type ParseObjectsResult } from "./obje
 export const INLINE_PARSE_LIMIT = 8 * 1024;
 /** Large lists waiting for the worker at most; more are refused as RESOURCE_EXHAUSTED. */
 const MAX_QUEUED = 16;
-const IDLE_MS = 60_000;
+const IDLE_MS = 10_000;
 /** A parse that takes longer is abandoned and the worker restarted. */
 const MAX_PARSE_MS = 15_000;
 /** The worker's script: beside this file in the sources, beside the bundle (scripts/bundle.ts) in images. */

@@ -6,8 +6,8 @@
 // target, which is how a volume adopted after a restart or an upgrade from
 // upstream (source "tmpfs") is recognised. Anything else (a bind mount, another
 // tmpfs, a symlink, files the driver did not write) is foreign and left alone.
-import { constants } from "node:fs";
-import { open, readdir, readlink, realpath, lstat, type FileHandle } from "node:fs/promises";
+import { constants, readlinkSync } from "node:fs";
+import { open, readdir, realpath, lstat, type FileHandle } from "node:fs/promises";
 import { status } from "@grpc/grpc-js";
 import { DATA_DIR_NAME } from "./atomic-writer.ts";
 import { DriverError, ErrorType } from "./errors.ts";
@@ -138,7 +138,8 @@ export function describeEntries(entries: readonly string[]): string {
 export async function openTargetDirectory(target: ResolvedTarget): Promise<FileHandle> {
   const dir = await open(target.path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
   try {
-    const opened = await readlink(`/proc/self/fd/${dir.fd}`);
+    // procfs, read synchronously as in mounter.ts
+    const opened = readlinkSync(`/proc/self/fd/${dir.fd}`);
     if (opened !== target.realPath) throw new Error(`target path ${target.path} resolved to ${opened}, not ${target.realPath}`);
     return dir;
   } catch (err) {

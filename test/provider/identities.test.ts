@@ -2,7 +2,8 @@
 // @azure/identity credentials, through the provider program's socket; and
 // wrong or unauthorised identities giving clear errors that name the object
 // and the vault.
-import { writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -20,7 +21,7 @@ let pkiDir: string;
 
 beforeAll(async () => {
   const pki = makePki();
-  pkiDir = pki.dir;
+  pkiDir = mkdtempSync(join(tmpdir(), "provider-clouds-"));
   material = makeMaterial(pki);
   ({ emulator, address } = await startTestEmulator(material.seed));
   // the custom cloud file of the cloudEnvFileName test is written there
@@ -30,6 +31,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await provider?.stop();
   await emulator?.close();
+  if (pkiDir) rmSync(pkiDir, { recursive: true, force: true });
 });
 
 const objects = objectsYaml([

@@ -4,7 +4,8 @@
 // node:crypto, or from Key Vault read directly over HTTPS.
 import { createPublicKey, X509Certificate } from "node:crypto";
 import { execFileSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Emulator } from "../../src/emulator/index.ts";
@@ -14,6 +15,7 @@ import { makePki, type TestPki } from "./pki.ts";
 import { makeMaterial, podAttributes, SP, type Material } from "./seed.ts";
 
 let pki: TestPki;
+let scratch: string;
 let material: Material;
 let emulator: Emulator;
 let address: string;
@@ -23,6 +25,7 @@ let noChain: RunningProvider;
 
 beforeAll(async () => {
   pki = makePki();
+  scratch = mkdtempSync(join(tmpdir(), "provider-mount-"));
   material = makeMaterial(pki);
   ({ emulator, address } = await startTestEmulator(material.seed));
   [provider, separate, noChain] = await Promise.all([
@@ -35,6 +38,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all([provider?.stop(), separate?.stop(), noChain?.stop()]);
   await emulator?.close();
+  if (scratch) rmSync(scratch, { recursive: true, force: true });
 });
 
 type Obj = Record<string, string | number>;
@@ -57,7 +61,7 @@ async function latest(collection: "secrets" | "keys" | "certificates", name: str
 
 /** openssl's view of a PFX: the private key (PKCS#8 PEM) and the certificates, in bag order. */
 function opensslPfx(pfx: Buffer): { key: string; certs: string[] } {
-  const path = join(pki.dir, `out-${Math.random()}.pfx`);
+  const path = join(scratch, `out-${Math.random()}.pfx`);
   writeFileSync(path, pfx);
   const keyText = execFileSync("openssl", ["pkcs12", "-in", path, "-nocerts", "-nodes", "-passin", "pass:"], { stdio: ["pipe", "pipe", "pipe"] }).toString();
   const key = execFileSync("openssl", ["pkey"], { input: keyText }).toString();

@@ -8,7 +8,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 export interface TestPki {
-  dir: string;
   /** PEM text of each certificate as openssl prints it. */
   rootPem: string;
   intermediatePem: string;
@@ -36,8 +35,6 @@ function ossl(args: string[], cwd: string, input?: string): string {
 
 export function makePki(): TestPki {
   const dir = mkdtempSync(join(tmpdir(), "provider-pki-"));
-  // Tests read files from it until the end; vitest runs each file in a process of its own.
-  process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
   const ext = (name: string, text: string) => writeFileSync(join(dir, name), text);
   ext("ca.ext", "basicConstraints=critical,CA:TRUE\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid:always\nkeyUsage=critical,keyCertSign,cRLSign\n");
   ext("leaf.ext", "basicConstraints=CA:FALSE\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid:always\nsubjectAltName=DNS:leaf.example.com\n");
@@ -69,8 +66,7 @@ export function makePki(): TestPki {
     ossl(["x509", "-in", name, "-outform", "DER", "-out", `${name}.der`], dir);
     return readFileSync(join(dir, `${name}.der`));
   };
-  return {
-    dir,
+  const pki: TestPki = {
     rootPem,
     intermediatePem,
     leafPem,
@@ -85,4 +81,7 @@ export function makePki(): TestPki {
     leafDer: der("leaf.crt"),
     ecLeafDer: der("ecleaf.crt"),
   };
+  // Everything is read into memory: the working files go now.
+  rmSync(dir, { recursive: true, force: true });
+  return pki;
 }

@@ -12,7 +12,8 @@ export function unary<Req, Res>(ctx: DriverContext, method: string, handler: Han
     const started = Date.now();
     handler(call.request, call).then(
       (response) => {
-        ctx.logger.debug({ method, durationMs: Date.now() - started, request: sanitizeRequest(call.request) }, "csi call");
+        // The sanitized copy of the request is made only when it is logged.
+        if (ctx.logger.isLevelEnabled("debug")) ctx.logger.debug({ method, durationMs: Date.now() - started, request: sanitizeRequest(call.request) }, "csi call");
         callback(null, response);
       },
       (err: unknown) => {

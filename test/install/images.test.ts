@@ -11,13 +11,14 @@ import { tmpdir } from "node:os";
 import { basename, join, relative } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { bundlePrograms, REPO_ROOT } from "../../scripts/bundle.ts";
+import { bundlePrograms, REPO_ROOT, type BundleResult } from "../../scripts/bundle.ts";
 import { csiServices, providerService } from "../../src/shared/proto.ts";
 import { copies, entrypoint, env, labels, lastValue, parseDockerfile, type Stage } from "./dockerfile.ts";
 
 const BUILD = { version: "v0.0.0-image-test", commit: "0123456789abcdef0123456789abcdef01234567", date: "2030-01-02T03:04:05Z" };
 
 let buildDir: string;
+let bundles: BundleResult[] = [];
 const cleanup: string[] = [];
 const children: ChildProcess[] = [];
 
@@ -26,7 +27,7 @@ beforeAll(async () => {
   if (major < 24) throw new Error(`these tests run the bundles with the test's own Node, which is ${process.version}; Node 24 is required`);
   buildDir = mkdtempSync(join(tmpdir(), "sscsi-image-build-"));
   cleanup.push(buildDir);
-  await bundlePrograms({ programs: ["driver", "provider"], outdir: join(buildDir, "dist"), buildInfo: BUILD, quiet: true });
+  bundles = await bundlePrograms({ programs: ["driver", "provider"], outdir: join(buildDir, "dist"), buildInfo: BUILD, quiet: true });
 }, 120_000);
 
 afterAll(async () => {
@@ -240,6 +241,33 @@ describe.each(IMAGES)("%s", (file, program, bundleName, installDir, workers) => 
     const printed = JSON.parse(run.stdout) as Record<string, string>;
     if (program === "driver") expect(printed).toEqual({ BuildVersion: BUILD.version, GitCommit: BUILD.commit, BuildDate: BUILD.date });
     else expect(printed).toEqual({ version: BUILD.version, buildDate: BUILD.date });
+  });
+});
+
+describe("what the bundles load at start-up (docs/performance.md)", () => {
+  const bundle = (program: string) => bundles.find((b) => b.program === program)!;
+  const startup = (program: string) => [...bundle(program).startupPackages.keys()];
+  const code = (program: string) =>
+    listFiles(bundle(program).dir)
+      .filter((f) => f.endsWith(".mjs"))
+      .map((f) => readFileSync(join(bundle(program).dir, f), "utf8"))
+      .join("\n");
+
+  it("keeps the Azure SDK, PKCS#12 and Kubernetes client code out of the provider's start-up, on demand", () => {
+    expect(startup("provider").filter((p) => p.startsWith("@azure/") || p === "node-forge" || p === "@kubernetes/client-node")).toEqual([]);
+    expect([...bundle("provider").packages.keys()]).toEqual(expect.arrayContaining(["@azure/identity", "@azure/keyvault-secrets", "node-forge"]));
+  });
+
+  it("keeps the Kubernetes client package, undici, yaml and PKCS#12 out of the driver's start-up", () => {
+    expect(startup("driver").filter((p) => ["@kubernetes/client-node", "undici", "yaml", "node-forge"].includes(p))).toEqual([]);
+  });
+
+  it("leaves out prom-client's Pushgateway and AggregatorRegistry", () => {
+    for (const program of ["driver", "provider"]) expect(code(program), program).not.toMatch(/Pushgateway|AggregatorRegistry/);
+  });
+
+  it("never reads FormData in the provider, whose first read loads Node's fetch", () => {
+    expect(code("provider")).not.toMatch(/\b(typeof|instanceof) FormData\b/);
   });
 });
 

@@ -7,7 +7,6 @@
 // mountinfo shows, and remembers each mount's id and device number: that is how
 // it tells its own mounts from anything else mounted on the node.
 import { readFileSync } from "node:fs";
-import type { FileHandle } from "node:fs/promises";
 import { MountCommands, openDirectoryPath } from "./mount-commands.ts";
 
 export interface MountEntry {
@@ -73,7 +72,7 @@ export async function mountById(id: number): Promise<MountEntry | undefined> {
 }
 
 /** The id of the mount an open file lives on (/proc/self/fdinfo), without reading the whole mount table. */
-export async function mountIdOf(fd: number): Promise<number> {
+export function mountIdOf(fd: number): number {
   const info = readFileSync(`/proc/self/fdinfo/${fd}`, "utf8");
   const match = /^mnt_id:\s*(\d+)$/m.exec(info);
   if (!match) throw new Error(`no mnt_id in /proc/self/fdinfo/${fd}`);
@@ -94,7 +93,7 @@ export interface Mounter {
    * the open descriptor means the mount lands on exactly the directory that was
    * checked, even if a path element is swapped for a symlink meanwhile.
    */
-  mountTmpfs(dir: FileHandle, source: string, sizeBytes: number): Promise<void>;
+  mountTmpfs(dir: { readonly fd: number }, source: string, sizeBytes: number): Promise<void>;
   /** Unmounts the top mount at path (already checked to be the driver's); lazily if it is busy. */
   unmount(path: string): Promise<void>;
   close(): void;
@@ -103,7 +102,7 @@ export interface Mounter {
 export class TmpfsMounter implements Mounter {
   private readonly commands = new MountCommands();
 
-  async mountTmpfs(dir: FileHandle, source: string, sizeBytes: number): Promise<void> {
+  async mountTmpfs(dir: { readonly fd: number }, source: string, sizeBytes: number): Promise<void> {
     // mode=0755: readable by non-root pods, not world-writable as tmpfs' default
     // 1777 is. nosuid,nodev: no secret file needs either. Not noexec: upstream
     // allows executable objects (filePermission 0755), so we do too.

@@ -13,7 +13,7 @@
 //   6. record the status object and the volume.
 // A failure after 5 started unmounts the driver's tmpfs and removes only the
 // directory it created.
-import { mkdir, rmdir } from "node:fs/promises";
+import { mkdirSync, rmdirSync } from "node:fs";
 import { status } from "@grpc/grpc-js";
 import type { DriverContext } from "./context.ts";
 import { requireKube } from "./context.ts";
@@ -228,7 +228,7 @@ async function firstMount(ctx: DriverContext, req: NodePublishVolumeRequest, m: 
   await ctx.providers.get(provider);
   checkDeadline(deadlines, "mounting");
 
-  if (created) await mkdir(target.path, { mode: 0o750 });
+  if (created) mkdirSync(target.path, { mode: 0o750 });
   let mount: VolumeMount | undefined;
   try {
     try {
@@ -279,7 +279,13 @@ async function firstMount(ctx: DriverContext, req: NodePublishVolumeRequest, m: 
   } catch (err) {
     // A failed first mount leaves nothing: no tmpfs, no directory we made.
     if (mount) await unmountOwn(ctx, target, mount);
-    if (created) await rmdir(target.path).catch(() => undefined);
+    if (created) {
+      try {
+        rmdirSync(target.path);
+      } catch {
+        // not empty or already gone: never removed recursively
+      }
+    }
     if (err instanceof DriverError && err.errorType !== ErrorType.FailedToMount && err.errorType !== ErrorType.PodStatusWriteError) {
       throw new DriverError(err.code, err.errorType, `failed to mount secrets store objects for pod ${pod.namespace}/${pod.name}, err: ${err.message}`);
     }
@@ -289,22 +295,22 @@ async function firstMount(ctx: DriverContext, req: NodePublishVolumeRequest, m: 
 
 /** Mounts the driver's tmpfs on the checked directory and returns its identity. */
 async function mountTmpfs(ctx: DriverContext, target: ResolvedTarget): Promise<VolumeMount> {
-  const dir = await openTargetDirectory(target);
+  const dir = openTargetDirectory(target);
   try {
     await ctx.mounter.mountTmpfs(dir, ctx.options.drivername, ctx.options.tmpfsSizeBytes);
   } finally {
-    await dir.close();
+    dir.close();
   }
-  const root = await openTargetDirectory(target);
+  const root = openTargetDirectory(target);
   try {
-    const seen = await identityOf(root);
+    const seen = identityOf(root);
     const mount = await mountById(seen.id);
     if (mount?.fsType !== "tmpfs" || mount.source !== ctx.options.drivername || mount.mountPoint !== target.realPath) {
       throw new Error(`the new tmpfs is not the top mount at ${target.realPath}`);
     }
     return { ...seen, source: mount.source };
   } finally {
-    await root.close();
+    root.close();
   }
 }
 

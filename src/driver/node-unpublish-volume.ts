@@ -4,7 +4,7 @@
 // It never deletes anything recursively and never unmounts a mount the driver
 // did not make; foreign content it leaves alone is reported in a log line and,
 // where the pod is known, an event.
-import { rmdir } from "node:fs/promises";
+import { rmdirSync } from "node:fs";
 import { status } from "@grpc/grpc-js";
 import type { DriverContext } from "./context.ts";
 import { DriverError, ErrorType, invalidArgument } from "./errors.ts";
@@ -110,7 +110,7 @@ async function unpublish(ctx: DriverContext, target: ResolvedTarget): Promise<vo
 
 async function removeTargetDirectory(ctx: DriverContext, record: MountedVolume | undefined, target: ResolvedTarget): Promise<void> {
   try {
-    await rmdir(target.path);
+    rmdirSync(target.path);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === "ENOENT") return;

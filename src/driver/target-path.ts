@@ -3,7 +3,12 @@
 // as the kernel counts them, and confined to <kubelet-dir>/pods/. Path elements
 // are then checked with lstat one by one, so no symlink anywhere below the pods
 // directory can send a mount or a write somewhere else.
-import { lstat } from "node:fs/promises";
+//
+// The lstat calls are synchronous, as everywhere the driver inspects a target
+// (volume-target.ts): each takes microseconds on kubelet's local directory, and
+// through the thread pool each would cost a round trip, which on a busy node
+// waits for a thread to be scheduled.
+import { lstatSync } from "node:fs";
 import { status } from "@grpc/grpc-js";
 import { hasControlCharacter, pathNameProblem } from "../shared/path-names.ts";
 import { DriverError, ErrorType, invalidArgument } from "./errors.ts";
@@ -50,12 +55,10 @@ export class TargetParentError extends DriverError {
  * A missing parent is FailedPrecondition: kubelet creates it (CSI spec), the
  * driver creates only the target.
  */
-export async function walkTarget(target: string, kubeletDir: string, relative: readonly string[]): Promise<TargetEntry> {
+export function walkTarget(target: string, kubeletDir: string, relative: readonly string[]): TargetEntry {
   const podsDir = `${kubeletDir === "/" ? "" : kubeletDir}/pods`;
   const paths = relative.map((_, i) => `${podsDir}/${relative.slice(0, i + 1).join("/")}`);
-  // All at once (the answers are judged in order below): a walk costs one
-  // round trip to the thread pool, not one per element.
-  const entries = await Promise.all(paths.map(entryAt));
+  const entries = paths.map(entryAt);
   for (let i = 0; i < paths.length - 1; i++) {
     if (entries[i] === "absent") throw new TargetParentError(`parent directory ${paths[i]} of target path ${target} does not exist`, true);
     if (entries[i] !== "directory") {
@@ -65,9 +68,9 @@ export async function walkTarget(target: string, kubeletDir: string, relative: r
   return entries.at(-1)!;
 }
 
-async function entryAt(path: string): Promise<TargetEntry> {
+function entryAt(path: string): TargetEntry {
   try {
-    const st = await lstat(path);
+    const st = lstatSync(path);
     if (st.isSymbolicLink()) return "symlink";
     if (st.isDirectory()) return "directory";
     if (st.isFile()) return "file";

@@ -91,6 +91,6 @@ export async function writeContentGuarded(ctx: DriverContext, target: ResolvedTa
     }
     throw new DriverError(status.INTERNAL, ErrorType.FileWriteError, `failed to write files to ${target.path}: ${message}`);
   } finally {
-    await root.close();
+    root.close();
   }
 }

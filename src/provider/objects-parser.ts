@@ -15,7 +15,10 @@ import { Worker } from "node:worker_threads";
 import { status } from "@grpc/grpc-js";
 import { deadlineExceeded, ProviderError, type ErrorClass } from "./errors.ts";
 import { LruCache } from "./lru.ts";
-import { parseObjects, type ObjectLimits, type ParseObjectsResult } from "./objects.ts";
+import type { ObjectLimits, ParseObjectsResult } from "./objects.ts";
+
+/** The YAML reader, imported on the first parse (objects-yaml.ts says why). */
+export const loadObjectsYaml = () => import("./objects-yaml.ts");
 
 /** Lists up to this many UTF-16 units are parsed on the event loop. */
 export const INLINE_PARSE_LIMIT = 8 * 1024;
@@ -59,8 +62,8 @@ export class ObjectsParser {
     return result;
   }
 
-  private parseUncached(text: string, limits: ObjectLimits, deadline: number): Promise<ParseObjectsResult> {
-    if (text.length <= INLINE_PARSE_LIMIT) return Promise.resolve(parseObjects(text, limits));
+  private async parseUncached(text: string, limits: ObjectLimits, deadline: number): Promise<ParseObjectsResult> {
+    if (text.length <= INLINE_PARSE_LIMIT) return (await loadObjectsYaml()).parseObjects(text, limits);
     if (this.queue.length >= MAX_QUEUED) {
       return Promise.reject(
         new ProviderError(status.RESOURCE_EXHAUSTED, "BudgetExhausted", `${this.queue.length} large objects lists are waiting to be parsed; retry later`),

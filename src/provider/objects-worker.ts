@@ -5,7 +5,8 @@
 import { parentPort } from "node:worker_threads";
 import { status } from "@grpc/grpc-js";
 import { ProviderError } from "./errors.ts";
-import { parseObjects, type ObjectLimits } from "./objects.ts";
+import type { ObjectLimits } from "./objects.ts";
+import { parseObjects } from "./objects-yaml.ts";
 import type { WorkerAnswer } from "./objects-parser.ts";
 
 parentPort?.on("message", ({ text, limits }: { text: string; limits: ObjectLimits }) => {

@@ -8,8 +8,8 @@ import { SERVICE_ACCOUNT_TOKENS_KEY } from "../shared/logger.ts";
 import { resolveCloud, vaultUrl, type CloudEnvironment } from "./cloud.ts";
 import { invalidArgument } from "./errors.ts";
 import { buildAuthConfig, type AuthConfig } from "./identity.ts";
-import { parseObjects, type KeyVaultObject, type ObjectLimits, type ObjectWarning } from "./objects.ts";
-import type { ObjectsParser } from "./objects-parser.ts";
+import type { KeyVaultObject, ObjectLimits, ObjectWarning } from "./objects.ts";
+import { loadObjectsYaml, type ObjectsParser } from "./objects-parser.ts";
 
 export const POD_NAME_KEY = "csi.storage.k8s.io/pod.name";
 export const POD_NAMESPACE_KEY = "csi.storage.k8s.io/pod.namespace";
@@ -209,7 +209,7 @@ export async function parseMountRequest(request: MountRequestFields, defaults: P
     objects,
     unknownKeys,
     warnings: objectWarnings,
-  } = ctx.objectsParser ? await ctx.objectsParser.parse(objectsText, defaults.limits, ctx.deadline) : parseObjects(objectsText, defaults.limits);
+  } = ctx.objectsParser ? await ctx.objectsParser.parse(objectsText, defaults.limits, ctx.deadline) : (await loadObjectsYaml()).parseObjects(objectsText, defaults.limits);
   warnings.push(...objectWarnings);
   if (objects.length === 0) throw invalidArgument(NO_OBJECTS);
   validateVaultName(vaultName);

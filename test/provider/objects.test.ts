@@ -6,7 +6,7 @@ import { TokenBucket } from "../../src/provider/budget.ts";
 import type { CloudEnvironment } from "../../src/provider/cloud.ts";
 import { buildAuthConfig, CachingCredential, identityKey, type AuthConfig } from "../../src/provider/identity.ts";
 import { LruCache } from "../../src/provider/lru.ts";
-import { parseObjects } from "../../src/provider/objects.ts";
+import { parseObjects } from "../../src/provider/objects-yaml.ts";
 import { SingleFlight } from "../../src/provider/singleflight.ts";
 
 describe("objects YAML", () => {

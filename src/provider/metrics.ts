@@ -4,7 +4,7 @@
 // SecretNotFound, ...) instead of the raw error text, so no message (which can
 // name objects, vaults or identities) reaches a label and cardinality stays
 // bounded. The *_duration_seconds histograms and *_total counters are ours.
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "../shared/prometheus.ts";
+import { Counter, Gauge, Histogram, Registry, collectProcessMetrics } from "../shared/prometheus.ts";
 import type { ErrorClass } from "./errors.ts";
 
 const SERVICE_NAME = "csi-secrets-store-provider-azure";
@@ -32,7 +32,7 @@ export class ProviderMetrics {
   constructor(options: { defaultMetrics?: boolean } = {}) {
     this.registry = new Registry();
     const registers = [this.registry];
-    if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry });
+    if (options.defaultMetrics) collectProcessMetrics(this.registry);
     this.keyvaultRequest = new Histogram({
       name: "keyvault_request",
       help: "Distribution of how long it took to get from keyvault",

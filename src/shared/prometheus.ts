@@ -19,4 +19,16 @@ export const Gauge = gauge as typeof PromClient.Gauge;
 export type Gauge<T extends string = string> = PromClient.Gauge<T>;
 export const Histogram = histogram as typeof PromClient.Histogram;
 export type Histogram<T extends string = string> = PromClient.Histogram<T>;
-export const collectDefaultMetrics = defaultMetrics as typeof PromClient.collectDefaultMetrics;
+const collectDefaultMetrics = defaultMetrics as typeof PromClient.collectDefaultMetrics;
+
+/**
+ * Node's process metrics (CPU, memory, handles, GC, event-loop delay) on a
+ * registry. The event-loop delay is sampled by a timer every 100 ms rather
+ * than prom-client's default 10 ms: at 10 ms an idle program woke 100 times a
+ * second and spent 1.3% of a core doing nothing, on every node. A stall of the
+ * loop still shows in the histogram's max when a sample falls in it, and in
+ * nodejs_eventloop_lag_seconds, which is measured at each scrape.
+ */
+export function collectProcessMetrics(register: Registry): void {
+  collectDefaultMetrics({ register, eventLoopMonitoringPrecision: 100 });
+}

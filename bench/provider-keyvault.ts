@@ -29,7 +29,11 @@ async function main(): Promise<void> {
     vaults: [{ name: VAULT, secrets: OBJECTS.map((name) => ({ name, value: `value-of-${name}`.padEnd(512, ".") })) }],
     applications: apps.map((a, i) => ({ name: `app-${i}`, ...a, roleAssignments: [{ vault: VAULT, role: "Key Vault Secrets User" }] })),
   } as never);
-  const provider = await startProvider(emulator, address);
+  // A provider that does not start must not leave the emulator (and its data directory) behind.
+  const provider = await startProvider(emulator, address).catch(async (err: unknown) => {
+    await emulator.close();
+    throw err;
+  });
   const attributes = {
     keyvaultName: VAULT,
     tenantID: TENANT,

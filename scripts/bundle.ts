@@ -7,7 +7,7 @@
 //   dist/emulator/keyvault-emulator.mjs        (when src/emulator/main.ts exists)
 //
 // Beside each bundle: chunks/ (code the program loads only on demand, such as
-// @kubernetes/client-node for kubeconfigs with exec plugins), proto/*.proto (loaded at run time by src/shared/proto.ts)
+// @kubernetes/client-node for kubeconfigs with exec plugins), proto/*.proto (loaded at run time by src/shared/grpc/proto.ts)
 // and THIRD-PARTY-NOTICES.txt (licences of every bundled package).
 //
 // Usage: node scripts/bundle.ts [driver|provider|emulator ...] [--outdir DIR] [--sourcemap] [--analyze]
@@ -17,7 +17,7 @@
 //   SSCSI_GIT_COMMIT     default `git rev-parse HEAD`, else "unknown"
 //   SSCSI_BUILD_DATE     default SOURCE_DATE_EPOCH, else now (UTC, ISO 8601)
 // and is compiled into the bundle in place of the process.env reads in
-// src/shared/version.ts.
+// src/shared/cli/version.ts.
 import { execFileSync } from "node:child_process";
 import { chmodSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { builtinModules } from "node:module";
@@ -50,7 +50,7 @@ export const PROGRAMS: readonly Program[] = [
     name: "provider",
     output: "secrets-store-csi-provider-azure.mjs",
     required: true,
-    workers: [{ entry: "src/provider/objects-worker.ts", output: "objects-worker.mjs" }],
+    workers: [{ entry: "src/provider/objects/objects-worker.ts", output: "objects-worker.mjs" }],
     // The Azure SDK's HTTP pipeline asks `typeof FormData` on every request;
     // Node's FormData is a lazy global whose first use loads its whole fetch
     // implementation (undici): about 60 ms and 14 MiB of RSS that never go

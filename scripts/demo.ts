@@ -18,7 +18,7 @@ import { lstat, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import * as grpc from "@grpc/grpc-js";
-import { csiServices } from "../src/shared/proto.ts";
+import { csiServices } from "../src/shared/grpc/proto.ts";
 
 const REPO = resolve(import.meta.dirname, "..");
 const VAULT = "demo-kv";

@@ -3,14 +3,14 @@
 import { status } from "@grpc/grpc-js";
 import type { Logger } from "../shared/logger.ts";
 import { DriverError, ErrorType } from "./errors.ts";
-import type { KubeClient } from "./kube-client.ts";
-import type { MountedVolume, MountedVolumes } from "./mounted-volumes.ts";
-import type { SecretProviderClass } from "./kube-types.ts";
-import type { Mounter } from "./mounter.ts";
+import type { KubeClient } from "./kube/kube-client.ts";
+import type { MountedVolume, MountedVolumes } from "./volume/mounted-volumes.ts";
+import type { SecretProviderClass } from "../shared/kube/kube-types.ts";
+import type { Mounter } from "./volume/mounter.ts";
 import type { DriverMetrics } from "./metrics.ts";
 import type { DriverOptions } from "./options.ts";
-import type { ProviderClients } from "./provider-client.ts";
-import type { TargetLease, TargetLocks } from "./target-locks.ts";
+import type { ProviderClients } from "../shared/provider-api/provider-client.ts";
+import type { TargetLease, TargetLocks } from "./volume/target-locks.ts";
 
 export interface DriverContext {
   options: DriverOptions;

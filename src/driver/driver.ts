@@ -3,27 +3,27 @@
 // that run the driver in-process.
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "../shared/logger.ts";
-import { startGrpcServer, type RunningGrpcServer } from "../shared/grpc-server.ts";
-import { startHttpServer, type RunningHttpServer } from "../shared/http-server.ts";
-import { csiServices } from "../shared/proto.ts";
+import { startGrpcServer, type RunningGrpcServer } from "../shared/grpc/grpc-server.ts";
+import { startHttpServer, type RunningHttpServer } from "../shared/http/http-server.ts";
+import { csiServices } from "../shared/grpc/proto.ts";
 import type { DriverContext } from "./context.ts";
-import { controllerService } from "./controller-server.ts";
-import { identityService } from "./identity-server.ts";
-import { KubeClient } from "./kube-client.ts";
-import { loadKubeConnection } from "./kube-connection.ts";
+import { controllerService } from "./csi/controller-server.ts";
+import { identityService } from "./csi/identity-server.ts";
+import { KubeClient } from "./kube/kube-client.ts";
+import { loadKubeConnection } from "../shared/kube/kube-connection.ts";
 import { DriverMetrics } from "./metrics.ts";
-import { MountedVolumes } from "./mounted-volumes.ts";
-import { TmpfsMounter, type Mounter } from "./mounter.ts";
-import { nodeService } from "./node-server.ts";
+import { MountedVolumes } from "./volume/mounted-volumes.ts";
+import { TmpfsMounter, type Mounter } from "./volume/mounter.ts";
+import { nodeService } from "./csi/node-server.ts";
 import type { DriverOptions } from "./options.ts";
-import { startPluginRegistration, type PluginRegistration } from "./plugin-registration.ts";
-import { ProviderClients } from "./provider-client.ts";
-import { StandaloneKube } from "./standalone-kube.ts";
-import { RefreshRequests } from "./refresh-requests.ts";
-import { RotationReconciler } from "./rotation-reconciler.ts";
-import { TargetLocks } from "./target-locks.ts";
-import { SecretSyncer } from "./secret-sync.ts";
-import { recoverMountedVolumes } from "./volume-recovery.ts";
+import { startPluginRegistration, type PluginRegistration } from "./csi/plugin-registration.ts";
+import { ProviderClients } from "../shared/provider-api/provider-client.ts";
+import { StandaloneKube } from "./kube/standalone-kube.ts";
+import { RefreshRequests } from "./rotation/refresh-requests.ts";
+import { RotationReconciler } from "./rotation/rotation-reconciler.ts";
+import { TargetLocks } from "./volume/target-locks.ts";
+import { SecretSyncer } from "./sync/secret-sync.ts";
+import { recoverMountedVolumes } from "./volume/volume-recovery.ts";
 
 export interface RunningDriver {
   ctx: DriverContext;

@@ -2,7 +2,7 @@
 // retryable, reference csi-kubelet B.9) and the upstream `error_type` label
 // used by node_publish_error_total.
 import { status } from "@grpc/grpc-js";
-import { GrpcError } from "../shared/grpc-server.ts";
+import { GrpcError } from "../shared/grpc/grpc-server.ts";
 
 /** Upstream's error_type label values (pkg/errors). */
 export const ErrorType = {

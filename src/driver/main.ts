@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 // secrets-store-csi-driver: the CSI node plugin kubelet calls to mount
 // SecretProviderClass volumes.
-import { FlagError, usage } from "../shared/flags.ts";
+import { FlagError, usage } from "../shared/cli/flags.ts";
 import { createLogger } from "../shared/logger.ts";
-import { onShutdown } from "../shared/shutdown.ts";
-import { BUILD_DATE, BUILD_VERSION, GIT_COMMIT } from "../shared/version.ts";
+import { onShutdown } from "../shared/cli/shutdown.ts";
+import { BUILD_DATE, BUILD_VERSION, GIT_COMMIT } from "../shared/cli/version.ts";
 import { startDriver } from "./driver.ts";
 import { checkDriverOptions, DRIVER_FLAGS, parseDriverOptions } from "./options.ts";
 

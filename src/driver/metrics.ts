@@ -1,7 +1,7 @@
 // Driver metrics with upstream's names and labels (reference driver-spec §7.1),
 // so existing dashboards and alerts keep working. Labels never carry secret
 // values or free-form error text: error_type is a short stable class.
-import { Counter, Histogram, Registry, collectProcessMetrics } from "../shared/prometheus.ts";
+import { Counter, Histogram, Registry, collectProcessMetrics } from "../shared/http/prometheus.ts";
 
 export const OS_TYPE = process.platform === "win32" ? "windows" : process.platform;
 

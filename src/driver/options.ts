@@ -1,7 +1,7 @@
 // The driver's flags: upstream's names and defaults (reference driver-spec §1),
 // plus --health-addr, --tmpfs-size and --enable-secret-sync.
-import { parseFlags, type FlagSpec } from "../shared/flags.ts";
-import { parseEndpoint, parseListenAddress } from "../shared/endpoint.ts";
+import { parseFlags, type FlagSpec } from "../shared/cli/flags.ts";
+import { parseEndpoint, parseListenAddress } from "../shared/grpc/endpoint.ts";
 
 const QUANTITY = /^(\d+)(Ki|Mi|Gi|k|M|G)?$/;
 const QUANTITY_FACTOR: Record<string, number> = { "": 1, k: 1e3, M: 1e6, G: 1e9, Ki: 1024, Mi: 1024 ** 2, Gi: 1024 ** 3 };

@@ -1,6 +1,6 @@
 // Prometheus metrics of the emulator (GET /_emulator/metrics), in a registry
 // of its own so they never mix with a host program's metrics.
-import { Counter, Histogram, Registry } from "../shared/prometheus.ts";
+import { Counter, Histogram, Registry } from "../shared/http/prometheus.ts";
 
 export class EmulatorMetrics {
   readonly registry = new Registry();

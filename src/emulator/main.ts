@@ -4,10 +4,10 @@
 // plain HTTP, seeded from a JSON/YAML file. Clients reach the real host names
 // via `node --import <repo>/src/emulator/dns-hook.ts` (or /etc/hosts), and
 // trust the CA with NODE_EXTRA_CA_CERTS=<data-dir>/ca.pem.
-import { parseListenAddress } from "../shared/endpoint.ts";
-import { FlagError, parseFlags, usage, type FlagSpecs } from "../shared/flags.ts";
+import { parseListenAddress } from "../shared/grpc/endpoint.ts";
+import { FlagError, parseFlags, usage, type FlagSpecs } from "../shared/cli/flags.ts";
 import { createLogger } from "../shared/logger.ts";
-import { onShutdown } from "../shared/shutdown.ts";
+import { onShutdown } from "../shared/cli/shutdown.ts";
 import { DEFAULT_TENANT_ID, loadSeedFile, startEmulator } from "./index.ts";
 
 const FLAGS = {

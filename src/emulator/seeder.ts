@@ -7,7 +7,7 @@ import { readFile } from "node:fs/promises";
 import YAML from "yaml";
 import { TOKEN_EXCHANGE_AUDIENCE } from "./auth/client-assertion.ts";
 import { permissionDataActions, roleDataActions } from "./auth/role-definitions.ts";
-import { encodePem } from "../shared/pem.ts";
+import { encodePem } from "../shared/crypto/pem.ts";
 import { writePfx } from "./crypto/pkcs12.ts";
 import { generateCertificateChain } from "./crypto/x509.ts";
 import type { CertificateService } from "./services/certificate-service.ts";

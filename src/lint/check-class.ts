@@ -5,13 +5,13 @@
 // rule: every verdict comes from the code that enforces it.
 import { existsSync } from "node:fs";
 import { posix } from "node:path";
-import type { SecretProviderClass } from "../driver/kube-types.ts";
-import { checkProviderName } from "../driver/provider-client.ts";
-import { validateSecretObject } from "../driver/secret-data.ts";
-import { providerOf } from "../driver/volume-content.ts";
-import { isHistoryMode, type KeyVaultObject } from "../provider/objects.ts";
-import { DEFAULT_CLOUD_ENV_FILE_DIRS } from "../provider/cloud-file.ts";
-import { DEFAULT_LIMITS, parseMountRequest, POD_NAME_KEY, POD_NAMESPACE_KEY, type MountParameters } from "../provider/parameters.ts";
+import type { SecretProviderClass } from "../shared/kube/kube-types.ts";
+import { checkProviderName } from "../shared/provider-api/provider-client.ts";
+import { validateSecretObject } from "../shared/secrets/secret-data.ts";
+import { providerOf } from "../driver/volume/volume-content.ts";
+import { isHistoryMode, type KeyVaultObject } from "../provider/objects/objects.ts";
+import { DEFAULT_CLOUD_ENV_FILE_DIRS } from "../provider/cloud/cloud-file.ts";
+import { DEFAULT_LIMITS, parseMountRequest, POD_NAME_KEY, POD_NAMESPACE_KEY, type MountParameters } from "../provider/objects/parameters.ts";
 import { upstreamBehaviour, type UpstreamBehaviour } from "./upstream-behaviour.ts";
 
 export const SPC_API_GROUP = "secrets-store.csi.x-k8s.io";

@@ -9,7 +9,7 @@
 //   secrets-store-csi-lint FILE|DIR...            manifests (YAML or JSON)
 //   secrets-store-csi-lint --kubeconfig=PATH      every namespace of a cluster
 //   --output=json                                 one JSON document
-import { FlagError, parseFlags, usage, type FlagSpecs } from "../shared/flags.ts";
+import { FlagError, parseFlags, usage, type FlagSpecs } from "../shared/cli/flags.ts";
 import { checkClass } from "./check-class.ts";
 import { formatJson, formatText, summarise } from "./report.ts";
 import { classesFromCluster, classesFromPaths, SourceError, type FoundClass } from "./sources.ts";

@@ -5,7 +5,7 @@ import { readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { CustomObjectsApi, KubeConfig } from "@kubernetes/client-node";
 import { parseAllDocuments } from "yaml";
-import type { SecretProviderClass } from "../driver/kube-types.ts";
+import type { SecretProviderClass } from "../shared/kube/kube-types.ts";
 import { SPC_API_GROUP } from "./check-class.ts";
 
 export interface FoundClass {

@@ -3,7 +3,7 @@
 // class used as a metric label; the message names the object and vault and
 // never contains a secret value, a token or file content.
 import { status } from "@grpc/grpc-js";
-import { GrpcError } from "../shared/grpc-server.ts";
+import { GrpcError } from "../shared/grpc/grpc-server.ts";
 
 /** Stable error classes: the only values the `error`/`grpc_message` metric labels take. */
 export const ERROR_CLASSES = [

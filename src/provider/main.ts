@@ -3,14 +3,14 @@
 // Secrets Store CSI driver. Flags follow the upstream provider's, plus listen
 // addresses and the bounds of one mount.
 import { lstatSync, unlinkSync } from "node:fs";
-import { parseEndpoint, parseListenAddress } from "../shared/endpoint.ts";
+import { parseEndpoint, parseListenAddress } from "../shared/grpc/endpoint.ts";
 import { createLogger } from "../shared/logger.ts";
-import { FlagError, parseFlags, usage, type FlagSpecs } from "../shared/flags.ts";
-import { onShutdown } from "../shared/shutdown.ts";
-import { BUILD_DATE, BUILD_VERSION } from "../shared/version.ts";
-import { DEFAULT_CLOUD_ENV_FILE_DIRS } from "./cloud-file.ts";
-import { checkCloudName, resolveCloud } from "./cloud.ts";
-import { DEFAULT_LIMITS } from "./parameters.ts";
+import { FlagError, parseFlags, usage, type FlagSpecs } from "../shared/cli/flags.ts";
+import { onShutdown } from "../shared/cli/shutdown.ts";
+import { BUILD_DATE, BUILD_VERSION } from "../shared/cli/version.ts";
+import { DEFAULT_CLOUD_ENV_FILE_DIRS } from "./cloud/cloud-file.ts";
+import { checkCloudName, resolveCloud } from "./cloud/cloud.ts";
+import { DEFAULT_LIMITS } from "./objects/parameters.ts";
 import { ListenError, ProviderServer, startProviderHttp } from "./server.ts";
 
 type FlagValue = string | number | boolean;

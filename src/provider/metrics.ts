@@ -4,7 +4,7 @@
 // SecretNotFound, ...) instead of the raw error text, so no message (which can
 // name objects, vaults or identities) reaches a label and cardinality stays
 // bounded. The *_duration_seconds histograms and *_total counters are ours.
-import { Counter, Gauge, Histogram, Registry, collectProcessMetrics } from "../shared/prometheus.ts";
+import { Counter, Gauge, Histogram, Registry, collectProcessMetrics } from "../shared/http/prometheus.ts";
 import type { ErrorClass } from "./errors.ts";
 
 const SERVICE_NAME = "csi-secrets-store-provider-azure";

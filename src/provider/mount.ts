@@ -5,19 +5,19 @@
 import { status } from "@grpc/grpc-js";
 import { scopedSignal } from "../shared/abort.ts";
 import type { Logger } from "../shared/logger.ts";
-import { certificatePem } from "./cert.ts";
+import { certificatePem } from "./formats/cert.ts";
 import { deadlineExceeded, ProviderError } from "./errors.ts";
-import type { AuthConfig, Identity, IdentityCache } from "./identity.ts";
-import { authError, describeIdentity } from "./identity.ts";
-import { publicKeyPem } from "./key.ts";
-import type { CallContext, KeyVaultReader, VaultRef } from "./keyvault.ts";
-import { conflictError, isHistoryMode, objectPrefix, type KeyVaultObject } from "./objects.ts";
-import { ObjectsParser } from "./objects-parser.ts";
-import { parseMountRequest, type MountRequestFields, type ParameterDefaults } from "./parameters.ts";
-import { CONTENT_TYPE_PKCS12, secretFiles, type ObjectFile } from "./secret.ts";
-import { loadPkcs12Reader } from "../shared/pkcs12-loader.ts";
-import { isMsalNetworkError, probeTlsTrust } from "./tls-probe.ts";
-import { currentFirst, currentIsAmbiguous, orderVersions } from "./version-history.ts";
+import type { AuthConfig, Identity, IdentityCache } from "./auth/identity.ts";
+import { authError, describeIdentity } from "./auth/identity.ts";
+import { publicKeyPem } from "./formats/key.ts";
+import type { CallContext, KeyVaultReader, VaultRef } from "./keyvault/keyvault.ts";
+import { conflictError, isHistoryMode, objectPrefix, type KeyVaultObject } from "./objects/objects.ts";
+import { ObjectsParser } from "./objects/objects-parser.ts";
+import { parseMountRequest, type MountRequestFields, type ParameterDefaults } from "./objects/parameters.ts";
+import { CONTENT_TYPE_PKCS12, secretFiles, type ObjectFile } from "./formats/secret.ts";
+import { loadPkcs12Reader } from "../shared/crypto/pkcs12-loader.ts";
+import { isMsalNetworkError, probeTlsTrust } from "./auth/tls-probe.ts";
+import { currentFirst, currentIsAmbiguous, orderVersions } from "./keyvault/version-history.ts";
 
 export interface ProviderFile {
   path: string;

@@ -3,18 +3,18 @@
 // grpc_request metrics, plus the metrics and health HTTP servers.
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "../shared/logger.ts";
-import { GrpcError, startGrpcServer, toServiceError, type RunningGrpcServer } from "../shared/grpc-server.ts";
-import { startHttpServer, type RunningHttpServer } from "../shared/http-server.ts";
-import { providerService } from "../shared/proto.ts";
-import { BUILD_VERSION } from "../shared/version.ts";
+import { GrpcError, startGrpcServer, toServiceError, type RunningGrpcServer } from "../shared/grpc/grpc-server.ts";
+import { startHttpServer, type RunningHttpServer } from "../shared/http/http-server.ts";
+import { providerService } from "../shared/grpc/proto.ts";
+import { BUILD_VERSION } from "../shared/cli/version.ts";
 import { errorClassOf, type ErrorClass } from "./errors.ts";
 import { grpcHealthProbe, healthHandlers, healthServiceDefinition } from "./health.ts";
-import { IdentityCache } from "./identity.ts";
-import { KeyVaultReader } from "./keyvault.ts";
+import { IdentityCache } from "./auth/identity.ts";
+import { KeyVaultReader } from "./keyvault/keyvault.ts";
 import { ProviderMetrics } from "./metrics.ts";
-import { DEFAULT_CLOUD_ENV_FILE_DIRS } from "./cloud-file.ts";
+import { DEFAULT_CLOUD_ENV_FILE_DIRS } from "./cloud/cloud-file.ts";
 import { MountService, type MountOptions } from "./mount.ts";
-import { DEFAULT_LIMITS } from "./parameters.ts";
+import { DEFAULT_LIMITS } from "./objects/parameters.ts";
 
 export const RUNTIME_NAME = "secrets-store-csi-driver-provider-azure";
 /** Used when a Mount call carries no deadline (kubelet's is 2 minutes). */

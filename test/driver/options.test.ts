@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { parseDriverOptions, parseQuantity } from "../../src/driver/options.ts";
-import { FlagError } from "../../src/shared/flags.ts";
+import { FlagError } from "../../src/shared/cli/flags.ts";
 
 describe("driver flags", () => {
   it("has upstream's defaults", () => {

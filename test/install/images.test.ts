@@ -12,7 +12,7 @@ import { basename, join, relative } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bundlePrograms, REPO_ROOT, type BundleResult } from "../../scripts/bundle.ts";
-import { csiServices, providerService } from "../../src/shared/proto.ts";
+import { csiServices, providerService } from "../../src/shared/grpc/proto.ts";
 import { copies, entrypoint, env, labels, lastValue, parseDockerfile, type Stage } from "./dockerfile.ts";
 
 const BUILD = { version: "v0.0.0-image-test", commit: "0123456789abcdef0123456789abcdef01234567", date: "2030-01-02T03:04:05Z" };

@@ -13,7 +13,7 @@ import { dirname, join } from "node:path";
 import type { ServiceError } from "@grpc/grpc-js";
 import { CoreV1Api, CustomObjectsApi, type KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { listMounts } from "../../src/driver/mounter.ts";
+import { listMounts } from "../../src/driver/volume/mounter.ts";
 import { createNamespace, kubeConfigFromInjected } from "../harness/kube.ts";
 import { objectsYaml, tokensAttribute } from "../provider/client.ts";
 import { csiClient, type CsiClient } from "../support/csi-client.ts";

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { status, type ServiceError } from "@grpc/grpc-js";
 import { ApiException, CoreV1Api, CustomObjectsApi } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { listMounts } from "../../src/driver/mounter.ts";
+import { listMounts } from "../../src/driver/volume/mounter.ts";
 import { createNamespace, kubeConfigFromInjected } from "../harness/kube.ts";
 import { freePort } from "../provider/env.ts";
 import { csiClient, type CsiClient } from "../support/csi-client.ts";
@@ -163,7 +163,7 @@ describe("our driver serves upstream's mock provider unchanged", () => {
     }
     expect(errors.upstream).toBe(`failed to mount secrets store objects for pod ${NS}/upstream-driver, err: mount request failed with provider error code MockProviderError`);
     expect(errors.ours).toBe(`failed to mount secrets store objects for pod ${NS}/ours-driver, err: mount request failed with provider error code MockProviderError`);
-    // the code is the error_type label, as upstream's (a known code: others count as ProviderError, test/driver/provider-errors.test.ts)
+    // the code is the error_type label, as upstream's (a known code: others count as ProviderError, test/shared/provider-api/provider-errors.test.ts)
     const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
     expect(metrics).toMatch(/^node_publish_error_total\{[^}]*error_type="MockProviderError"[^}]*\} 1$/m);
   });

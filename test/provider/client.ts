@@ -1,6 +1,6 @@
 // A provider API client over the unix socket, as the driver calls it.
 import * as grpc from "@grpc/grpc-js";
-import { providerService } from "../../src/shared/proto.ts";
+import { providerService } from "../../src/shared/grpc/proto.ts";
 
 export interface MountResponse {
   object_version: Array<{ id: string; version: string }>;

@@ -9,7 +9,7 @@ import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "../../src/shared/logger.ts";
 import { ProviderMetrics } from "../../src/provider/metrics.ts";
-import { NO_OBJECTS } from "../../src/provider/parameters.ts";
+import { NO_OBJECTS } from "../../src/provider/objects/parameters.ts";
 import { ProviderServer } from "../../src/provider/server.ts";
 import { objectsYaml, ProviderClient, serviceAccountToken, tokensAttribute } from "./client.ts";
 

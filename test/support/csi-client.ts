@@ -1,6 +1,6 @@
 // A CSI client for tests: calls the driver over its real unix socket.
 import * as grpc from "@grpc/grpc-js";
-import { csiServices } from "../../src/shared/proto.ts";
+import { csiServices } from "../../src/shared/grpc/proto.ts";
 
 type Callable = (req: object, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: unknown) => void) => void;
 

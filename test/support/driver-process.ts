@@ -60,7 +60,7 @@ export async function removeTestTree(base: string | undefined): Promise<void> {
   if (!base) return;
   const { execFileSync } = await import("node:child_process");
   const { rm } = await import("node:fs/promises");
-  const { listMounts } = await import("../../src/driver/mounter.ts");
+  const { listMounts } = await import("../../src/driver/volume/mounter.ts");
   for (const m of (await listMounts()).filter((m) => m.mountPoint.startsWith(base)).reverse()) {
     execFileSync("umount", ["-l", m.mountPoint]);
   }

@@ -1,8 +1,8 @@
 // A secrets provider for driver tests: serves the real v1alpha1 provider API on
 // a real unix socket and answers Mount with whatever the test scripts.
 import * as grpc from "@grpc/grpc-js";
-import { startGrpcServer, type RunningGrpcServer } from "../../src/shared/grpc-server.ts";
-import { providerService } from "../../src/shared/proto.ts";
+import { startGrpcServer, type RunningGrpcServer } from "../../src/shared/grpc/grpc-server.ts";
+import { providerService } from "../../src/shared/grpc/proto.ts";
 
 export interface FakeMountRequest {
   attributes: string;

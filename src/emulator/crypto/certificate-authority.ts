@@ -5,7 +5,7 @@
 import { isIP } from "node:net";
 import type { KeyObject } from "node:crypto";
 import { generatePrivateKey } from "./json-web-key.ts";
-import { encodePem } from "../../shared/pem.ts";
+import { encodePem } from "../../shared/crypto/pem.ts";
 import { createCertificate, EKU_SERVER_AUTH } from "./x509.ts";
 
 export interface ServerCredentials {

@@ -5,7 +5,7 @@
 // node-forge, which also understands the modern PBES2/AES files.
 import { createCipheriv, createHash, createHmac, createPrivateKey, randomBytes, type KeyObject } from "node:crypto";
 import forge from "node-forge";
-import { readPkcs12 } from "../../shared/pkcs12.ts";
+import { readPkcs12 } from "../../shared/crypto/pkcs12.ts";
 
 const { asn1 } = forge;
 type Asn1 = forge.asn1.Asn1;

@@ -4,7 +4,7 @@
 // application/x-pkcs12, or PEM private key + chain for application/x-pem-file.
 import { createPrivateKey, randomUUID, X509Certificate, type KeyObject } from "node:crypto";
 import { curveOf, keyTypeOf, rsaKeySize, type CurveName, type KeyType } from "../crypto/json-web-key.ts";
-import { decodePemBlocks, encodePem } from "../../shared/pem.ts";
+import { decodePemBlocks, encodePem } from "../../shared/crypto/pem.ts";
 import { readPfx, writePfx } from "../crypto/pkcs12.ts";
 import { createCertificate, describeCertificate, generateCertificateChain, generateSelfSignedCertificate } from "../crypto/x509.ts";
 import { BadParameterError, ConflictError, PendingCertificateNotFoundError } from "../errors/key-vault-errors.ts";

@@ -1,0 +1,221 @@
+// Writes a volume's files so readers never see a half-written set, using the
+// kubelet atomic-writer layout:
+//
+//   <target>/<name>  ->  ..data/<name>        (one symlink per top-level name)
+//   <target>/..data  ->  ..2026_11_23_21_00_00.123456789   (swapped by rename)
+//
+// A new set is written into a fresh timestamped directory; only when it is
+// complete is ..data renamed over to point at it. If anything fails, the old
+// directory and link stay untouched, so a failed refresh never loses content.
+//
+// Nothing is ever deleted recursively: the writer removes only the files and
+// directories it lists as its own, one by one, and a directory only once empty.
+// Callers pass the volume's root as /proc/self/fd/<n> of a descriptor open on
+// the checked tmpfs (volume-target.ts), so every write lands in that tmpfs.
+//
+// The calls are synchronous: they touch only memory (a tmpfs), take
+// microseconds each, and a publish makes about forty of them; through the
+// thread pool each would cost a round trip and a promise.
+import { randomInt } from "node:crypto";
+import { chmodSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmdirSync, statSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { assertSafeFilePaths } from "../../shared/provider-api/file-paths.ts";
+
+export const DATA_DIR_NAME = "..data";
+const DATA_DIR_TMP_NAME = "..data_tmp";
+
+export interface VolumeFile {
+  path: string;
+  mode: number;
+  contents: Buffer;
+}
+
+/** The names timestampedDirName makes; ..data is only followed to one of these. */
+const DATA_DIR_PATTERN = /^\.\.\d{4}(_\d{2}){5}\.\d+$/;
+
+function timestampedDirName(now = new Date()): string {
+  const pad = (n: number) => String(n).padStart(2, "0");
+  const stamp = `${now.getUTCFullYear()}_${pad(now.getUTCMonth() + 1)}_${pad(now.getUTCDate())}_${pad(now.getUTCHours())}_${pad(
+    now.getUTCMinutes(),
+  )}_${pad(now.getUTCSeconds())}`;
+  return `..${stamp}.${randomInt(1e9)}`;
+}
+
+/** Lists the files under dir as relative paths; with dirs, also the directories (parents after children). */
+function walk(dir: string, prefix = "", dirs?: string[]): string[] {
+  const out: string[] = [];
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const rel = prefix ? `${prefix}/${entry.name}` : entry.name;
+    if (entry.isDirectory()) {
+      out.push(...walk(join(dir, entry.name), rel, dirs));
+      dirs?.push(rel);
+    } else out.push(rel);
+  }
+  return out;
+}
+
+/** Removes a data directory the writer made: its files one by one, then its directories once empty. */
+function removeDataDir(dir: string): void {
+  const dirs: string[] = [];
+  let files: string[];
+  try {
+    files = walk(dir, "", dirs);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw err;
+  }
+  for (const f of files) unlinkSync(join(dir, f));
+  for (const d of dirs) rmdirSync(join(dir, d));
+  rmdirSync(dir);
+}
+
+const PAGE_BYTES = 4096;
+/** tmpfs keeps a symlink target shorter than this inside the inode; longer ones take a page. */
+const SHORT_SYMLINK_BYTES = 128;
+
+/**
+ * Bytes a set of files takes on a tmpfs: every file rounded up to whole pages,
+ * plus a page for each long top-level symlink (directories take none).
+ */
+export function tmpfsFootprint(files: readonly VolumeFile[]): number {
+  let bytes = 0;
+  for (const f of files) bytes += Math.ceil(f.contents.length / PAGE_BYTES) * PAGE_BYTES;
+  for (const name of new Set(files.map((f) => topLevel(f.path)))) {
+    if (Buffer.byteLength(join(DATA_DIR_NAME, name)) >= SHORT_SYMLINK_BYTES) bytes += PAGE_BYTES;
+  }
+  return bytes;
+}
+
+export interface WriteOptions {
+  /**
+   * The tmpfs size. A set larger than half of it is refused before anything is
+   * written: the swap needs the old and the new set side by side, so a set that
+   * fits the first mount must also fit every refresh.
+   */
+  capacityBytes?: number;
+  /** Names the setting to raise in the error (e.g. "--tmpfs-size=64Mi"). */
+  capacitySetting?: string;
+}
+
+export class VolumeTooLargeError extends Error {}
+
+function currentDataDir(target: string): string | undefined {
+  try {
+    const dir = readlinkSync(join(target, DATA_DIR_NAME));
+    if (!DATA_DIR_PATTERN.test(dir)) throw new Error(`${DATA_DIR_NAME} points at ${JSON.stringify(dir)}, not a data directory the driver wrote`);
+    return dir;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw err;
+  }
+}
+
+/** Reads the visible files of a volume (path -> contents), following ..data. */
+export async function readVolumeFiles(target: string): Promise<Map<string, VolumeFile>> {
+  const files = new Map<string, VolumeFile>();
+  const dataDir = currentDataDir(target);
+  if (!dataDir) return files;
+  const base = join(target, dataDir);
+  for (const path of walk(base)) {
+    const full = join(base, path);
+    const contents = readFileSync(full);
+    const st = statSync(full);
+    files.set(path, { path, mode: st.mode & 0o777, contents });
+  }
+  return files;
+}
+
+function sameContent(old: Map<string, VolumeFile>, next: readonly VolumeFile[]): boolean {
+  if (old.size !== next.length) return false;
+  return next.every((f) => {
+    const o = old.get(f.path);
+    return o !== undefined && o.mode === (f.mode & 0o777) && o.contents.equals(f.contents);
+  });
+}
+
+const topLevel = (path: string) => path.split("/")[0]!;
+
+/**
+ * Writes the complete set of files into target. Returns false when the volume
+ * already holds exactly these files (nothing on disk is touched).
+ */
+export async function writeVolumeFiles(target: string, files: readonly VolumeFile[], options: WriteOptions = {}): Promise<boolean> {
+  assertSafeFilePaths(files.map((f) => f.path));
+  if (options.capacityBytes !== undefined) {
+    const needed = tmpfsFootprint(files);
+    if (needed * 2 > options.capacityBytes) {
+      throw new VolumeTooLargeError(
+        `the ${files.length} files take ${kib(needed)} KiB on tmpfs, more than half of the volume's ${kib(options.capacityBytes)} KiB ` +
+          `(a rotation writes the new set beside the old one); raise ${options.capacitySetting ?? "the tmpfs size"} to at least ${kib(needed * 2)} KiB`,
+      );
+    }
+  }
+  const oldDir = currentDataDir(target);
+  const oldFiles = await readVolumeFiles(target);
+  if (oldDir && sameContent(oldFiles, files)) return false;
+
+  const newDirName = timestampedDirName();
+  const newDir = join(target, newDirName);
+  mkdirSync(newDir, { mode: 0o755 });
+  chmodSync(newDir, 0o755);
+  try {
+    for (const file of files) {
+      const full = join(newDir, file.path);
+      const parent = full.slice(0, full.lastIndexOf("/"));
+      if (parent !== newDir) mkdirSync(parent, { recursive: true, mode: 0o755 });
+      writeFileSync(full, file.contents, { mode: file.mode & 0o777 });
+      // writeFile's mode is filtered by the umask; set it exactly.
+      chmodSync(full, file.mode & 0o777);
+    }
+  } catch (err) {
+    try {
+      removeDataDir(newDir);
+    } catch {
+      // the error that stopped the write is the one to report
+    }
+    throw err;
+  }
+
+  const newNames = new Set(files.map((f) => topLevel(f.path)));
+  for (const name of newNames) {
+    const link = join(target, name);
+    let existing: ReturnType<typeof lstatSync> | undefined;
+    try {
+      existing = lstatSync(link);
+    } catch {
+      existing = undefined;
+    }
+    // A plain file here was written by a legacy provider itself; a directory
+    // is not the writer's to remove.
+    if (existing?.isDirectory()) throw new Error(`"${name}" is a directory the driver did not write; refusing to replace it`);
+    if (existing && !existing.isSymbolicLink()) unlinkSync(link);
+    if (!existing || !existing.isSymbolicLink()) symlinkSync(join(DATA_DIR_NAME, name), link);
+  }
+
+  const tmpLink = join(target, DATA_DIR_TMP_NAME);
+  try {
+    unlinkSync(tmpLink);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+  }
+  symlinkSync(newDirName, tmpLink);
+  renameSync(tmpLink, join(target, DATA_DIR_NAME));
+
+  for (const path of oldFiles.keys()) {
+    const name = topLevel(path);
+    if (!newNames.has(name)) unlinkOwnLink(join(target, name));
+  }
+  if (oldDir && oldDir !== newDirName && DATA_DIR_PATTERN.test(oldDir)) removeDataDir(join(target, oldDir));
+  return true;
+}
+
+/** Removes a top-level symlink the writer made; anything else there is left alone. */
+function unlinkOwnLink(path: string): void {
+  try {
+    if (lstatSync(path).isSymbolicLink()) unlinkSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+  }
+}
+
+const kib = (bytes: number) => Math.ceil(bytes / 1024);

@@ -1,0 +1,492 @@
+// Identities: which credential a mount uses (workload identity, managed
+// identity, service principal) and a cache of credentials per identity.
+//
+// A cached credential is shared only by mounts of the same identity: the key
+// is mode + tenant + client id + authority, plus the service account for
+// workload identity and a hash of the client secret for a service principal
+// (so a wrong secret never rides on a token obtained with the right one).
+// Workload identity additionally proves every service-account token it has not
+// seen before with one token exchange before the cached token is shared with
+// its mount, and refreshes with the newest token of the latest mount.
+import { createHash } from "node:crypto";
+import type { AccessToken, GetTokenOptions, TokenCredential } from "@azure/core-auth";
+import { status } from "@grpc/grpc-js";
+import { scopedSignal } from "../../shared/abort.ts";
+import { azureSdk, type AzureSdk } from "../keyvault/azure-sdk.ts";
+import type { CloudEnvironment } from "../cloud/cloud.ts";
+import { keyVaultScope } from "../cloud/cloud.ts";
+import { invalidArgument, ProviderError, tlsTrustError } from "../errors.ts";
+import { LruCache } from "../../shared/lru.ts";
+import type { ProviderMetrics } from "../metrics.ts";
+import { raceSignal, SingleFlight } from "../keyvault/singleflight.ts";
+
+export const WORKLOAD_IDENTITY_AUDIENCE = "api://AzureADTokenExchange";
+
+export type AuthMode = "WorkloadIdentity" | "ServicePrincipal" | "ManagedIdentity";
+
+export interface AuthConfig {
+  mode: AuthMode;
+  tenantId: string;
+  /** App / managed identity client id; "" for a system-assigned managed identity. */
+  clientId: string;
+  cloud: CloudEnvironment;
+  /** Service principal secret. */
+  clientSecret?: string;
+  /** Workload identity: the service-account token and its subject. */
+  serviceAccountToken?: string;
+  serviceAccountSubject?: string;
+}
+
+/** Upstream's mode names in messages ("None" is workload identity / service principal). */
+export function upstreamModeName(mode: AuthMode): string {
+  return mode === "ManagedIdentity" ? "VMManagedIdentity" : "None";
+}
+
+/** What a log line may say about an identity (no secret, no token). */
+export function describeIdentity(auth: AuthConfig): string {
+  switch (auth.mode) {
+    case "WorkloadIdentity":
+      return `workload identity (clientID ${auth.clientId}, ${auth.serviceAccountSubject ?? "unknown subject"})`;
+    case "ServicePrincipal":
+      return `service principal (clientid ${auth.clientId})`;
+    case "ManagedIdentity":
+      return auth.clientId ? `user-assigned managed identity (client id ${auth.clientId})` : "system-assigned managed identity";
+  }
+}
+
+function sha256(text: string): string {
+  return createHash("sha256").update(text).digest("hex");
+}
+
+/** The cache key of an identity. Hashed, so it can be used freely as a map key. */
+export function identityKey(auth: AuthConfig): string {
+  const parts = [auth.mode, auth.tenantId.toLowerCase(), auth.clientId.toLowerCase(), auth.cloud.activeDirectoryEndpoint.toLowerCase()];
+  if (auth.mode === "WorkloadIdentity") parts.push(auth.serviceAccountSubject ?? "");
+  if (auth.mode === "ServicePrincipal") parts.push(sha256(auth.clientSecret ?? ""));
+  return sha256(parts.join("\n"));
+}
+
+/** Reads the claims of a JWT without verifying it (Entra ID verifies it). */
+export function jwtClaims(token: string): Record<string, unknown> | undefined {
+  const parts = token.split(".");
+  if (parts.length !== 3) return undefined;
+  try {
+    const claims: unknown = JSON.parse(Buffer.from(parts[1]!, "base64url").toString("utf8"));
+    return claims !== null && typeof claims === "object" ? (claims as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+// ---- token cache ----------------------------------------------------------------
+
+/** Tokens are reused until this long before they expire (the Key Vault clients refresh 2 min before). */
+const REFRESH_MARGIN_MS = 5 * 60_000;
+const FETCH_TIMEOUT_MS = 60_000;
+
+type Fetch = (scopes: string[], options: GetTokenOptions) => Promise<AccessToken>;
+
+/**
+ * A TokenCredential that caches access tokens per scope/tenant/claims and
+ * makes concurrent requests for the same token once.
+ */
+/**
+ * Key Vault's challenge named another tenant than the mount's tenantID: the
+ * vault belongs to that tenant. Final, and the fix is the tenantID parameter.
+ */
+export class TenantMismatch extends Error {
+  readonly vaultTenant: string;
+  readonly configuredTenant: string;
+  constructor(vaultTenant: string, configuredTenant: string) {
+    super(`the vault belongs to tenant ${vaultTenant}, not to tenantID "${configuredTenant}"`);
+    this.name = "TenantMismatch";
+    this.vaultTenant = vaultTenant;
+    this.configuredTenant = configuredTenant;
+  }
+}
+
+export class CachingCredential implements TokenCredential {
+  private readonly tokens = new Map<string, AccessToken>();
+  private readonly flights = new SingleFlight<AccessToken>();
+  private readonly fetch: Fetch;
+  private readonly defaultTenant: string;
+  private readonly onFetch: (result: "ok" | "error") => void;
+  /** Managed identities get their tenant from IMDS; the others must match the vault's. */
+  private readonly checkTenant: boolean;
+
+  constructor(fetch: Fetch, defaultTenant: string, onFetch: (result: "ok" | "error") => void, checkTenant = false) {
+    this.fetch = fetch;
+    this.defaultTenant = defaultTenant;
+    this.onFetch = onFetch;
+    this.checkTenant = checkTenant;
+  }
+
+  private key(scopes: string | string[], options: GetTokenOptions | undefined): string {
+    const list = Array.isArray(scopes) ? scopes : [scopes];
+    return [list.join(" "), options?.tenantId ?? this.defaultTenant, options?.claims ?? "", options?.enableCae ? "cae" : ""].join("\n");
+  }
+
+  private fresh(token: AccessToken | undefined): token is AccessToken {
+    if (!token) return false;
+    const now = Date.now();
+    if (token.refreshAfterTimestamp !== undefined && token.refreshAfterTimestamp <= now) return false;
+    return token.expiresOnTimestamp - now > REFRESH_MARGIN_MS;
+  }
+
+  /** Stores a token obtained elsewhere (the workload identity proof). */
+  put(scopes: string[], options: GetTokenOptions, token: AccessToken): void {
+    this.tokens.set(this.key(scopes, options), token);
+  }
+
+  async getToken(scopes: string | string[], options?: GetTokenOptions): Promise<AccessToken> {
+    if (this.checkTenant && options?.tenantId && options.tenantId.toLowerCase() !== this.defaultTenant.toLowerCase()) {
+      throw new TenantMismatch(options.tenantId, this.defaultTenant);
+    }
+    const list = Array.isArray(scopes) ? scopes : [scopes];
+    const key = this.key(list, options);
+    const cached = this.tokens.get(key);
+    if (this.fresh(cached)) return cached;
+    const { promise } = this.flights.run(key, async () => {
+      const { abortSignal: _ignored, ...shared } = options ?? {};
+      const scoped = scopedSignal([], FETCH_TIMEOUT_MS);
+      try {
+        const token = await this.fetch(list, { ...shared, abortSignal: scoped.signal });
+        this.onFetch("ok");
+        this.tokens.set(key, token);
+        return token;
+      } catch (err) {
+        this.onFetch("error");
+        throw err;
+      } finally {
+        scoped.dispose();
+      }
+    });
+    return raceSignal(promise, options?.abortSignal as AbortSignal | undefined);
+  }
+}
+
+// ---- identities ------------------------------------------------------------------
+
+export interface IdentityOptions {
+  metrics?: ProviderMetrics;
+  /** Service-account tokens remembered as proven, per identity. */
+  maxProvenTokens?: number;
+}
+
+/** One cached identity: its credential, the latest workload identity token, and its Key Vault clients. */
+export class Identity {
+  readonly key: string;
+  readonly description: string;
+  readonly credential: CachingCredential;
+  /** Per-vault state hung on the identity (Key Vault clients), evicted with it. */
+  readonly attachments = new Map<string, unknown>();
+  private auth: AuthConfig;
+  private readonly proven: LruCache<string, true>;
+  private readonly proofs = new SingleFlight<void>();
+  private readonly metrics: ProviderMetrics | undefined;
+
+  constructor(auth: AuthConfig, options: IdentityOptions) {
+    this.auth = auth;
+    this.key = identityKey(auth);
+    this.description = describeIdentity(auth);
+    this.metrics = options.metrics;
+    this.proven = new LruCache({ maxEntries: options.maxProvenTokens ?? 64, idleMs: 24 * 3600_000 });
+    this.credential = new CachingCredential(
+      (scopes, opts) => this.fetchToken(scopes, opts),
+      auth.tenantId,
+      (result) => this.metrics?.countTokenRequest(auth.mode, result),
+      auth.mode !== "ManagedIdentity",
+    );
+  }
+
+  get mode(): AuthMode {
+    return this.auth.mode;
+  }
+
+  /** What error messages may name: mode, tenant, client id and cloud (no secret). */
+  get summary(): Pick<AuthConfig, "mode" | "tenantId" | "clientId" | "cloud"> {
+    return { mode: this.auth.mode, tenantId: this.auth.tenantId, clientId: this.auth.clientId, cloud: this.auth.cloud };
+  }
+
+  private credentialOptions(): { authorityHost: string; disableInstanceDiscovery: boolean; retryOptions: { maxRetries: number } } {
+    return {
+      authorityHost: this.auth.cloud.activeDirectoryEndpoint,
+      // Entra ID instance discovery only knows the public clouds' authorities;
+      // a custom cloud (Azure Stack) would fail it.
+      disableInstanceDiscovery: !this.auth.cloud.wellKnown,
+      // Retries are the Key Vault reader's, which know the call's deadline and
+      // say what failed; the SDK's own would spend the deadline unseen.
+      retryOptions: { maxRetries: 0 },
+    };
+  }
+
+  private underlying(sdk: AzureSdk, token?: string): TokenCredential {
+    const auth = this.auth;
+    switch (auth.mode) {
+      case "ServicePrincipal":
+        return new sdk.ClientSecretCredential(auth.tenantId, auth.clientId, auth.clientSecret ?? "", this.credentialOptions());
+      case "WorkloadIdentity": {
+        const assertion = token ?? auth.serviceAccountToken ?? "";
+        return new sdk.ClientAssertionCredential(auth.tenantId, auth.clientId, () => Promise.resolve(assertion), this.credentialOptions());
+      }
+      case "ManagedIdentity":
+        return auth.clientId ? new sdk.ManagedIdentityCredential({ clientId: auth.clientId }) : new sdk.ManagedIdentityCredential();
+    }
+  }
+
+  private sharedUnderlying: TokenCredential | undefined;
+
+  private async fetchToken(scopes: string[], options: GetTokenOptions): Promise<AccessToken> {
+    const sdk = await azureSdk();
+    // Workload identity: a new credential each time, so the newest
+    // service-account token is the assertion. Others: one credential.
+    const credential = this.auth.mode === "WorkloadIdentity" ? this.underlying(sdk) : (this.sharedUnderlying ??= this.underlying(sdk));
+    return nonNull(credential.getToken(scopes, options));
+  }
+
+  /**
+   * Called by every mount before it reads from Key Vault. For workload
+   * identity, makes sure the mount's service-account token was accepted by
+   * Entra ID before the cached token is used on its behalf, and makes it the
+   * token future refreshes use.
+   */
+  async prepare(auth: AuthConfig, signal?: AbortSignal): Promise<void> {
+    if (auth.mode !== "WorkloadIdentity" || !auth.serviceAccountToken) return;
+    const token = auth.serviceAccountToken;
+    const hash = sha256(token);
+    if (this.proven.get(hash) && !expired(token)) {
+      this.adopt(auth);
+      return;
+    }
+    const { promise } = this.proofs.run(hash, async () => {
+      const scopes = [keyVaultScope(auth.cloud)];
+      const options: GetTokenOptions = { enableCae: true };
+      let accessToken: AccessToken;
+      const scoped = scopedSignal([], FETCH_TIMEOUT_MS);
+      try {
+        accessToken = await nonNull(this.underlying(await azureSdk(), token).getToken(scopes, { ...options, abortSignal: scoped.signal }));
+        this.metrics?.countTokenRequest(auth.mode, "ok");
+      } catch (err) {
+        this.metrics?.countTokenRequest(auth.mode, "error");
+        throw err;
+      } finally {
+        scoped.dispose();
+      }
+      this.proven.set(hash, true);
+      this.adopt(auth);
+      this.credential.put(scopes, options, accessToken);
+    });
+    await raceSignal(promise, signal);
+  }
+
+  private adopt(auth: AuthConfig): void {
+    const previous = this.auth.serviceAccountToken ? jwtClaims(this.auth.serviceAccountToken) : undefined;
+    const next = auth.serviceAccountToken ? jwtClaims(auth.serviceAccountToken) : undefined;
+    const prevIat = typeof previous?.iat === "number" ? previous.iat : 0;
+    const nextIat = typeof next?.iat === "number" ? next.iat : 0;
+    if (!this.auth.serviceAccountToken || nextIat >= prevIat) this.auth = { ...this.auth, serviceAccountToken: auth.serviceAccountToken };
+  }
+}
+
+async function nonNull(pending: Promise<AccessToken | null>): Promise<AccessToken> {
+  const token = await pending;
+  if (!token) {
+    const err = new Error("the credential returned no access token");
+    err.name = "CredentialUnavailableError";
+    throw err;
+  }
+  return token;
+}
+
+function expired(token: string): boolean {
+  const exp = jwtClaims(token)?.exp;
+  return typeof exp === "number" && exp * 1000 <= Date.now();
+}
+
+/** The bounded cache of identities (LRU with idle eviction). */
+export class IdentityCache {
+  private readonly cache: LruCache<string, Identity>;
+  private readonly options: IdentityOptions;
+
+  constructor(options: IdentityOptions & { maxEntries?: number; idleMs?: number } = {}) {
+    this.options = options;
+    this.cache = new LruCache({
+      maxEntries: options.maxEntries ?? 256,
+      idleMs: options.idleMs ?? 3600_000,
+      onEvict: () => options.metrics?.cachedIdentities.set(this.cache.size),
+    });
+  }
+
+  get size(): number {
+    return this.cache.size;
+  }
+
+  get(auth: AuthConfig): Identity {
+    const identity = this.cache.getOrCreate(identityKey(auth), () => new Identity(auth, this.options));
+    this.options.metrics?.cachedIdentities.set(this.cache.size);
+    return identity;
+  }
+}
+
+// ---- auth config from the mount parameters ---------------------------------------
+
+export interface AuthInputs {
+  useVMManagedIdentity: boolean;
+  userAssignedIdentityID: string;
+  clientID: string;
+  tenantId: string;
+  cloud: CloudEnvironment;
+  /** The raw `csi.storage.k8s.io/serviceAccount.tokens` attribute, if any. */
+  serviceAccountTokens: string | undefined;
+  podNamespace: string;
+  serviceAccountName: string;
+  /** Parsed nodePublishSecretRef data (null when there is none). */
+  secrets: Record<string, unknown> | null;
+  /** Told about parameters that are set but not used, as upstream ignores them. */
+  onWarning?: (message: string) => void;
+}
+
+/** Chooses the identity mode as upstream does (pod identity and token proxy are refused earlier). */
+export function buildAuthConfig(input: AuthInputs): AuthConfig {
+  const base = { tenantId: input.tenantId, cloud: input.cloud };
+  if (input.useVMManagedIdentity) {
+    if (input.clientID) {
+      input.onWarning?.(
+        `clientID is not used because useVMManagedIdentity is "true": the objects are read with the VM's ${input.userAssignedIdentityID ? "user-assigned" : "system-assigned"} managed identity, as upstream does (remove clientID, or remove useVMManagedIdentity for workload identity)`,
+      );
+    }
+    return { ...base, mode: "ManagedIdentity", clientId: input.userAssignedIdentityID };
+  }
+  if (input.userAssignedIdentityID) {
+    input.onWarning?.('userAssignedIdentityID is not used without useVMManagedIdentity: "true", as upstream ignores it (set useVMManagedIdentity, or remove userAssignedIdentityID)');
+  }
+  if (input.clientID) {
+    const fail = (detail: string): never => {
+      throw invalidArgument(`failed to build auth config for mode None: failed to parse workload identity tokens, error: ${detail}`);
+    };
+    if (!input.serviceAccountTokens) fail("service account tokens not found (the CSIDriver object needs tokenRequests with audience api://AzureADTokenExchange)");
+    let tokens: unknown;
+    try {
+      tokens = JSON.parse(input.serviceAccountTokens!);
+    } catch {
+      fail("the service account tokens attribute is not valid JSON");
+    }
+    const entry = tokens !== null && typeof tokens === "object" ? (tokens as Record<string, unknown>)[WORKLOAD_IDENTITY_AUDIENCE] : undefined;
+    const token = entry !== null && typeof entry === "object" ? (entry as Record<string, unknown>).token : undefined;
+    if (typeof token !== "string" || token === "") fail(`token for audience ${WORKLOAD_IDENTITY_AUDIENCE} not found`);
+    const claims = jwtClaims(token as string);
+    const subject = typeof claims?.sub === "string" ? claims.sub : undefined;
+    if (!subject) fail(`the token for audience ${WORKLOAD_IDENTITY_AUDIENCE} is not a service account JWT`);
+    if (input.podNamespace && input.serviceAccountName) {
+      const expected = `system:serviceaccount:${input.podNamespace}:${input.serviceAccountName}`;
+      if (subject !== expected) fail(`the token for audience ${WORKLOAD_IDENTITY_AUDIENCE} was issued to ${subject}, not to the pod's service account ${expected}`);
+    }
+    return { ...base, mode: "WorkloadIdentity", clientId: input.clientID, serviceAccountToken: token as string, serviceAccountSubject: subject };
+  }
+  if (input.secrets === null || input.secrets === undefined) {
+    throw invalidArgument(
+      "failed to get credentials, nodePublishSecretRef secret is not set (set clientID for workload identity, useVMManagedIdentity for a managed identity, or nodePublishSecretRef for a service principal)",
+    );
+  }
+  const lookup = (name: string): string | undefined => {
+    for (const [k, v] of Object.entries(input.secrets!)) if (k.toLowerCase() === name && typeof v === "string") return v.trim();
+    return undefined;
+  };
+  const clientId = lookup("clientid");
+  if (!clientId) throw invalidArgument("could not find clientid in secrets");
+  const clientSecret = lookup("clientsecret");
+  if (!clientSecret) throw invalidArgument("could not find clientsecret in secrets");
+  return { ...base, mode: "ServicePrincipal", clientId, clientSecret };
+}
+
+const IDENTITY_ERROR_NAMES = new Set([
+  "AuthenticationError",
+  "AggregateAuthenticationError",
+  "CredentialUnavailableError",
+  "AuthenticationRequiredError",
+  "ServerError",
+  "AuthError",
+  "ClientAuthError",
+  "ClientConfigurationError",
+  "InteractionRequiredAuthError",
+]);
+
+/** Entra ID error codes that mean the credential itself was refused (final). */
+const REFUSED = new Set(["invalid_client", "unauthorized_client", "invalid_grant", "invalid_request", "invalid_scope", "invalid_resource", "access_denied", "untrusted_authority"]);
+/** Entra ID (OAuth) error codes of a transient failure. */
+const TRANSIENT = new Set(["temporarily_unavailable", "server_error", "service_unavailable"]);
+/** AADSTS codes: tenant unknown or malformed. */
+const UNKNOWN_TENANT = new Set([90002, 900023, 90072]);
+/** AADSTS codes: no application with that client id in the tenant. */
+const UNKNOWN_APP = new Set([700016]);
+/** AADSTS codes: transient on Entra ID's side. */
+const TRANSIENT_AADSTS = new Set([90033, 50196]);
+
+/** True for errors thrown by @azure/identity or MSAL while getting a token. */
+export function isIdentityError(err: unknown): boolean {
+  const e = err as { name?: string; errorCode?: unknown };
+  return IDENTITY_ERROR_NAMES.has(e?.name ?? "") || typeof e?.errorCode === "string";
+}
+
+/** The parameter a user fixes for a refused credential, by identity mode. */
+function credentialHint(mode: AuthMode | undefined): string {
+  switch (mode) {
+    case "ServicePrincipal":
+      return "check clientid and clientsecret in the nodePublishSecretRef Secret";
+    case "WorkloadIdentity":
+      return "check clientID and that the identity has a federated credential for the pod's service account";
+    case "ManagedIdentity":
+      return "check userAssignedIdentityID and that the identity is assigned to the node";
+    default:
+      return "check the identity parameters";
+  }
+}
+
+/**
+ * Maps @azure/identity / MSAL errors to gRPC codes kubelet reads: what a
+ * retry cannot fix is final and names the parameter to fix (unknown tenant:
+ * InvalidArgument; unknown app or managed identity: NotFound; refused secret
+ * or assertion: PermissionDenied; untrusted TLS certificate:
+ * FailedPrecondition); throttling, 5xx and unreachable endpoints are
+ * Unavailable.
+ */
+export function authError(err: unknown, what: string, auth?: Pick<AuthConfig, "mode" | "tenantId" | "clientId" | "cloud">): ProviderError {
+  const e = err as { name?: string; statusCode?: number; message?: string; errorCode?: string; errorResponse?: { error?: string } };
+  const message = firstLine(e.message ?? String(err));
+  const code = e.statusCode ?? 0;
+  const aadCode = e.errorCode ?? e.errorResponse?.error ?? "";
+  const aadsts = Number(/AADSTS(\d+)/.exec(message)?.[1] ?? NaN);
+  const loginHost = auth && auth.mode !== "ManagedIdentity" ? hostOf(auth.cloud.activeDirectoryEndpoint) : "the token endpoint";
+  const tls = tlsTrustError(err, loginHost);
+  if (tls) return tls.wrap(`${what}: `);
+  if (code === 429 || aadsts === 50196) return new ProviderError(status.UNAVAILABLE, "Throttled", `${what}: ${message}`);
+  if (code >= 500 || TRANSIENT.has(aadCode) || TRANSIENT_AADSTS.has(aadsts)) return new ProviderError(status.UNAVAILABLE, "ServiceUnavailable", `${what}: ${message}`);
+  if (UNKNOWN_TENANT.has(aadsts)) {
+    return new ProviderError(status.INVALID_ARGUMENT, "WrongTenant", `${what}: tenantID "${auth?.tenantId ?? ""}" is not a tenant Entra ID knows (check tenantID): ${message}`);
+  }
+  if (UNKNOWN_APP.has(aadsts)) {
+    const param = auth?.mode === "ServicePrincipal" ? "clientid in the nodePublishSecretRef Secret" : "clientID";
+    return new ProviderError(status.NOT_FOUND, "IdentityNotFound", `${what}: no application ${auth?.clientId ?? ""} in tenant ${auth?.tenantId ?? ""} (check ${param} and tenantID): ${message}`);
+  }
+  if (auth?.mode === "ManagedIdentity" && /identity not found/i.test(message)) {
+    const which = auth.clientId ? `userAssignedIdentityID ${auth.clientId}` : "the system-assigned identity";
+    return new ProviderError(status.NOT_FOUND, "IdentityNotFound", `${what}: the node has no managed identity ${which} (check userAssignedIdentityID, or assign the identity to the node): ${message}`);
+  }
+  if (REFUSED.has(aadCode) || Number.isFinite(aadsts) || (code >= 400 && code < 500)) {
+    return new ProviderError(status.PERMISSION_DENIED, "AuthenticationFailed", `${what}: ${message}; ${credentialHint(auth?.mode)}`);
+  }
+  return new ProviderError(status.UNAVAILABLE, "AuthenticationFailed", `${what}: ${message}`);
+}
+
+function hostOf(url: string): string {
+  try {
+    return new URL(url).host;
+  } catch {
+    return url;
+  }
+}
+
+function firstLine(text: string): string {
+  const line = text.split("\n")[0]!.trim();
+  return line.length > 400 ? `${line.slice(0, 400)}…` : line;
+}

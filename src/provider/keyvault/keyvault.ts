@@ -1,0 +1,467 @@
+// Reads from Key Vault with the official SDK clients, at bounded cost:
+// - clients are cached per identity and vault (no new challenge/token per mount),
+//   and the first request of a new client goes alone so that only one
+//   authentication challenge is answered;
+// - identical reads in flight (same identity, vault, type, name, version) are
+//   sent once (single-flight);
+// - 429/5xx/network failures are retried with backoff that honours
+//   Retry-After, but never past the caller's deadline (the SDK's own retries
+//   are off);
+// - every HTTP request takes a token from the vault's request budget first.
+import { AsyncLocalStorage } from "node:async_hooks";
+import type { PipelinePolicy, PipelineRequest, PipelineResponse, SendRequest } from "@azure/core-rest-pipeline";
+import type { CertificateClient } from "@azure/keyvault-certificates";
+import type { KeyClient } from "@azure/keyvault-keys";
+import type { SecretClient } from "@azure/keyvault-secrets";
+import { status } from "@grpc/grpc-js";
+import { scopedSignal } from "../../shared/abort.ts";
+import type { Logger } from "../../shared/logger.ts";
+import { BUILD_VERSION } from "../../shared/cli/version.ts";
+import { azureSdk, type AzureSdk } from "./azure-sdk.ts";
+import { TokenBucket } from "./budget.ts";
+import type { FetchedCertificate } from "../formats/cert.ts";
+import { deadlineExceeded, ProviderError, tlsTrustError, type ErrorClass } from "../errors.ts";
+import type { AuthConfig, Identity } from "../auth/identity.ts";
+import { authError, isIdentityError, TenantMismatch } from "../auth/identity.ts";
+import type { FetchedKey } from "../formats/key.ts";
+import { LruCache } from "../../shared/lru.ts";
+import type { ProviderMetrics } from "../metrics.ts";
+import type { ObjectType } from "../objects/objects.ts";
+import type { FetchedSecret } from "../formats/secret.ts";
+import { raceSignal, sleep } from "./singleflight.ts";
+import { isMsalNetworkError, probeTlsTrust } from "../auth/tls-probe.ts";
+
+export interface VaultRef {
+  name: string;
+  url: string;
+}
+
+export interface CallContext {
+  /** Epoch ms by which the answer must be ready. */
+  deadline: number;
+  signal: AbortSignal;
+}
+
+export interface VersionInfo {
+  version: string;
+  createdOn: number;
+  enabled: boolean;
+}
+
+export interface RetryOptions {
+  maxAttempts: number;
+  baseDelayMs: number;
+  maxDelayMs: number;
+}
+
+export interface KeyVaultReaderOptions {
+  metrics?: ProviderMetrics;
+  logger?: Logger;
+  /** Per-vault request budget: `requests` per `windowMs`. */
+  budget: { requests: number; windowMs: number };
+  retry?: Partial<RetryOptions>;
+}
+
+interface Flight {
+  promise: Promise<unknown>;
+  controller: AbortController;
+  waiters: number;
+}
+
+interface Gate {
+  open: boolean;
+  pending: Promise<void> | undefined;
+}
+
+interface VaultClients {
+  secrets: SecretClient;
+  keys: KeyClient;
+  certificates: CertificateClient;
+  gates: Record<ObjectType, Gate>;
+}
+
+type Operation = "get" | "list_versions";
+
+const DEFAULT_RETRY: RetryOptions = { maxAttempts: 6, baseDelayMs: 500, maxDelayMs: 16_000 };
+const RETRY_DEADLINE_MARGIN_MS = 100;
+
+/** What Key Vault operation an HTTP request is, for the request counter. */
+export function operationOf(method: string, url: string): string {
+  let path: string;
+  try {
+    path = new URL(url).pathname;
+  } catch {
+    return "other";
+  }
+  const [collection, , rest] = path.split("/").filter((p, i) => i > 0 && p !== "");
+  const kind = collection === "secrets" ? "secret" : collection === "keys" ? "key" : collection === "certificates" ? "certificate" : undefined;
+  if (!kind || method !== "GET") return "other";
+  if (rest === "versions") return `list_${kind}_versions`;
+  return `get_${kind}`;
+}
+
+function lastSegment(id: string | undefined): string {
+  if (!id) return "";
+  const parts = id.replace(/\/+$/, "").split("/");
+  return parts[parts.length - 1] ?? "";
+}
+
+function retryAfterMs(err: unknown): number | undefined {
+  const headers = (err as { response?: { headers?: { get(name: string): string | undefined } } }).response?.headers;
+  if (!headers) return undefined;
+  for (const name of ["retry-after-ms", "x-ms-retry-after-ms"]) {
+    const value = Number(headers.get(name));
+    if (headers.get(name) !== undefined && Number.isFinite(value) && value >= 0) return value;
+  }
+  const retryAfter = headers.get("retry-after");
+  if (retryAfter === undefined) return undefined;
+  const seconds = Number(retryAfter);
+  if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
+  const date = Date.parse(retryAfter);
+  return Number.isFinite(date) ? Math.max(0, date - Date.now()) : undefined;
+}
+
+function firstLine(text: string): string {
+  const line = text.split("\n")[0]!.trim();
+  return line.length > 400 ? `${line.slice(0, 400)}…` : line;
+}
+
+const KNOWN_NOT_FOUND = new Set(["SecretNotFound", "KeyNotFound", "CertificateNotFound"]);
+
+/** Turns whatever the SDK threw into a ProviderError (code + stable class + message naming the vault and what to fix). */
+export function classify(err: unknown, vault: VaultRef, ctx: CallContext, auth?: Pick<AuthConfig, "mode" | "tenantId" | "clientId" | "cloud">): ProviderError {
+  if (err instanceof ProviderError) return err;
+  const e = err as { name?: string; statusCode?: number; code?: string; message?: string };
+  const where = `key vault "${vault.name}" (${vault.url})`;
+  if (e.name === "AbortError" || e.name === "TimeoutError") {
+    if (Date.now() >= ctx.deadline - 50 || !ctx.signal.aborted) return deadlineExceeded(`${where}: no answer before the call's deadline`);
+    return new ProviderError(status.CANCELLED, "Cancelled", `${where}: cancelled`);
+  }
+  if (err instanceof TenantMismatch) {
+    return new ProviderError(
+      status.INVALID_ARGUMENT,
+      "WrongTenant",
+      `${where}: ${err.message}: set tenantID in the SecretProviderClass to the vault's tenant ${err.vaultTenant}`,
+    );
+  }
+  const tls = tlsTrustError(err, vaultHost(vault));
+  if (tls) return tls.wrap(`${where}: `);
+  if (isIdentityError(err)) {
+    return authError(err, `${where}: failed to get an access token`, auth);
+  }
+  const message = firstLine(e.message ?? String(err));
+  if (e.name === "RestError" || typeof e.statusCode === "number") {
+    const statusCode = e.statusCode;
+    const code = typeof e.code === "string" ? e.code : "";
+    const detail = `${where}: ${code ? `${code} ` : ""}(HTTP ${statusCode ?? "-"}): ${message}`;
+    if (statusCode === undefined) return networkError(err, vault, where, message);
+    if (statusCode === 404) {
+      if (code === "VaultNotFound") return new ProviderError(status.NOT_FOUND, "VaultNotFound", `${detail} (check keyvaultName)`);
+      const cls: ErrorClass = KNOWN_NOT_FOUND.has(code) ? (code as ErrorClass) : "NotFound";
+      return new ProviderError(status.NOT_FOUND, cls, detail);
+    }
+    if (statusCode === 401) return new ProviderError(status.PERMISSION_DENIED, "Unauthorized", detail);
+    if (statusCode === 403) return new ProviderError(status.PERMISSION_DENIED, "Forbidden", detail);
+    if (statusCode === 400) return new ProviderError(status.INVALID_ARGUMENT, "BadParameter", detail);
+    if (statusCode === 429) return new ProviderError(status.RESOURCE_EXHAUSTED, "Throttled", detail);
+    if (statusCode === 408 || statusCode >= 500) return new ProviderError(status.UNAVAILABLE, "ServiceUnavailable", detail);
+    return new ProviderError(status.UNKNOWN, "KeyVaultError", detail);
+  }
+  return networkError(err, vault, where, message);
+}
+
+function vaultHost(vault: VaultRef): string {
+  try {
+    return new URL(vault.url).host;
+  } catch {
+    return vault.url;
+  }
+}
+
+/**
+ * A request that got no HTTP answer. A vault host that does not resolve
+ * (NXDOMAIN) is a wrong keyvaultName or cloud, final; anything else
+ * (resets, refused connections, DNS timeouts) is transient.
+ */
+function networkError(err: unknown, vault: VaultRef, where: string, message: string): ProviderError {
+  const e = err as { code?: unknown; request?: { url?: string } };
+  let host = vaultHost(vault);
+  try {
+    if (e.request?.url) host = new URL(e.request.url).host;
+  } catch {
+    // keep the vault's host
+  }
+  if (e.code === "ENOTFOUND" && host === vaultHost(vault)) {
+    return new ProviderError(
+      status.NOT_FOUND,
+      "VaultNotFound",
+      `${where}: the host ${host} does not exist (DNS: ENOTFOUND): check keyvaultName, and cloudName for a vault of another cloud`,
+    );
+  }
+  return new ProviderError(status.UNAVAILABLE, "NetworkError", `${where}: ${message}`);
+}
+
+function retryReason(err: ProviderError): string | undefined {
+  if (err.errorClass === "Throttled") return "throttled";
+  if (err.errorClass === "ServiceUnavailable") return "unavailable";
+  if (err.errorClass === "NetworkError") return "network";
+  return undefined;
+}
+
+export class KeyVaultReader {
+  private readonly metrics: ProviderMetrics | undefined;
+  private readonly logger: Logger | undefined;
+  private readonly retry: RetryOptions;
+  private readonly budgetOptions: { requests: number; windowMs: number };
+  private readonly budgets: LruCache<string, TokenBucket>;
+  private readonly flights = new Map<string, Flight>();
+  /** The calling context, visible to the pipeline policies (budget deadline). */
+  private readonly context = new AsyncLocalStorage<CallContext>();
+
+  constructor(options: KeyVaultReaderOptions) {
+    this.metrics = options.metrics;
+    this.logger = options.logger;
+    this.retry = { ...DEFAULT_RETRY, ...options.retry };
+    this.budgetOptions = options.budget;
+    this.budgets = new LruCache({ maxEntries: 1024, idleMs: 3600_000 });
+  }
+
+  /** Reads currently in flight (for tests and debugging). */
+  get inFlight(): number {
+    return this.flights.size;
+  }
+
+  private budget(vault: VaultRef): TokenBucket {
+    return this.budgets.getOrCreate(vault.url, () => new TokenBucket(this.budgetOptions));
+  }
+
+  private policies(vault: VaultRef): Array<{ policy: PipelinePolicy; position: "perCall" | "perRetry" }> {
+    const budgetPolicy: PipelinePolicy = {
+      name: "sscsiVaultBudget",
+      sendRequest: async (request: PipelineRequest, next: SendRequest): Promise<PipelineResponse> => {
+        const ctx = this.context.getStore();
+        const waited = await this.budget(vault).take(ctx?.deadline ?? Date.now() + 60_000, request.abortSignal as AbortSignal | undefined, `key vault "${vault.name}"`);
+        if (waited > 0) this.metrics?.countBudgetWait(vault.name, waited);
+        return next(request);
+      },
+    };
+    const countingPolicy: PipelinePolicy = {
+      name: "sscsiRequestCounter",
+      sendRequest: async (request: PipelineRequest, next: SendRequest): Promise<PipelineResponse> => {
+        const operation = operationOf(request.method, request.url);
+        try {
+          const response = await next(request);
+          this.metrics?.countHttp(vault.name, operation, response.status);
+          return response;
+        } catch (err) {
+          this.metrics?.countHttp(vault.name, operation, (err as { statusCode?: number }).statusCode);
+          throw err;
+        }
+      },
+    };
+    return [
+      { policy: budgetPolicy, position: "perRetry" },
+      { policy: countingPolicy, position: "perRetry" },
+    ];
+  }
+
+  private clients(sdk: AzureSdk, identity: Identity, vault: VaultRef): VaultClients {
+    const existing = identity.attachments.get(vault.url) as VaultClients | undefined;
+    if (existing) return existing;
+    const options = {
+      retryOptions: { maxRetries: 0 },
+      additionalPolicies: this.policies(vault),
+      userAgentOptions: { userAgentPrefix: `secrets-store-csi-provider-azure/${BUILD_VERSION}` },
+    };
+    const gate = (): Gate => ({ open: false, pending: undefined });
+    const clients: VaultClients = {
+      secrets: new sdk.SecretClient(vault.url, identity.credential, options),
+      keys: new sdk.KeyClient(vault.url, identity.credential, options),
+      certificates: new sdk.CertificateClient(vault.url, identity.credential, options),
+      gates: { secret: gate(), key: gate(), cert: gate() },
+    };
+    identity.attachments.set(vault.url, clients);
+    return clients;
+  }
+
+  /**
+   * Lets the first request of a fresh client through alone: it answers the
+   * authentication challenge; the others then go straight with the token.
+   */
+  private async throughGate<T>(gate: Gate, signal: AbortSignal, fn: () => Promise<T>): Promise<T> {
+    while (!gate.open) {
+      if (gate.pending) {
+        await raceSignal(gate.pending, signal);
+        continue;
+      }
+      const result = fn();
+      gate.pending = result.then(
+        () => {
+          gate.open = true;
+          gate.pending = undefined;
+        },
+        () => {
+          gate.pending = undefined;
+        },
+      );
+      return result;
+    }
+    return fn();
+  }
+
+  private async withRetries<T>(vault: VaultRef, ctx: CallContext, auth: Identity["summary"], fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    let last: ProviderError | undefined;
+    // A little before the caller's deadline, so the caller hears why the attempts failed.
+    const until = ctx.deadline - RETRY_DEADLINE_MARGIN_MS;
+    for (let attempt = 1; ; attempt++) {
+      const remaining = until - Date.now();
+      if (remaining <= 0) throw deadlineExceeded(`key vault "${vault.name}" (${vault.url}): no answer before the call's deadline`);
+      const scoped = scopedSignal([ctx.signal], remaining);
+      try {
+        return await this.context.run(ctx, () => fn(scoped.signal));
+      } catch (err) {
+        let error = classify(err, vault, ctx, auth);
+        if (auth.mode !== "ManagedIdentity" && isMsalNetworkError(err)) {
+          // MSAL hides the cause; a certificate problem is final, not an outage
+          error = (await probeTlsTrust(auth.cloud.activeDirectoryEndpoint))?.wrap(`key vault "${vault.name}" (${vault.url}): failed to get an access token: `) ?? error;
+        }
+        // The deadline cut a retry short: what failed before is the story, and it is transient.
+        if (error.errorClass === "DeadlineExceeded" && last) {
+          throw new ProviderError(status.UNAVAILABLE, last.errorClass, `gave up at the call's deadline after ${attempt} attempts: ${last.message}`);
+        }
+        const reason = retryReason(error);
+        if (!reason) throw error;
+        last = error;
+        // What retries could not fix in time is still transient for kubelet: UNAVAILABLE.
+        if (attempt >= this.retry.maxAttempts) throw new ProviderError(status.UNAVAILABLE, error.errorClass, `gave up after ${attempt} attempts: ${error.message}`);
+        const backoff = Math.min(this.retry.maxDelayMs, this.retry.baseDelayMs * 2 ** (attempt - 1)) * (0.8 + Math.random() * 0.4);
+        const delay = retryAfterMs(err) ?? backoff;
+        if (Date.now() + delay >= until) {
+          throw new ProviderError(
+            status.UNAVAILABLE,
+            error.errorClass,
+            `gave up after ${attempt} attempt(s), the next retry (in ${Math.ceil(delay / 1000)}s) would pass the call's deadline: ${error.message}`,
+          );
+        }
+        this.metrics?.countRetry(reason);
+        this.logger?.debug({ vault: vault.name, attempt, delayMs: Math.round(delay), reason }, "retrying key vault request");
+        await sleep(delay, ctx.signal);
+      } finally {
+        scoped.dispose();
+      }
+    }
+  }
+
+  /**
+   * One Key Vault operation: single-flight, gate, retries, metrics. A shared
+   * read runs until its last interested caller has gone: one mount failing
+   * (and cancelling its own reads) does not cancel a read another mount waits for.
+   */
+  private run<T>(
+    identity: Identity,
+    vault: VaultRef,
+    objectType: ObjectType,
+    objectName: string,
+    operation: Operation,
+    version: string,
+    ctx: CallContext,
+    fn: (clients: VaultClients, signal: AbortSignal) => Promise<T>,
+  ): Promise<T> {
+    if (ctx.signal.aborted) return Promise.reject(classify(ctx.signal.reason, vault, ctx, identity.summary));
+    const key = [identity.key, vault.url, objectType, objectName.toLowerCase(), operation, version].join("\n");
+    let flight = this.flights.get(key);
+    if (flight) {
+      this.metrics?.countDeduplicated(objectType);
+    } else {
+      const controller = new AbortController();
+      const shared: CallContext = { deadline: ctx.deadline, signal: controller.signal };
+      const created: Flight = { promise: Promise.resolve(), controller, waiters: 0 };
+      created.promise = (async () => {
+        const started = performance.now();
+        let errorClass: ErrorClass | "" = "";
+        try {
+          const clients = this.clients(await azureSdk(), identity, vault);
+          const gate = clients.gates[objectType];
+          return await this.withRetries(vault, shared, identity.summary, (signal) => this.throughGate(gate, signal, () => fn(clients, signal)));
+        } catch (err) {
+          errorClass = err instanceof ProviderError ? err.errorClass : "Internal";
+          throw err;
+        } finally {
+          this.flights.delete(key);
+          this.metrics?.observeKeyVault(objectType, objectName, operation, (performance.now() - started) / 1000, errorClass);
+        }
+      })();
+      // a flight nobody waits for any more must not raise an unhandled rejection
+      created.promise.catch(() => {});
+      this.flights.set(key, created);
+      flight = created;
+    }
+    const joined = flight;
+    joined.waiters++;
+    const leave = () => {
+      if (--joined.waiters === 0) joined.controller.abort();
+    };
+    return raceSignal(joined.promise as Promise<T>, ctx.signal).then(
+      (value) => {
+        joined.waiters--;
+        return value;
+      },
+      (err: unknown) => {
+        if (ctx.signal.aborted) leave();
+        else joined.waiters--;
+        throw classify(err, vault, ctx, identity.summary);
+      },
+    );
+  }
+
+  getSecret(identity: Identity, vault: VaultRef, name: string, version: string, ctx: CallContext): Promise<FetchedSecret> {
+    return this.run(identity, vault, "secret", name, "get", version, ctx, async (clients, abortSignal) => {
+      const secret = await clients.secrets.getSecret(name, { version: version || undefined, abortSignal });
+      return {
+        value: secret.value ?? "",
+        contentType: secret.properties.contentType,
+        kid: secret.properties.certificateKeyId,
+        version: secret.properties.version ?? lastSegment(secret.properties.id),
+      };
+    });
+  }
+
+  getKey(identity: Identity, vault: VaultRef, name: string, version: string, ctx: CallContext): Promise<FetchedKey> {
+    return this.run(identity, vault, "key", name, "get", version, ctx, async (clients, abortSignal) => {
+      const key = await clients.keys.getKey(name, { version: version || undefined, abortSignal });
+      const jwk = key.key;
+      return {
+        kty: jwk?.kty,
+        crv: jwk?.crv,
+        n: jwk?.n,
+        e: jwk?.e,
+        x: jwk?.x,
+        y: jwk?.y,
+        kid: jwk?.kid ?? key.id,
+        version: lastSegment(jwk?.kid ?? key.id) || (key.properties.version ?? ""),
+      };
+    });
+  }
+
+  getCertificate(identity: Identity, vault: VaultRef, name: string, version: string, ctx: CallContext): Promise<FetchedCertificate> {
+    return this.run(identity, vault, "cert", name, "get", version, ctx, async (clients, abortSignal) => {
+      const cert = version
+        ? await clients.certificates.getCertificateVersion(name, version, { abortSignal })
+        : await clients.certificates.getCertificate(name, { abortSignal });
+      return { cer: cert.cer, id: cert.properties.id, version: cert.properties.version ?? lastSegment(cert.properties.id) };
+    });
+  }
+
+  /** All versions of an object (every page), as upstream's history mode lists them. */
+  listVersions(identity: Identity, vault: VaultRef, type: ObjectType, name: string, ctx: CallContext): Promise<VersionInfo[]> {
+    return this.run(identity, vault, type, name, "list_versions", "", ctx, async (clients, abortSignal) => {
+      const out: VersionInfo[] = [];
+      const add = (p: { version?: string; id?: string; enabled?: boolean; createdOn?: Date }) =>
+        out.push({ version: p.version ?? lastSegment(p.id), enabled: p.enabled === true, createdOn: p.createdOn?.getTime() ?? 0 });
+      if (type === "secret") for await (const p of clients.secrets.listPropertiesOfSecretVersions(name, { abortSignal })) add(p);
+      else if (type === "key") for await (const p of clients.keys.listPropertiesOfKeyVersions(name, { abortSignal })) add(p);
+      else for await (const p of clients.certificates.listPropertiesOfCertificateVersions(name, { abortSignal })) add(p);
+      return out;
+    });
+  }
+}

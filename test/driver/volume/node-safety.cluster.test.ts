@@ -1,0 +1,529 @@
+// The driver never harms the node: every case of a hostile or merely unlucky
+// kubelet, tried through the driver's real socket on real tmpfs mounts, with
+// a real kube-apiserver (SecretProviderClasses, status objects, events) and a
+// test provider on a real unix socket. Each asserts the safe outcome: what the
+// driver did not make survives byte for byte, no secret byte lands outside its
+// tmpfs, and mountinfo shows at most the driver's one tmpfs per target.
+import { execFileSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, symlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import * as grpc from "@grpc/grpc-js";
+import { CoreV1Api, CustomObjectsApi, type KubeConfig } from "@kubernetes/client-node";
+import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from "vitest";
+import { listMounts } from "../../../src/driver/volume/mounter.ts";
+import { buildPodStatus } from "../../../src/driver/kube/pod-status.ts";
+import { createNamespace, kubeConfigFromInjected, waitFor } from "../../harness/kube.ts";
+import { csiClient, expectGrpcError, type CsiClient } from "../../support/csi-client.ts";
+import { removeTestTree, requireRoot, startDriverProcess, type DriverProcess } from "../../support/driver-process.ts";
+import { defaultMount, sleep, startFakeProvider, type FakeMountResponse, type FakeProvider } from "../../support/fake-provider.ts";
+
+const GROUP = "secrets-store.csi.x-k8s.io";
+const NS = "node-safety";
+const NODE = "safety-node";
+const DRIVER_SOURCE = "secrets-store.csi.k8s.io";
+
+/** Every file, directory and symlink below dir, with contents and link targets: compared before and after. */
+async function snapshot(dir: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  const walk = async (path: string, rel: string): Promise<void> => {
+    for (const name of (await readdir(path)).sort()) {
+      const full = join(path, name);
+      const key = rel ? `${rel}/${name}` : name;
+      const st = await lstat(full);
+      if (st.isSymbolicLink()) out[key] = `-> ${await readlink(full)}`;
+      else if (st.isDirectory()) {
+        out[key] = `dir ${(st.mode & 0o7777).toString(8)}`;
+        await walk(full, key);
+      } else out[key] = `file ${(st.mode & 0o7777).toString(8)} ${(await readFile(full)).toString("base64")}`;
+    }
+  };
+  await walk(dir, "");
+  return out;
+}
+
+async function mountsAt(path: string) {
+  return (await listMounts()).filter((m) => m.mountPoint === path);
+}
+
+describe("node safety: publish and unpublish under races, foreign mounts and hostile paths", () => {
+  let base: string;
+  let kc: KubeConfig;
+  let core: CoreV1Api;
+  let custom: CustomObjectsApi;
+  let provider: FakeProvider;
+  let driver: DriverProcess;
+  let csi: CsiClient;
+  let podUid: string;
+  let n = 0;
+
+  const volumeContext = () => ({
+    secretProviderClass: "safety-spc",
+    "csi.storage.k8s.io/pod.name": "app",
+    "csi.storage.k8s.io/pod.namespace": NS,
+    "csi.storage.k8s.io/pod.uid": podUid,
+    "csi.storage.k8s.io/serviceAccount.name": "default",
+    "csi.storage.k8s.io/ephemeral": "true",
+  });
+  const publishRequest = (target: string, volumeId = `csi-${n}`) => ({
+    volume_id: volumeId,
+    target_path: target,
+    volume_capability: { mount: {}, access_mode: { mode: "SINGLE_NODE_WRITER" } },
+    readonly: true,
+    secrets: {},
+    volume_context: volumeContext(),
+  });
+  const publish = (target: string, timeoutMs?: number) => csi.call("Node", "NodePublishVolume", publishRequest(target), timeoutMs);
+  const unpublish = (target: string, volumeId = `csi-${n}`) => csi.call("Node", "NodeUnpublishVolume", { volume_id: volumeId, target_path: target });
+
+  /** A fresh kubelet-style volume directory (the parent kubelet creates) and the target inside it. */
+  async function newTarget(uid = podUid): Promise<{ parent: string; target: string }> {
+    const parent = join(base, "pods", uid, "volumes", "kubernetes.io~csi", `vol-${++n}`);
+    await mkdir(parent, { recursive: true });
+    return { parent, target: join(parent, "mount") };
+  }
+
+  async function eventsFor(reason: string): Promise<string[]> {
+    const list = await core.listNamespacedEvent({ namespace: NS, fieldSelector: `involvedObject.name=app,reason=${reason}` });
+    return list.items.map((e) => e.message ?? "");
+  }
+
+  /** A status object on this node naming target, as a secrets-store driver records it. */
+  async function recordPodStatus(target: string): Promise<void> {
+    const status = buildPodStatus({ pod: { name: "app", namespace: NS, uid: podUid }, spcName: `safety-spc-${n}`, nodeName: NODE, targetPath: target, objectVersions: [] });
+    await custom.createNamespacedCustomObject({ group: GROUP, version: "v1", namespace: NS, plural: "secretproviderclasspodstatuses", body: status });
+  }
+
+  /** Mount requests the provider got for refreshes (they carry current versions). */
+  const refreshCalls = () => provider.requests.filter((r) => r.current_object_version.length > 0).length;
+
+  beforeAll(async () => {
+    requireRoot();
+    kc = kubeConfigFromInjected();
+    core = kc.makeApiClient(CoreV1Api);
+    custom = kc.makeApiClient(CustomObjectsApi);
+    await createNamespace(kc, NS);
+    const pod = await core.createNamespacedPod({
+      namespace: NS,
+      body: { metadata: { name: "app" }, spec: { nodeName: NODE, containers: [{ name: "app", image: "registry.k8s.io/pause:3.10" }] } },
+    });
+    podUid = pod.metadata!.uid!;
+    await custom.createNamespacedCustomObject({
+      group: GROUP,
+      version: "v1",
+      namespace: NS,
+      plural: "secretproviderclasses",
+      body: { apiVersion: `${GROUP}/v1`, kind: "SecretProviderClass", metadata: { name: "safety-spc" }, spec: { provider: "fake", parameters: { objects: "a,b" } } },
+    });
+    base = await mkdtemp(join(tmpdir(), "safety-"));
+    await mkdir(join(base, "providers"));
+    await mkdir(join(base, "pods"));
+    provider = await startFakeProvider(join(base, "providers", "fake.sock"));
+    driver = await startDriverProcess(join(base, "csi.sock"), [
+      `--nodeid=${NODE}`,
+      `--kubeconfig=${inject("kubeconfig")}`,
+      `--kubelet-dir=${base}`,
+      `--provider-volume=${join(base, "providers")}`,
+      "--additional-provider-volume-paths=",
+      "--metrics-addr=",
+      "--health-addr=",
+      "--tmpfs-size=1Mi",
+      "--enable-secret-rotation=true",
+      "--rotation-poll-interval=1s",
+    ]);
+    csi = csiClient(driver.socketPath);
+  });
+
+  afterAll(async () => {
+    csi?.close();
+    await driver?.stop();
+    await provider?.stop();
+    await removeTestTree(base);
+  });
+
+  beforeEach(() => {
+    provider.behaviour = defaultMount;
+    provider.requests.length = 0;
+  });
+
+  describe("1. unpublish never deletes what the driver did not make", () => {
+    it("unpublishing a populated directory the driver never published is OK and keeps every byte", async () => {
+      const { target } = await newTarget();
+      await mkdir(join(target, "data", "deep"), { recursive: true });
+      await writeFile(join(target, "notes.txt"), "keep me");
+      await writeFile(join(target, "data", "deep", "db"), Buffer.from([0, 1, 2, 255]));
+      const before = await snapshot(target);
+      await unpublish(target);
+      expect(await snapshot(target)).toEqual(before);
+    });
+
+    it("publishing over a populated directory is refused naming its content; unpublishing it afterwards keeps it", async () => {
+      const { target } = await newTarget();
+      await mkdir(target);
+      await writeFile(join(target, "a"), "the node's own file");
+      await writeFile(join(target, "b"), "another");
+      const before = await snapshot(target);
+      const details = await expectGrpcError(publish(target), grpc.status.FAILED_PRECONDITION);
+      expect(details).toBe(`target path ${target} is not empty: it holds 2 entries ("a", "b") the driver did not write; refusing to mount over it`);
+      expect(provider.requests).toHaveLength(0);
+      expect(await mountsAt(target)).toEqual([]);
+      await unpublish(target);
+      expect(await snapshot(target)).toEqual(before);
+    });
+
+    it.each([
+      ["a target ending in sub/..", (p: string) => `${p}/sub/..`, "is not clean (it has a '.' or '..' element)"],
+      ["a target with //", (p: string) => `${p}//mount`, "is not clean (it has '//' or a trailing '/')"],
+      ["a target with a trailing /", (p: string) => `${p}/mount/`, "is not clean (it has '//' or a trailing '/')"],
+      ["a target with a . element", (p: string) => `${p}/./mount`, "is not clean (it has a '.' or '..' element)"],
+    ])("%s is InvalidArgument for publish and unpublish, and the parent keeps its content", async (_, make, problem) => {
+      const { parent } = await newTarget();
+      await mkdir(join(parent, "sub"));
+      await writeFile(join(parent, "kubelet-file"), "vol_data");
+      await writeFile(join(parent, "sub", "x"), "x");
+      const before = await snapshot(parent);
+      const target = make(parent);
+      expect(await expectGrpcError(publish(target), grpc.status.INVALID_ARGUMENT)).toBe(`Target path ${target} ${problem}`);
+      expect(await expectGrpcError(unpublish(target), grpc.status.INVALID_ARGUMENT)).toBe(`Target path ${target} ${problem}`);
+      expect(await snapshot(parent)).toEqual(before);
+    });
+
+    it.each([
+      ["/", "Target path / is the root directory"],
+      ["//", "Target path // is not clean (it has '//' or a trailing '/')"],
+      ["/tmp/..", "Target path /tmp/.. is not clean (it has a '.' or '..' element)"],
+      ["relative/mount", "Target path relative/mount is not absolute"],
+    ])("%j never reaches a file system operation", async (target, message) => {
+      expect(await expectGrpcError(publish(target), grpc.status.INVALID_ARGUMENT)).toBe(message);
+      expect(await expectGrpcError(unpublish(target), grpc.status.INVALID_ARGUMENT)).toBe(message);
+    });
+
+    it("a target outside <kubelet-dir>/pods is refused, naming the directory and the flag", async () => {
+      const outside = await mkdtemp(join(tmpdir(), "outside-"));
+      try {
+        await writeFile(join(outside, "f"), "node data");
+        for (const target of [join(outside, "mount"), outside, join(base, "pods"), join(base, "podsX", "mount")]) {
+          const message = `Target path ${target} is not under ${base}/pods/ (kubelet's pods directory; see --kubelet-dir)`;
+          expect(await expectGrpcError(publish(target), grpc.status.INVALID_ARGUMENT)).toBe(message);
+          expect(await expectGrpcError(unpublish(target), grpc.status.INVALID_ARGUMENT)).toBe(message);
+        }
+        expect(await snapshot(outside)).toEqual({ f: `file 644 ${Buffer.from("node data").toString("base64")}` });
+      } finally {
+        await removeTestTree(outside);
+      }
+    });
+  });
+
+  describe("2. rotation never writes onto the node's disk", () => {
+    it.each([
+      ["umount", ["umount"]],
+      ["a lazy umount", ["umount", "-l"]],
+    ])("after %s of the volume, refreshes write nothing, warn with MountRotationFailed, and the volume is forgotten", async (_, command) => {
+      const { target } = await newTarget();
+      await publish(target);
+      const versions = { n: 1 };
+      provider.behaviour = () => ({ object_version: [{ id: "secret/a", version: `v${++versions.n}` }], files: [{ path: "a", mode: 0o644, contents: `secret-${versions.n}` }] });
+      execFileSync(command[0]!, [...command.slice(1), target]);
+      expect(await mountsAt(target)).toEqual([]);
+      const message = await waitFor(async () => (await eventsFor("MountRotationFailed")).find((m) => m.includes(target)), {
+        description: "a MountRotationFailed event naming the target",
+      });
+      expect(message).toContain(`the volume's tmpfs at ${target} is no longer mounted; nothing was written`);
+      // The directory on the node's disk stays empty: no ..data, no secret byte.
+      expect(await readdir(target)).toEqual([]);
+      // Forgotten by the reconciler: no further refreshes for it.
+      const calls = refreshCalls();
+      await sleep(3_000);
+      expect(refreshCalls()).toBe(calls);
+      expect(await readdir(target)).toEqual([]);
+      await unpublish(target);
+      expect(existsSync(target)).toBe(false);
+    });
+
+    it("a foreign tmpfs mounted where the volume was is never written into", async () => {
+      const { target } = await newTarget();
+      await publish(target);
+      provider.behaviour = () => ({ object_version: [{ id: "secret/a", version: "v9" }], files: [{ path: "a", mode: 0o644, contents: "rotated" }] });
+      execFileSync("umount", [target]);
+      execFileSync("mount", ["-t", "tmpfs", "-o", "size=64k", "someone-elses", target]);
+      try {
+        await waitFor(async () => (await eventsFor("MountRotationFailed")).some((m) => m.includes(target)), { description: "MountRotationFailed", timeoutMs: 8000 }).catch((e: unknown) => {
+          console.log(driver.output().slice(-3000));
+          throw e;
+        });
+        expect(await readdir(target)).toEqual([]);
+        await unpublish(target);
+        expect((await mountsAt(target)).map((m) => m.source)).toEqual(["someone-elses"]);
+      } finally {
+        execFileSync("umount", [target]);
+      }
+    });
+  });
+
+  describe("3 and 4. one operation per target", () => {
+    it("two concurrent publishes of one target: one is ABORTED, one tmpfs, and the OK one is readable", async () => {
+      const { target } = await newTarget();
+      provider.behaviour = async (req) => {
+        await sleep(500);
+        return defaultMount(req, new grpc.Metadata());
+      };
+      const results = await Promise.allSettled([publish(target), sleep(100).then(() => publish(target))]);
+      expect(results[0]!.status).toBe("fulfilled");
+      expect(results[1]!.status).toBe("rejected");
+      const err = (results[1] as PromiseRejectedResult).reason as grpc.ServiceError;
+      expect(err.code).toBe(grpc.status.ABORTED);
+      expect(err.details).toBe(`an operation (NodePublishVolume) is already in progress for ${target} / csi-${n}; retry later`);
+      expect((await mountsAt(target)).map((m) => m.source)).toEqual([DRIVER_SOURCE]);
+      expect(await readFile(join(target, "a"), "utf8")).toBe("alpha");
+      // kubelet's retry then finds the live volume.
+      await publish(target);
+      expect(await mountsAt(target)).toHaveLength(1);
+      await unpublish(target);
+      expect(await mountsAt(target)).toEqual([]);
+    });
+
+    it("unpublish while a publish is in progress is ABORTED; the retry after it leaves nothing", async () => {
+      const { target } = await newTarget();
+      provider.behaviour = async (req) => {
+        await sleep(500);
+        return defaultMount(req, new grpc.Metadata());
+      };
+      const publishing = publish(target);
+      await sleep(100);
+      expect(await expectGrpcError(unpublish(target), grpc.status.ABORTED)).toContain("an operation (NodePublishVolume) is already in progress");
+      await publishing;
+      expect(await readFile(join(target, "a"), "utf8")).toBe("alpha");
+      await unpublish(target);
+      expect(await mountsAt(target)).toEqual([]);
+      expect(existsSync(target)).toBe(false);
+    });
+  });
+
+  describe("5. mounts the driver did not make", () => {
+    it("a foreign bind mount is refused, left mounted, and its content survives publish and unpublish", async () => {
+      const { target } = await newTarget();
+      await mkdir(target);
+      const elsewhere = await mkdtemp(join(base, "bind-source-"));
+      await writeFile(join(elsewhere, "host-file"), "host data");
+      execFileSync("mount", ["--bind", elsewhere, target]);
+      try {
+        const before = await snapshot(elsewhere);
+        expect(await expectGrpcError(publish(target), grpc.status.FAILED_PRECONDITION)).toMatch(/holds a \S+ mount \(source ".*"\) the driver did not make; refusing to mount over it$/);
+        expect(provider.requests).toHaveLength(0);
+        await unpublish(target);
+        expect(await mountsAt(target)).toHaveLength(1);
+        expect(await snapshot(elsewhere)).toEqual(before);
+      } finally {
+        execFileSync("umount", [target]);
+      }
+    });
+
+    it("a foreign tmpfs is not taken for a live volume: refused, never written, never unmounted", async () => {
+      const { target } = await newTarget();
+      await mkdir(target);
+      execFileSync("mount", ["-t", "tmpfs", "-o", "size=64k", "tmpfs", target]);
+      try {
+        await writeFile(join(target, "theirs"), "not the driver's");
+        const before = await snapshot(target);
+        expect(await expectGrpcError(publish(target), grpc.status.FAILED_PRECONDITION)).toBe(
+          `target path ${target} holds a tmpfs mount (source "tmpfs") the driver did not make; refusing to mount over it`,
+        );
+        await sleep(2_500); // two rotation intervals
+        await unpublish(target);
+        expect((await mountsAt(target)).map((m) => m.source)).toEqual(["tmpfs"]);
+        expect(await snapshot(target)).toEqual(before);
+      } finally {
+        execFileSync("umount", [target]);
+      }
+    });
+  });
+
+  describe("6. symlinks and aliases", () => {
+    it("a target that is a symlink is refused and nothing is mounted at its destination", async () => {
+      const { target } = await newTarget();
+      const destination = await mkdtemp(join(base, "link-destination-"));
+      await symlink(destination, target);
+      expect(await expectGrpcError(publish(target), grpc.status.FAILED_PRECONDITION)).toBe(`target path ${target} is a symlink, not a directory; refusing to use it`);
+      expect(await mountsAt(destination)).toEqual([]);
+      await unpublish(target);
+      expect((await lstat(target)).isSymbolicLink()).toBe(true);
+      expect(await readdir(destination)).toEqual([]);
+    });
+
+    it("a symlink anywhere above the target is refused", async () => {
+      const realDir = await mkdtemp(join(base, "real-"));
+      const linkedPod = `linked-${++n}`;
+      await symlink(realDir, join(base, "pods", linkedPod));
+      const target = join(base, "pods", linkedPod, "mount");
+      expect(await expectGrpcError(publish(target), grpc.status.FAILED_PRECONDITION)).toBe(
+        `target path ${target} is refused: ${join(base, "pods", linkedPod)} is a symlink`,
+      );
+      expect(await readdir(realDir)).toEqual([]);
+      // Nothing of the driver's can be below a symlink: unpublish converges and leaves it.
+      await unpublish(target);
+      expect((await lstat(join(base, "pods", linkedPod))).isSymbolicLink()).toBe(true);
+    });
+
+    it("unpublish of a target whose pod directory kubelet already removed is OK", async () => {
+      await unpublish(join(base, "pods", "gone-pod", "volumes", "kubernetes.io~csi", "v", "mount"));
+    });
+
+    it("two targets resolving to one directory: the second is refused, and unpublishing it keeps the first pod's volume", async () => {
+      const podA = `pod-a-${++n}`;
+      const podB = `pod-b-${n}`;
+      const a = join(base, "pods", podA, "volumes", "kubernetes.io~csi", "v", "mount");
+      await mkdir(join(a, ".."), { recursive: true });
+      await publish(a);
+      // pods/<B> shows pods/<A>, volume included.
+      await mkdir(join(base, "pods", podB));
+      execFileSync("mount", ["--rbind", join(base, "pods", podA), join(base, "pods", podB)]);
+      try {
+        const b = join(base, "pods", podB, "volumes", "kubernetes.io~csi", "v", "mount");
+        expect(await readFile(join(b, "a"), "utf8")).toBe("alpha");
+        provider.requests.length = 0;
+        expect(await expectGrpcError(csi.call("Node", "NodePublishVolume", publishRequest(b, "csi-b")), grpc.status.FAILED_PRECONDITION)).toBe(
+          `target path ${b} shows the volume of another target (${a}); refusing to share it`,
+        );
+        expect(provider.requests).toHaveLength(0);
+        await unpublish(b, "csi-b");
+        expect(await readFile(join(a, "a"), "utf8")).toBe("alpha");
+        expect((await mountsAt(a)).map((m) => m.source)).toEqual([DRIVER_SOURCE]);
+      } finally {
+        execFileSync("umount", ["-R", join(base, "pods", podB)]);
+      }
+      await unpublish(a);
+      expect(await mountsAt(a)).toEqual([]);
+    });
+  });
+
+  describe("7. rotation space", () => {
+    const bigAnswer = (kib: number, version: string): FakeMountResponse => ({
+      object_version: [{ id: "secret/big", version }],
+      files: [{ path: "big", mode: 0o644, contents: Buffer.alloc(kib * 1024, version) }],
+    });
+
+    it("content above half of --tmpfs-size is refused at the first mount, naming the flag; nothing stays mounted", async () => {
+      const { target } = await newTarget();
+      provider.behaviour = () => bigAnswer(600, "1");
+      const details = await expectGrpcError(publish(target), grpc.status.FAILED_PRECONDITION);
+      expect(details).toContain("the 1 files take 600 KiB on tmpfs, more than half of the volume's 1024 KiB");
+      expect(details).toContain("raise --tmpfs-size (now 1Mi) to at least 1200 KiB");
+      expect(await mountsAt(target)).toEqual([]);
+      expect(existsSync(target)).toBe(false);
+    });
+
+    it("content up to half of --tmpfs-size rotates every time", async () => {
+      const { target } = await newTarget();
+      let version = 1;
+      provider.behaviour = () => bigAnswer(500, String(version));
+      await publish(target);
+      for (const next of [2, 3, 4]) {
+        version = next;
+        await waitFor(async () => (await readFile(join(target, "big")))[0] === String(next).charCodeAt(0), { description: `rotation to version ${next}` });
+      }
+      expect((await readFile(join(target, "big"))).length).toBe(500 * 1024);
+      await unpublish(target);
+    });
+  });
+
+  describe("8. names, files at the target, deadlines", () => {
+    it.each([
+      ["a 400-byte element of 200 characters", "é".repeat(200), "has an element longer than 255 bytes"],
+      ["a newline", "new\nline", "contains a control character (newline, tab, NUL, ...)"],
+      ["a carriage return", "cr\rhere", "contains a control character (newline, tab, NUL, ...)"],
+      ["a tab", "tab\there", "contains a control character (newline, tab, NUL, ...)"],
+    ])("a target name with %s is InvalidArgument", async (_, name, problem) => {
+      const { parent } = await newTarget();
+      const target = join(parent, name);
+      expect(await expectGrpcError(publish(target), grpc.status.INVALID_ARGUMENT)).toBe(`Target path ${JSON.stringify(target)} ${problem}`.replace(JSON.stringify(target), /[\n\r\t]/.test(target) ? JSON.stringify(target) : target));
+      expect(await readdir(parent)).toEqual([]);
+    });
+
+    it.each([
+      ["a 400-byte name of 200 characters", "é".repeat(200), "the path has an element longer than 255 bytes"],
+      ["a newline", "a\nb", "the path contains a control character (newline, tab, NUL, ...)"],
+      ["a tab", "a\tb", "the path contains a control character (newline, tab, NUL, ...)"],
+    ])("a provider file name with %s is refused with a clear error and nothing stays mounted", async (_, name, problem) => {
+      const { target } = await newTarget();
+      provider.behaviour = () => ({ object_version: [{ id: "x", version: "1" }], files: [{ path: name, mode: 0o644, contents: "v" }] });
+      const details = await expectGrpcError(publish(target), grpc.status.FAILED_PRECONDITION);
+      expect(details).toContain(`invalid file paths from provider: ${JSON.stringify(name)}: ${problem}`);
+      expect(details).not.toContain("\n");
+      expect(await mountsAt(target)).toEqual([]);
+    });
+
+    it("a regular file at the target: publish is refused, unpublish converges and keeps the file", async () => {
+      const { target } = await newTarget();
+      await writeFile(target, "a file where the directory should be");
+      expect(await expectGrpcError(publish(target), grpc.status.FAILED_PRECONDITION)).toBe(`target path ${target} is a regular file, not a directory; refusing to use it`);
+      await unpublish(target);
+      await unpublish(target);
+      expect(await readFile(target, "utf8")).toBe("a file where the directory should be");
+    });
+
+    it("once the caller's deadline has passed the driver stops: nothing is mounted or created afterwards", async () => {
+      const { parent, target } = await newTarget();
+      let answered = false;
+      provider.behaviour = async (req) => {
+        await sleep(700);
+        answered = true;
+        return defaultMount(req, new grpc.Metadata());
+      };
+      await expectGrpcError(publish(target, 300), grpc.status.DEADLINE_EXCEEDED);
+      await waitFor(() => answered, { description: "the provider's late answer" });
+      await waitFor(() => driver.output().includes("the caller's deadline passed before writing the files"), { description: "the driver to stop" });
+      expect(await mountsAt(target)).toEqual([]);
+      expect(await readdir(parent)).toEqual([]);
+    });
+  });
+
+  describe("9. the driver's own mounts, recognised after a restart, a crash or an upgrade", () => {
+    it("a tmpfs of the driver's with no content (a crash between mounting and writing) is mounted again, once", async () => {
+      const { target } = await newTarget();
+      await mkdir(target);
+      execFileSync("mount", ["-t", "tmpfs", "-o", "size=64k", DRIVER_SOURCE, target]);
+      await publish(target);
+      expect((await mountsAt(target)).map((m) => m.source)).toEqual([DRIVER_SOURCE]);
+      expect(await readFile(join(target, "a"), "utf8")).toBe("alpha");
+      await unpublish(target);
+      expect(await mountsAt(target)).toEqual([]);
+      expect(existsSync(target)).toBe(false);
+    });
+
+    it("a volume upstream's driver mounted before an upgrade (source tmpfs, named by this node's status object) is republished and unpublished", async () => {
+      const { target } = await newTarget();
+      await mkdir(target);
+      execFileSync("mount", ["-t", "tmpfs", "tmpfs", target]);
+      await mkdir(join(target, "..2026_01_01_00_00_00.1"));
+      await writeFile(join(target, "..2026_01_01_00_00_00.1", "a"), "upstream-written");
+      await symlink("..2026_01_01_00_00_00.1", join(target, "..data"));
+      await symlink("..data/a", join(target, "a"));
+      await recordPodStatus(target);
+      await publish(target);
+      expect(await mountsAt(target)).toHaveLength(1);
+      expect(provider.requests).toHaveLength(0);
+      await unpublish(target);
+      expect(await mountsAt(target)).toEqual([]);
+      expect(existsSync(target)).toBe(false);
+    });
+
+    it("a tmpfs mounted after the status object was written is not taken for upstream's volume", async () => {
+      const { target } = await newTarget();
+      await mkdir(target);
+      await recordPodStatus(target);
+      // Status timestamps have whole seconds: mount clearly later than the object.
+      await sleep(2_100);
+      execFileSync("mount", ["-t", "tmpfs", "-o", "size=64k", "tmpfs", target]);
+      try {
+        await writeFile(join(target, "theirs"), "x");
+        expect(await expectGrpcError(publish(target), grpc.status.FAILED_PRECONDITION)).toContain('holds a tmpfs mount (source "tmpfs") the driver did not make');
+        await unpublish(target);
+        expect((await mountsAt(target)).map((m) => m.source)).toEqual(["tmpfs"]);
+        expect(await readFile(join(target, "theirs"), "utf8")).toBe("x");
+      } finally {
+        execFileSync("umount", [target]);
+      }
+    });
+  });
+});

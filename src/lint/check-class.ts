@@ -6,9 +6,8 @@
 import { existsSync } from "node:fs";
 import { posix } from "node:path";
 import type { SecretProviderClass } from "../shared/kube/kube-types.ts";
-import { checkProviderName } from "../shared/provider-api/provider-client.ts";
+import { checkProviderName, providerOf } from "../shared/provider-api/provider-client.ts";
 import { validateSecretObject } from "../shared/secrets/secret-data.ts";
-import { providerOf } from "../driver/volume/volume-content.ts";
 import { isHistoryMode, type KeyVaultObject } from "../provider/objects/objects.ts";
 import { DEFAULT_CLOUD_ENV_FILE_DIRS } from "../provider/cloud/cloud-file.ts";
 import { DEFAULT_LIMITS, parseMountRequest, POD_NAME_KEY, POD_NAMESPACE_KEY, type MountParameters } from "../provider/objects/parameters.ts";

@@ -16,7 +16,8 @@ import { MANAGED_SECRET_LABEL, type OwnerReference, type SecretObject, type Secr
 import { OS_TYPE } from "../metrics.ts";
 import type { MountedVolume } from "../volume/mounted-volumes.ts";
 import { SecretsApi } from "./secret-api.ts";
-import { buildSecretData, loadTlsSupport, TLS_SECRET_TYPE, readMountedFiles, validateSecretObject, type MountedFile } from "../../shared/secrets/secret-data.ts";
+import { buildSecretData, loadTlsSupport, TLS_SECRET_TYPE, validateSecretObject, type MountedFile } from "../../shared/secrets/secret-data.ts";
+import { readMountedFiles } from "./mounted-files.ts";
 import { mergeOwners, OwnerLookupError, resolveOwners, type OwnerResolution } from "./secret-owners.ts";
 
 export interface SyncResult {

@@ -7,7 +7,7 @@ import { VolumeTooLargeError, writeVolumeFiles } from "./atomic-writer.ts";
 import type { DriverContext } from "../context.ts";
 import { DriverError, ErrorType } from "../errors.ts";
 import type { ObjectVersion, SecretProviderClass } from "../../shared/kube/kube-types.ts";
-import type { MountResult } from "../../shared/provider-api/provider-client.ts";
+import { providerOf, type MountResult } from "../../shared/provider-api/provider-client.ts";
 import { formatQuantity } from "../options.ts";
 import { buildAttributes, buildSecrets, DEFAULT_PERMISSION } from "../../shared/provider-api/volume-attributes.ts";
 import { openVolumeRoot, type ResolvedTarget, type VolumeMount } from "./volume-target.ts";
@@ -30,17 +30,6 @@ export interface ContentResult {
   objectVersions: ObjectVersion[];
   /** Whether the files on the tmpfs changed. */
   changed: boolean;
-}
-
-/** Checks the parts of a SecretProviderClass the driver itself needs. */
-export function providerOf(spc: SecretProviderClass): string {
-  const ref = `${spc.metadata.namespace}/${spc.metadata.name}`;
-  const provider = spc.spec?.provider?.trim();
-  if (!provider) throw new DriverError(status.INVALID_ARGUMENT, ErrorType.FailedToMount, `provider not set in ${ref}`);
-  if (!spc.spec.parameters || Object.keys(spc.spec.parameters).length === 0) {
-    throw new DriverError(status.INVALID_ARGUMENT, ErrorType.FailedToMount, `parameters not set in ${ref}`);
-  }
-  return provider;
 }
 
 /** Asks the provider for the volume's objects; the answer is validated, nothing is written. */

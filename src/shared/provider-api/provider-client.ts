@@ -6,11 +6,10 @@ import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "../logger.ts";
 import { providerService } from "../grpc/proto.ts";
-import { DriverError, ErrorType } from "../../driver/errors.ts";
+import { ErrorType, OperationError as DriverError } from "./errors.ts";
 import { assertSafeFilePaths } from "./file-paths.ts";
 import { errorTypeOfProviderCode, oneLine } from "./provider-errors.ts";
-import type { ObjectVersion } from "../kube/kube-types.ts";
-import type { VolumeFile } from "../../driver/volume/atomic-writer.ts";
+import type { ObjectVersion, SecretProviderClass } from "../kube/kube-types.ts";
 
 export const PROVIDER_API_VERSION = "v1alpha1";
 const PROVIDER_NAME = /^[a-zA-Z0-9_-]{1,30}$/;
@@ -21,6 +20,17 @@ export function checkProviderName(provider: string): void {
     throw new DriverError(grpc.status.INVALID_ARGUMENT, ErrorType.ProviderNotFound, `invalid provider name "${provider}": it must match [a-zA-Z0-9_-]{1,30}`);
   }
 }
+/** The provider a SecretProviderClass names, after checking the parts a provider call needs. */
+export function providerOf(spc: SecretProviderClass): string {
+  const ref = `${spc.metadata.namespace}/${spc.metadata.name}`;
+  const provider = spc.spec?.provider?.trim();
+  if (!provider) throw new DriverError(grpc.status.INVALID_ARGUMENT, ErrorType.FailedToMount, `provider not set in ${ref}`);
+  if (!spc.spec.parameters || Object.keys(spc.spec.parameters).length === 0) {
+    throw new DriverError(grpc.status.INVALID_ARGUMENT, ErrorType.FailedToMount, `parameters not set in ${ref}`);
+  }
+  return provider;
+}
+
 const LARGE_RESPONSE_BYTES = 1024 * 1024;
 
 export interface MountRequest {
@@ -31,10 +41,17 @@ export interface MountRequest {
   current_object_version: ObjectVersion[];
 }
 
+/** A file of a provider's answer, validated (relative clean path, mode 0-0777). */
+export interface ProviderFile {
+  path: string;
+  mode: number;
+  contents: Buffer;
+}
+
 export interface MountResult {
   objectVersions: ObjectVersion[];
   /** Empty when the provider wrote the files itself (legacy providers). */
-  files: VolumeFile[];
+  files: ProviderFile[];
 }
 
 interface WireMountResponse {

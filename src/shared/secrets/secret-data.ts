@@ -1,15 +1,13 @@
-// Builds the data of a synced Secret from the files mounted in a pod's volume
+// Builds the data of a synced Secret from the files a provider returned
 // (reference driver-spec §6.1 steps 5-6 and §6.2). Every Secret type is passed
 // through as is; kubernetes.io/tls keeps only the certificates (tls.crt) and
 // the private key re-encoded as PKCS#1 or SEC1 (tls.key), from PEM or, when
 // the file holds no PEM, from a PKCS#12/PFX archive with an empty password.
 // Errors name files, keys and what is wrong, never any content.
 import { X509Certificate, createPrivateKey, type KeyObject } from "node:crypto";
-import { lstat, readFile, readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { decodePemBlocks, encodePem } from "../crypto/pem.ts";
 import { loadPkcs12Reader, pkcs12Reader } from "../crypto/pkcs12-loader.ts";
-import { DATA_DIR_NAME, readVolumeFiles } from "../../driver/volume/atomic-writer.ts";
 import type { SecretObject } from "../kube/kube-types.ts";
 
 export const TLS_SECRET_TYPE = "kubernetes.io/tls";
@@ -27,43 +25,6 @@ export interface MountedFile {
 /** A secretObject that cannot be turned into a Secret; the message is safe to show (no content). */
 export class SecretDataError extends Error {
   override readonly name = "SecretDataError";
-}
-
-// ---------------------------------------------------------------------------
-// Mounted files
-
-async function walkPlain(dir: string, prefix: string, out: Map<string, MountedFile>): Promise<void> {
-  for (const entry of await readdir(dir, { withFileTypes: true })) {
-    // Only top-level entries starting with ".." belong to the atomic writer.
-    if (prefix === "" && entry.name.startsWith("..")) continue;
-    const full = join(dir, entry.name);
-    const rel = prefix ? `${prefix}/${entry.name}` : entry.name;
-    // Top-level symlinks are followed, as upstream does.
-    const st = entry.isSymbolicLink() && prefix === "" ? await stat(full) : await lstat(full);
-    if (st.isDirectory()) await walkPlain(full, rel, out);
-    else if (st.isFile()) out.set(rel, { path: rel, contents: await readFile(full) });
-  }
-}
-
-/**
- * Reads the files visible in a mounted volume. The driver's own volumes use
- * the atomic-writer layout (<target>/..data); a volume written some other way
- * is read as a plain tree, skipping top-level `..` entries.
- */
-export async function readMountedFiles(targetPath: string): Promise<Map<string, MountedFile>> {
-  let hasDataDir = false;
-  try {
-    hasDataDir = (await lstat(join(targetPath, DATA_DIR_NAME))).isSymbolicLink();
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-  }
-  const out = new Map<string, MountedFile>();
-  if (hasDataDir) {
-    for (const [path, file] of await readVolumeFiles(targetPath)) out.set(path, { path, contents: file.contents });
-    return out;
-  }
-  await walkPlain(targetPath, "", out);
-  return out;
 }
 
 // ---------------------------------------------------------------------------

@@ -39,7 +39,7 @@ import {
   type ResolvedTarget,
   type TargetState,
   type VolumeMount,
-} from "../volume/volume-target.ts";
+} from "../volume/target-state.ts";
 import { adoptFromPodStatus } from "../volume/volume-recovery.ts";
 
 export interface NodePublishVolumeRequest {

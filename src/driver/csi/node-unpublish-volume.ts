@@ -12,7 +12,7 @@ import type { MountedVolume } from "../volume/mounted-volumes.ts";
 import { targetKey, volumeKey } from "../volume/target-locks.ts";
 import { adoptFromPodStatus } from "../volume/volume-recovery.ts";
 import { TargetParentError } from "../volume/target-path.ts";
-import { describeEntries, describeMount, inspectTarget, resolveTarget, type ResolvedTarget, type TargetState } from "../volume/volume-target.ts";
+import { describeEntries, describeMount, inspectTarget, resolveTarget, type ResolvedTarget, type TargetState } from "../volume/target-state.ts";
 
 export interface NodeUnpublishVolumeRequest {
   volume_id: string;

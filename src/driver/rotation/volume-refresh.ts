@@ -13,7 +13,7 @@ import type { MountedVolume } from "../volume/mounted-volumes.ts";
 import { buildPodStatus } from "../kube/pod-status.ts";
 import { targetKey, type TargetLease } from "../volume/target-locks.ts";
 import { fetchContent, VolumeMountChangedError, writeContentGuarded } from "../volume/volume-content.ts";
-import { resolveTarget } from "../volume/volume-target.ts";
+import { resolveTarget } from "../volume/target-state.ts";
 
 const FAILURE_BACKOFF_BASE_MS = 5_000;
 

@@ -3,7 +3,7 @@
 // tokens live only here and on the tmpfs, never on disk elsewhere.
 import type { PodRef } from "../kube/kube-client.ts";
 import type { ObjectVersion } from "../../shared/kube/kube-types.ts";
-import type { VolumeMount } from "./volume-target.ts";
+import type { VolumeMount } from "./target-state.ts";
 
 export interface MountedVolume {
   targetPath: string;

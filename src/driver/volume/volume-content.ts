@@ -10,7 +10,7 @@ import type { ObjectVersion, SecretProviderClass } from "../../shared/kube/kube-
 import { providerOf, type MountResult } from "../../shared/provider-api/provider-client.ts";
 import { formatQuantity } from "../options.ts";
 import { buildAttributes, buildSecrets, DEFAULT_PERMISSION } from "../../shared/provider-api/volume-attributes.ts";
-import { openVolumeRoot, type ResolvedTarget, type VolumeMount } from "./volume-target.ts";
+import { openVolumeRoot, type ResolvedTarget, type VolumeMount } from "./target-state.ts";
 
 export interface ContentRequest {
   targetPath: string;

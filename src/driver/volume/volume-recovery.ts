@@ -16,7 +16,7 @@ import type { PodRef } from "../kube/kube-client.ts";
 import { NODE_NAME_LABEL, type SecretProviderClassPodStatus } from "../../shared/kube/kube-types.ts";
 import type { MountedVolume } from "./mounted-volumes.ts";
 import { POD_NAME_KEY, POD_NAMESPACE_KEY, POD_UID_KEY, SERVICE_ACCOUNT_NAME_KEY, SPC_NAME_KEY } from "../../shared/provider-api/volume-attributes.ts";
-import { inspectTarget, resolveTarget, type ResolvedTarget, type VolumeMount } from "./volume-target.ts";
+import { inspectTarget, resolveTarget, type ResolvedTarget, type VolumeMount } from "./target-state.ts";
 
 export async function recoverMountedVolumes(ctx: DriverContext, jitter: () => number): Promise<number> {
   const kube = requireKube(ctx);

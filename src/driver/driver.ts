@@ -118,7 +118,7 @@ export async function startDriver(options: DriverOptions, deps: DriverDependenci
     const r = new RotationReconciler(ctx);
     reconciler = r;
     ctx.jitter = () => r.jitterFor();
-    ctx.refreshNow = (volume, deadline, lease) => r.refreshNow(volume, deadline, lease);
+    ctx.refreshNow = (volume, deadline, held) => r.refreshNow(volume, deadline, held);
     r.start();
     if (!(kube instanceof Error) && !standalone) {
       refreshRequests = new RefreshRequests(ctx, kube, (podUid) => {

@@ -11,9 +11,8 @@ import type { ObjectVersion } from "../../shared/kube/kube-types.ts";
 import { OS_TYPE } from "../metrics.ts";
 import type { MountedVolume } from "../volume/mounted-volumes.ts";
 import { buildPodStatus } from "../kube/pod-status.ts";
-import { targetKey, type TargetLease } from "../volume/target-locks.ts";
-import { fetchContent, VolumeMountChangedError, writeContentGuarded } from "../volume/volume-content.ts";
-import { resolveTarget } from "../volume/target-state.ts";
+import { VolumeMountChangedError, VolumeTarget } from "../volume/target.ts";
+import { fetchContent } from "../volume/volume-content.ts";
 
 const FAILURE_BACKOFF_BASE_MS = 5_000;
 
@@ -40,9 +39,9 @@ function leaderOf(group: readonly MountedVolume[]): MountedVolume {
  * Refreshes a group of volumes that share one request. Returns the volumes
  * whose refresh failed (their old content is kept). A volume whose target an
  * operation holds right now is skipped and due again at once; `held` is the
- * lease of a publish that asked for this refresh (its target is written under it).
+ * target of a publish that asked for this refresh (written under its hold).
  */
-export async function refreshGroup(ctx: DriverContext, group: readonly MountedVolume[], deadline: Date, held?: TargetLease): Promise<MountedVolume[]> {
+export async function refreshGroup(ctx: DriverContext, group: readonly MountedVolume[], deadline: Date, held?: VolumeTarget): Promise<MountedVolume[]> {
   if (group.length === 0) return [];
   const started = process.hrtime.bigint();
   const leader = leaderOf(group);
@@ -76,17 +75,16 @@ export async function refreshGroup(ctx: DriverContext, group: readonly MountedVo
   const failed: MountedVolume[] = [];
   await Promise.all(
     group.map(async (volume) => {
-      const key = targetKey(volume.targetPath);
-      const lease = held?.holds(key) ? undefined : ctx.locks.tryAcquireForRefresh([key]);
-      if (!lease && !held?.holds(key)) {
-        volume.lastRefresh = previousRefresh.get(volume)!;
-        return;
-      }
+      let target: VolumeTarget | undefined;
       try {
+        target = await VolumeTarget.forRefresh(ctx, volume, held);
+        if (!target) {
+          volume.lastRefresh = previousRefresh.get(volume)!;
+          return;
+        }
         // Unpublished while the provider was asked: nothing to write, nothing to report.
         if (ctx.volumes.get(volume.targetPath) !== volume) return;
-        const target = await resolveTarget(volume.targetPath, ctx.options.kubeletDir);
-        const changed = await writeContentGuarded(ctx, target, volume.mount, content);
+        const changed = await target.write(volume.mount, content.files);
         const versionsChanged = !sameVersions(volume.objectVersions, content.objectVersions);
         if (versionsChanged) {
           await kube.upsertPodStatus(
@@ -127,7 +125,7 @@ export async function refreshGroup(ctx: DriverContext, group: readonly MountedVo
         }
         await recordFailure(ctx, volume, err);
       } finally {
-        lease?.release();
+        target?.release();
       }
     }),
   );

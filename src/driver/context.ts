@@ -10,8 +10,7 @@ import type { Mounter } from "./volume/mounter.ts";
 import type { DriverMetrics } from "./metrics.ts";
 import type { DriverOptions } from "./options.ts";
 import type { ProviderClients } from "../shared/provider-api/provider-client.ts";
-import type { TargetLocks } from "./volume/target-locks.ts";
-import type { VolumeTarget } from "./volume/target.ts";
+import type { TargetHold, TargetLocks } from "./volume/target-locks.ts";
 
 export interface DriverContext {
   options: DriverOptions;
@@ -29,7 +28,7 @@ export interface DriverContext {
   /** A random per-volume offset for the poll interval. */
   jitter?: () => number;
   /** Refreshes the volume's group now (rotation reconciler), when rotation is enabled. */
-  refreshNow?: (volume: MountedVolume, deadline: Date, held?: VolumeTarget) => Promise<boolean>;
+  refreshNow?: (volume: MountedVolume, deadline: Date, held?: TargetHold) => Promise<boolean>;
 }
 
 export function requireKube(ctx: DriverContext): KubeClient {

@@ -3,7 +3,7 @@
 // a bounded number of groups at a time. Runs inside the driver process.
 import type { DriverContext } from "../context.ts";
 import type { MountedVolume } from "../volume/mounted-volumes.ts";
-import type { VolumeTarget } from "../volume/target.ts";
+import type { TargetHold } from "../volume/target-locks.ts";
 import { groupVolumes, refreshGroupKey } from "./refresh-groups.ts";
 import { nextRefreshAt, refreshGroup } from "./volume-refresh.ts";
 
@@ -59,14 +59,14 @@ export class RotationReconciler {
   }
 
   /** Refreshes the volume's whole group now; joins a refresh already under way. */
-  async refreshNow(volume: MountedVolume, deadline?: Date, held?: VolumeTarget): Promise<boolean> {
+  async refreshNow(volume: MountedVolume, deadline?: Date, held?: TargetHold): Promise<boolean> {
     const key = refreshGroupKey(volume);
     const members = this.ctx.volumes.all().filter((v) => refreshGroupKey(v) === key);
     const failed = await this.run(key, members.length > 0 ? members : [volume], deadline, held);
     return !failed.includes(volume);
   }
 
-  private run(key: string, members: MountedVolume[], deadline?: Date, held?: VolumeTarget): Promise<MountedVolume[]> {
+  private run(key: string, members: MountedVolume[], deadline?: Date, held?: TargetHold): Promise<MountedVolume[]> {
     const existing = this.inFlight.get(key);
     if (existing) return existing;
     const promise = refreshGroup(this.ctx, members, deadline ?? new Date(Date.now() + refreshDeadlineMs(this.ctx.options.rotationPollIntervalMs)), held).finally(() =>

@@ -11,6 +11,7 @@ import type { ObjectVersion } from "../../shared/kube/kube-types.ts";
 import { OS_TYPE } from "../metrics.ts";
 import type { MountedVolume } from "../volume/mounted-volumes.ts";
 import { buildPodStatus } from "../kube/pod-status.ts";
+import type { TargetHold } from "../volume/target-locks.ts";
 import { VolumeMountChangedError, VolumeTarget } from "../volume/target.ts";
 import { fetchContent } from "../volume/volume-content.ts";
 
@@ -41,7 +42,7 @@ function leaderOf(group: readonly MountedVolume[]): MountedVolume {
  * operation holds right now is skipped and due again at once; `held` is the
  * target of a publish that asked for this refresh (written under its hold).
  */
-export async function refreshGroup(ctx: DriverContext, group: readonly MountedVolume[], deadline: Date, held?: VolumeTarget): Promise<MountedVolume[]> {
+export async function refreshGroup(ctx: DriverContext, group: readonly MountedVolume[], deadline: Date, held?: TargetHold): Promise<MountedVolume[]> {
   if (group.length === 0) return [];
   const started = process.hrtime.bigint();
   const leader = leaderOf(group);

@@ -13,6 +13,11 @@ interface Holder {
   released: Promise<void>;
 }
 
+/** An operation's hold on targets: a refresh it asks for writes under it. */
+export interface TargetHold {
+  holds(targetPath: string): boolean;
+}
+
 export class TargetLease {
   private done = false;
   readonly keys: readonly string[];

@@ -23,7 +23,7 @@ import type { ProviderFile } from "../../shared/provider-api/provider-client.ts"
 import { VolumeTooLargeError, writeVolumeFiles } from "./atomic-writer.ts";
 import { mountById } from "./mounter.ts";
 import type { MountedVolume } from "./mounted-volumes.ts";
-import { targetKey, volumeKey, type TargetLease } from "./target-locks.ts";
+import { targetKey, volumeKey, type TargetHold, type TargetLease } from "./target-locks.ts";
 import {
   describeEntries,
   describeMount,
@@ -56,7 +56,7 @@ export class VolumeMountChangedError extends DriverError {
 
 const failedPrecondition = (message: string) => new DriverError(status.FAILED_PRECONDITION, ErrorType.FailedToEnsureMountPoint, message);
 
-export class VolumeTarget {
+export class VolumeTarget implements TargetHold {
   private readonly ctx: DriverContext;
   private readonly resolved: ResolvedTarget;
   private readonly lease: TargetLease | undefined;
@@ -88,14 +88,16 @@ export class VolumeTarget {
    * the target of the publish that asked for this refresh: it is written under
    * that publish's hold.
    */
-  static async forRefresh(ctx: DriverContext, volume: MountedVolume, held?: VolumeTarget): Promise<VolumeTarget | undefined> {
-    if (held?.holds(volume.targetPath)) return new VolumeTarget(ctx, held.resolved, undefined);
-    const lease = ctx.locks.tryAcquireForRefresh([targetKey(volume.targetPath)]);
-    if (!lease) return undefined;
+  static async forRefresh(ctx: DriverContext, volume: MountedVolume, held?: TargetHold): Promise<VolumeTarget | undefined> {
+    let lease: TargetLease | undefined;
+    if (!held?.holds(volume.targetPath)) {
+      lease = ctx.locks.tryAcquireForRefresh([targetKey(volume.targetPath)]);
+      if (!lease) return undefined;
+    }
     try {
       return new VolumeTarget(ctx, await resolveTarget(volume.targetPath, ctx.options.kubeletDir), lease);
     } catch (err) {
-      lease.release();
+      lease?.release();
       throw err;
     }
   }

@@ -21,7 +21,7 @@ import { DriverError, ErrorType, invalidArgument } from "../errors.ts";
 import type { PodRef } from "../kube/kube-client.ts";
 import { buildPodStatus } from "../kube/pod-status.ts";
 import { nextRefreshAt } from "../rotation/volume-refresh.ts";
-import type { MountedVolume } from "../volume/mounted-volumes.ts";
+import { newVolumeRecord, type MountedVolume } from "../volume/mounted-volumes.ts";
 import { MAX_STACKED_MOUNTS, VolumeTarget, type VolumeMount } from "../volume/target.ts";
 import { fetchContent } from "../volume/volume-content.ts";
 import { providerOf } from "../../shared/provider-api/provider-client.ts";
@@ -113,8 +113,7 @@ export async function nodePublishVolume(ctx: DriverContext, req: NodePublishVolu
           `failed to create secret provider class pod status for pod ${pod.namespace}/${pod.name}, err: ${(err as Error).message}`,
         );
       }
-      const now = Date.now();
-      const volume: MountedVolume = {
+      const volume = newVolumeRecord({
         targetPath: target.path,
         volumeId: req.volume_id,
         mount,
@@ -124,13 +123,10 @@ export async function nodePublishVolume(ctx: DriverContext, req: NodePublishVolu
         volumeContext,
         secrets,
         objectVersions: content.objectVersions,
-        lastRefresh: now,
-        lastChange: now,
-        failures: 0,
-        contextUpdatedAt: now,
+        contextUpdatedAt: Date.now(),
         jitterMs: ctx.jitter?.() ?? 0,
         syncedSpcVersion: spc.metadata.resourceVersion,
-      };
+      });
       ctx.volumes.set(volume);
       if (ctx.syncSecrets && spc.spec.secretObjects?.length) {
         // Synced before kubelet starts the containers, so env vars find the
@@ -181,8 +177,7 @@ function recordFromRepublish(ctx: DriverContext, req: NodePublishVolumeRequest, 
   const spcName = req.volume_context[SPC_NAME_KEY];
   const pod = podRefOrUndefined(req.volume_context);
   if (!spcName || !pod) return undefined;
-  const now = Date.now();
-  const volume: MountedVolume = {
+  const volume = newVolumeRecord({
     targetPath: req.target_path,
     volumeId: req.volume_id,
     mount,
@@ -192,12 +187,9 @@ function recordFromRepublish(ctx: DriverContext, req: NodePublishVolumeRequest, 
     volumeContext: req.volume_context,
     secrets: req.secrets ?? {},
     objectVersions: [],
-    lastRefresh: now,
-    lastChange: now,
-    failures: 0,
     jitterMs: ctx.jitter?.() ?? 0,
     syncPending: true,
-  };
+  });
   ctx.volumes.set(volume);
   return volume;
 }

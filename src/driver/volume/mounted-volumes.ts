@@ -38,6 +38,14 @@ export interface MountedVolume {
   recovered?: boolean;
 }
 
+type RequiredFields = "targetPath" | "volumeId" | "mount" | "pod" | "spcName" | "provider" | "volumeContext" | "secrets" | "objectVersions";
+
+/** The record of a volume the driver takes on now: counted as refreshed and changed now, no failures yet. */
+export function newVolumeRecord(fields: Pick<MountedVolume, RequiredFields> & Partial<MountedVolume>): MountedVolume {
+  const now = Date.now();
+  return { lastRefresh: now, lastChange: now, failures: 0, ...fields };
+}
+
 export class MountedVolumes {
   private readonly byTarget = new Map<string, MountedVolume>();
 

@@ -4,8 +4,8 @@
 # so as root), the binaries built with Go (test/harness/install-tools.sh:
 # etcd, Kubernetes, csi-sanity, the upstream pair) and helm
 # (scripts/install-helm.sh), both cached in ~/.cache/secrets-store-csi-tools.
-# On a machine that has everything it only checks, in about a second. It says
-# what it installs, and stops with a line naming whatever failed.
+# On a machine that has everything it only checks, in a tenth of a second. It
+# says what it installs, and stops with a line naming whatever failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,7 +14,8 @@ fail() { say "FAILED: $*"; exit 1; }
 
 # Debian package | what shows it is installed | what the tests use it for.
 # "cmd:x" is looked up on PATH, as the tests run it; "dpkg:p" asks dpkg; any
-# other entry is a file that must be executable; "file:f" one that must exist.
+# other entry is a file that must be executable; "file:f" one that must not be
+# missing or empty.
 PACKAGES=(
   "mount|cmd:mount cmd:umount|tmpfs mounts"
   "openssl|cmd:openssl|independent expectations for certificate output"

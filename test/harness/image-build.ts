@@ -45,7 +45,7 @@ export interface Buildah {
 export function checkBuildRequirements(): void {
   const missing = [...new Set(BUILD_REQUIREMENTS.filter((r) => !existsSync(r.path)).map((r) => r.pkg))];
   if (missing.length > 0) {
-    throw new Error(`building the images needs Debian packages that are not installed: ${missing.join(", ")}\n  install them with: apt-get install -y ${missing.join(" ")}   (.ci/run does this)`);
+    throw new Error(`building the images needs Debian packages that are not installed: ${missing.join(", ")}\n  install them with: apt-get install -y ${missing.join(" ")}   (scripts/setup-test-machine.sh, which npm test runs first, does this)`);
   }
 }
 

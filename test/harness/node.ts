@@ -77,7 +77,7 @@ export async function checkNodeRequirements(binDir: string): Promise<void> {
   if (missing.size > 0) {
     throw new Error(
       `the node tier needs Debian packages that are not installed: ${[...missing].join(", ")}\n` +
-        `  install them with: apt-get install -y ${[...missing].join(" ")}   (.ci/run does this)`,
+        `  install them with: apt-get install -y ${[...missing].join(" ")}   (scripts/setup-test-machine.sh, which npm test runs first, does this)`,
     );
   }
   for (const name of ["kubelet", "kube-scheduler", "sscsi-pause"]) {

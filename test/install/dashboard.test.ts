@@ -6,19 +6,9 @@ import { describe, expect, it } from "vitest";
 import { DriverMetrics } from "../../src/driver/metrics.ts";
 import { ProviderMetrics } from "../../src/provider/metrics.ts";
 import { CHART_DIR, REPO_ROOT } from "../../scripts/generate-deploy.ts";
+import { allPanels, loadDashboard } from "./dashboard.ts";
 
-interface Panel {
-  type: string;
-  title: string;
-  targets?: { expr: string }[];
-  datasource?: { uid: string };
-}
-
-const dashboard = JSON.parse(readFileSync(join(CHART_DIR, "dashboards", "secrets-store-csi-driver-azure.json"), "utf8")) as {
-  uid: string;
-  panels: Panel[];
-  templating: { list: { name: string; type: string }[] };
-};
+const dashboard = loadDashboard();
 
 /** Metric names in the Prometheus exposition: counters as named, histograms with their three series. */
 async function exported(): Promise<Set<string>> {
@@ -41,7 +31,7 @@ function metricNames(expr: string): string[] {
 }
 
 describe("Grafana dashboard", () => {
-  const exprs = dashboard.panels.flatMap((p) => (p.targets ?? []).map((t) => t.expr));
+  const exprs = allPanels(dashboard).flatMap((p) => (p.targets ?? []).map((t) => t.expr));
 
   it("queries only metrics the driver and the provider export", async () => {
     const names = await exported();
@@ -75,7 +65,7 @@ describe("Grafana dashboard", () => {
   it("uses a data source variable in every panel and a stable uid", () => {
     expect(dashboard.uid).toBe("secrets-store-csi-azure");
     expect(dashboard.templating.list).toContainEqual(expect.objectContaining({ name: "datasource", type: "datasource" }));
-    for (const p of dashboard.panels.filter((x) => x.type !== "row")) expect(p.datasource?.uid, p.title).toBe("${datasource}");
+    for (const p of allPanels(dashboard).filter((x) => x.type !== "row")) expect(p.datasource?.uid, p.title).toBe("${datasource}");
   });
 
   it("is the same file in deploy/ and in the chart", () => {

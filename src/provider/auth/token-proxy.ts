@@ -147,6 +147,8 @@ export class TokenProxyClient implements HttpClient {
   private readonly proxy: TokenProxy;
   readonly serverName: string;
   private failure: unknown;
+  /** Each request's own URL: a request sent again is sent to the same place, not rewritten twice. */
+  private readonly originals = new WeakMap<PipelineRequest, string>();
 
   constructor(proxy: TokenProxy, serverName: string) {
     this.proxy = proxy;
@@ -155,7 +157,9 @@ export class TokenProxyClient implements HttpClient {
 
   async sendRequest(request: PipelineRequest): Promise<PipelineResponse> {
     try {
-      request.url = this.proxy.target(request.url);
+      const original = this.originals.get(request) ?? request.url;
+      this.originals.set(request, original);
+      request.url = this.proxy.target(original);
       request.tlsSettings = await this.proxy.tlsSettings(this.serverName);
       return await (await this.proxy.httpClient()).sendRequest(request);
     } catch (err) {

@@ -60,11 +60,11 @@ afterAll(async () => {
 
 const tokens = (audiences: Record<string, string>) =>
   JSON.stringify(Object.fromEntries(Object.entries(audiences).map(([audience, token]) => [audience, { token, expirationTimestamp: new Date(Date.now() + 3600_000).toISOString() }])));
-/** What kubelet sends with the chart's CSIDriver: a token per audience. */
-const kubeletTokens = (pod = POD) =>
+/** What kubelet sends with the chart's CSIDriver: a token per audience (the same claims in the same second give the same token). */
+const kubeletTokens = (pod = POD, expiresInSeconds = 3600) =>
   tokens({
-    "api://AzureADTokenExchange": emulator.issueServiceAccountToken({ namespace: pod.namespace, serviceAccount: pod.serviceAccount }),
-    [IDENTITY_BINDING_AUDIENCE]: emulator.issueServiceAccountToken({ namespace: pod.namespace, serviceAccount: pod.serviceAccount, audience: IDENTITY_BINDING_AUDIENCE }),
+    "api://AzureADTokenExchange": emulator.issueServiceAccountToken({ namespace: pod.namespace, serviceAccount: pod.serviceAccount, expiresInSeconds }),
+    [IDENTITY_BINDING_AUDIENCE]: emulator.issueServiceAccountToken({ namespace: pod.namespace, serviceAccount: pod.serviceAccount, audience: IDENTITY_BINDING_AUDIENCE, expiresInSeconds }),
   });
 const attrs = (extra: Record<string, string>, pod = POD) =>
   podAttributes(
@@ -103,7 +103,8 @@ describe("identity binding (useAzureTokenProxy)", () => {
 
   it("reuses the token for the same service-account token, and proves a new one once", async () => {
     const before = counter(`identityBindingToken:${IB_APP}`);
-    const first = kubeletTokens();
+    // a lifetime no other test uses: a token no mount has proven yet
+    const first = kubeletTokens(POD, 1800);
     await derived.client.mount({ attributes: attrs({ "csi.storage.k8s.io/serviceAccount.tokens": first }) });
     await derived.client.mount({ attributes: attrs({ "csi.storage.k8s.io/serviceAccount.tokens": first }) });
     expect(counter(`identityBindingToken:${IB_APP}`) - before).toBe(1);

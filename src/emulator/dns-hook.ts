@@ -1,14 +1,16 @@
-// Makes Key Vault and Entra ID host names resolve to the emulator without
+// Makes the host names the emulator answers for resolve to it without
 // touching /etc/hosts. Load it before anything connects:
 //   node --import ./src/emulator/dns-hook.ts app.ts
 // (or import it first in a test). dns.lookup and dns.promises.lookup — which
 // net, tls, https and fetch use — answer SSCSI_EMULATOR_ADDRESS (default
 // 127.0.0.1) for names equal to or ending in ".<suffix>" of a suffix in
 // SSCSI_EMULATOR_HOSTS (comma list; default: the public, US Gov and China
-// Key Vault and login hosts). Names in SSCSI_EMULATOR_NXDOMAIN (comma list)
-// fail with ENOTFOUND instead, as Key Vault's DNS answers for a vault that
-// does not exist. The variables are read on every lookup, so a test may set
-// them after importing this module. Other names are untouched.
+// Key Vault and login hosts, and kubernetes.default.svc.cluster.local, where
+// the emulator plays the API server and identity binding's token proxy).
+// Names in SSCSI_EMULATOR_NXDOMAIN (comma list) fail with ENOTFOUND instead,
+// as Key Vault's DNS answers for a vault that does not exist. The variables
+// are read on every lookup, so a test may set them after importing this
+// module. Other names are untouched.
 import dns from "node:dns";
 import { isIP } from "node:net";
 import { syncBuiltinESMExports } from "node:module";
@@ -20,6 +22,7 @@ export const DEFAULT_EMULATED_HOSTS = [
   "login.microsoftonline.com",
   "login.microsoftonline.us",
   "login.chinacloudapi.cn",
+  "kubernetes.default.svc.cluster.local",
 ];
 
 type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | dns.LookupAddress[], family?: number) => void;

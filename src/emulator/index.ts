@@ -1,7 +1,10 @@
 // The Key Vault emulator as a library: startEmulator() generates a CA, serves
 // Key Vault (secrets, keys, certificates), Entra ID and the admin endpoints on
 // one HTTPS port (routing by Host header) and IMDS on a plain-HTTP port.
-// Vault host names (kv1.vault.azure.net) reach it through dns-hook.ts.
+// Vault host names (kv1.vault.azure.net) reach it through dns-hook.ts. The
+// same HTTPS port plays the cluster address of AKS identity binding
+// (kubernetes.default.svc.cluster.local): the API server's certificate and the
+// token proxy, chosen by TLS server name (server/cluster-front.ts).
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https";
@@ -25,13 +28,15 @@ import { ADMIN_PREFIX, AdminHandler } from "./handlers/admin-handler.ts";
 import { certificateRoutes } from "./handlers/certificates-handler.ts";
 import { EntraIdHandler } from "./handlers/entra-id-handler.ts";
 import { ImdsHandler } from "./handlers/imds-handler.ts";
+import { TokenProxyHandler } from "./handlers/token-proxy-handler.ts";
+import { ClusterFront, type ClusterIdentity } from "./server/cluster-front.ts";
 import { keyRoutes } from "./handlers/keys-handler.ts";
 import { secretRoutes } from "./handlers/secrets-handler.ts";
 import type { VaultScope } from "./handlers/wire.ts";
 import { RequestCounters } from "./request-counters.ts";
 import type { SeedDocument } from "./seed-document.ts";
 import { DEFAULT_TENANT_ID, Seeder } from "./seeder.ts";
-import { Exchange } from "./server/exchange.ts";
+import { Exchange, hostnameOf } from "./server/exchange.ts";
 import { Router } from "./server/router.ts";
 import { VaultPipeline } from "./server/vault-pipeline.ts";
 import { CertificateService } from "./services/certificate-service.ts";
@@ -47,6 +52,8 @@ export { DEFAULT_TENANT_ID } from "./seeder.ts";
 export { loadSeedFile } from "./seeder.ts";
 export { TOKEN_EXCHANGE_AUDIENCE } from "./auth/client-assertion.ts";
 export { BUILT_IN_ROLES } from "./auth/role-definitions.ts";
+export type { ClusterIdentity } from "./server/cluster-front.ts";
+export { IDENTITY_BINDING_AUDIENCE } from "../shared/identity-binding.ts";
 
 /** Issuer of the service-account tokens minted by issueServiceAccountToken (its key is trusted). */
 export const EMULATOR_SERVICE_ACCOUNT_ISSUER = "https://oidc.keyvault-emulator.invalid";
@@ -71,6 +78,8 @@ export interface EmulatorOptions {
   defaultTenantId?: string;
   /** Lifetime of Entra ID access tokens in seconds (default 3600). */
   tokenLifetimeSeconds?: number;
+  /** The AKS cluster id in the emulated API server's certificate (default: random, 24 hex digits). */
+  clusterId?: string;
 }
 
 export interface ServiceAccountTokenOptions {
@@ -101,6 +110,8 @@ export interface Emulator {
   tenantId: string;
   /** Issuer of issueServiceAccountToken's tokens. */
   serviceAccountIssuer: string;
+  /** The emulated cluster of identity binding: its id, the token proxy's server name, its URL. */
+  identityBinding: ClusterIdentity;
   seed(doc: SeedDocument): Promise<void>;
   /** Adds a secret version; creates the vault (default tenant) if it does not exist. */
   setSecret(vault: string, name: string, value: string, options?: { contentType?: string; enabled?: boolean }): Promise<{ version: string }>;
@@ -158,9 +169,11 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   };
   const entraId = new EntraIdHandler({ directory, tokens, counters, faults, tenants });
   const imds = new ImdsHandler({ directory, tokens, counters, faults });
+  const tokenProxy = new TokenProxyHandler({ entraId, counters });
 
   let httpsPort = 0;
   const portSuffix = (): string => (httpsPort === 443 ? "" : `:${httpsPort}`);
+  const clusterFront = await ClusterFront.create(ca, tls, counters, { clusterId: options.clusterId, portSuffix });
   const vaultUrl = (vault: string, dnsSuffix = clouds[0]!.keyVaultDnsSuffix): string => `https://${vault.toLowerCase()}.${dnsSuffix}${portSuffix()}/`;
 
   const issueServiceAccountToken = (sa: ServiceAccountTokenOptions): string => {
@@ -213,10 +226,14 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   };
 
   const onHttpsRequest = (req: IncomingMessage, res: ServerResponse): void => {
-    const exchange = new Exchange(req, res, "https");
+    const route = clusterFront.route(req, hostnameOf(req.headers.host ?? ""));
+    // the proxy forwards to the cloud's Entra ID, which answers as itself
+    const exchange = route === "tokenProxy" ? new Exchange(req, res, "https", `${clouds[0]!.loginHost}${portSuffix()}`) : new Exchange(req, res, "https");
     observe(exchange);
     void (async () => {
+      if (route === "tokenProxy") return tokenProxy.handle(exchange);
       if (exchange.path.startsWith(ADMIN_PREFIX)) return admin.handle(exchange);
+      if (route === "apiServer") return tokenProxy.answerAsApiServer(exchange);
       const vaultHost = parseVaultHost(exchange.hostname, clouds);
       if (vaultHost) return vaultPipeline.handle(exchange, vaultHost.vault, vaultHost.cloud);
       if (await entraId.handle(exchange)) return;
@@ -246,7 +263,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     }
   }
 
-  const httpsServer = createHttpsServer({ key: tls.keyPem, cert: tls.certificatePem }, onHttpsRequest);
+  const httpsServer = createHttpsServer({ key: tls.keyPem, cert: tls.certificatePem, SNICallback: clusterFront.selectContext }, onHttpsRequest);
   const imdsServer = createHttpServer(onImdsRequest);
   httpsPort = await listen(httpsServer, options.port ?? 0, host);
   let imdsPort: number;
@@ -269,6 +286,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     imdsEndpoint: `http://${imdsHost}:${imdsPort}`,
     tenantId: defaultTenantId,
     serviceAccountIssuer: EMULATOR_SERVICE_ACCOUNT_ISSUER,
+    identityBinding: clusterFront.identity,
     seed: (doc) => seeder.apply(doc),
     setSecret: (vault, name, value, opts = {}) => {
       const record = seeder.ensureVault(vault);

@@ -17,6 +17,7 @@ const FLAGS = {
   "data-dir": { kind: "string", default: "", usage: "directory for ca.pem (default: a new temporary directory)" },
   "dns-suffix": { kind: "string", default: "", usage: "extra Key Vault DNS suffixes, comma separated (e.g. vault.emu)" },
   "tenant-id": { kind: "string", default: DEFAULT_TENANT_ID, usage: "tenant of vaults and principals that name none" },
+  "cluster-id": { kind: "string", default: "", usage: "AKS cluster id of identity binding's API server certificate (default: random)" },
   "log-level": { kind: "string", default: "info", usage: "log level: trace, debug, info, warn, error" },
 } satisfies FlagSpecs;
 
@@ -39,6 +40,7 @@ async function main(argv: string[]): Promise<void> {
     seed,
     extraDnsSuffixes: flags["dns-suffix"].split(",").map((s) => s.trim()).filter((s) => s !== ""),
     defaultTenantId: flags["tenant-id"],
+    clusterId: flags["cluster-id"] || undefined,
     logger,
   });
   const vaults = ((seed?.vaults ?? []) as Array<{ name: string }>).map((v) => emulator.vaultUrl(v.name));
@@ -50,6 +52,7 @@ async function main(argv: string[]): Promise<void> {
       authorityHost: emulator.authorityHost,
       tenantId: emulator.tenantId,
       vaultUrls: vaults,
+      identityBinding: emulator.identityBinding,
       env: { NODE_EXTRA_CA_CERTS: emulator.caCertPath, AZURE_POD_IDENTITY_AUTHORITY_HOST: emulator.imdsEndpoint, SSCSI_EMULATOR_ADDRESS: listen.host ?? "127.0.0.1" },
     },
     "keyvault emulator ready",

@@ -11,6 +11,8 @@ import { validateSecretObject } from "../shared/secrets/secret-data.ts";
 import { isHistoryMode, type KeyVaultObject } from "../provider/objects/objects.ts";
 import { DEFAULT_CLOUD_ENV_FILE_DIRS } from "../provider/cloud/cloud-file.ts";
 import { DEFAULT_LIMITS, parseMountRequest, POD_NAME_KEY, POD_NAMESPACE_KEY, type MountParameters } from "../provider/objects/parameters.ts";
+import { WORKLOAD_IDENTITY_AUDIENCE } from "../provider/auth/identity.ts";
+import { IDENTITY_BINDING_AUDIENCE } from "../shared/identity-binding.ts";
 import { upstreamBehaviour, type UpstreamBehaviour } from "./upstream-behaviour.ts";
 
 export const SPC_API_GROUP = "secrets-store.csi.x-k8s.io";
@@ -48,9 +50,18 @@ const TOKENS_KEY = "csi.storage.k8s.io/serviceAccount.tokens";
 const MESSAGE_PREFIX = "failed to mount objects, error: ";
 
 /** A service-account-shaped token (unsigned): the provider only reads its subject before Entra ID checks it. */
-function placeholderToken(namespace: string): string {
+function placeholderToken(namespace: string, audience: string): string {
   const part = (o: object) => Buffer.from(JSON.stringify(o)).toString("base64url");
-  return `${part({ alg: "none" })}.${part({ sub: `system:serviceaccount:${namespace}:${LINT_POD}`, aud: ["api://AzureADTokenExchange"] })}.`;
+  return `${part({ alg: "none" })}.${part({ sub: `system:serviceaccount:${namespace}:${LINT_POD}`, aud: [audience] })}.`;
+}
+
+/** kubelet's tokens for the audiences the chart's CSIDriver requests. */
+function placeholderTokens(namespace: string): string {
+  const tokens: Record<string, { token: string; expirationTimestamp: string }> = {};
+  for (const audience of [WORKLOAD_IDENTITY_AUDIENCE, IDENTITY_BINDING_AUDIENCE]) {
+    tokens[audience] = { token: placeholderToken(namespace, audience), expirationTimestamp: "2100-01-01T00:00:00Z" };
+  }
+  return JSON.stringify(tokens);
 }
 
 /**
@@ -67,7 +78,7 @@ function mountRequestFor(spc: SecretProviderClass, parameters: Record<string, st
     [POD_NAMESPACE_KEY]: namespace,
     "csi.storage.k8s.io/pod.uid": "00000000-0000-4000-8000-000000000000",
     "csi.storage.k8s.io/ephemeral": "true",
-    [TOKENS_KEY]: JSON.stringify({ "api://AzureADTokenExchange": { token: placeholderToken(namespace), expirationTimestamp: "2100-01-01T00:00:00Z" } }),
+    [TOKENS_KEY]: placeholderTokens(namespace),
   };
   return { attributes: JSON.stringify(attributes), secrets: JSON.stringify({ clientid: LINT_POD, clientsecret: LINT_POD }), permission: "420" };
 }
@@ -108,7 +119,13 @@ async function checkAzure(spc: SecretProviderClass, options: LintOptions, findin
     if (params.auth.mode === "ServicePrincipal") {
       findings.push({ kind: "note", subject: "identity", message: "service principal: each pod's nodePublishSecretRef must hold clientid and clientsecret" });
     } else if (params.auth.mode === "WorkloadIdentity") {
-      findings.push({ kind: "note", subject: "identity", message: "workload identity: the CSIDriver object must request tokens for api://AzureADTokenExchange (the chart does)" });
+      findings.push({ kind: "note", subject: "identity", message: `workload identity: the CSIDriver object must request tokens for ${WORKLOAD_IDENTITY_AUDIENCE} (the chart does)` });
+    } else if (params.auth.mode === "IdentityBinding") {
+      findings.push({
+        kind: "note",
+        subject: "identity",
+        message: `identity binding: the CSIDriver object must request tokens for ${IDENTITY_BINDING_AUDIENCE} (the chart does), and the provider reaches the cluster's token proxy (--token-proxy-url, --sni-name)`,
+      });
     }
     return params;
   } catch (err) {

@@ -29,7 +29,6 @@ const RULES: Rule[] = [
   { pattern: /objectVersionHistory \d+ is more than this provider reads/, upstream: "mounts", detail: "it reads every version asked for; this provider reads at most 1001" },
   { pattern: /must not contain a control character/, upstream: "mounts", detail: "it writes such file names; this driver refuses them (they break logs and events)" },
   { pattern: /usePodIdentity is not supported/, upstream: "mounts", detail: "it asks the AAD pod identity agent (NMI) on the node, which is deprecated" },
-  { pattern: /useAzureTokenProxy .*is not supported/, upstream: "mounts", detail: "it supports AKS identity binding; this provider does not yet" },
   { pattern: /is not a valid Key Vault object name|is not a valid Key Vault version id/, upstream: "refuses", detail: "Key Vault refuses the name when upstream asks for it" },
   { pattern: /objectName must not be empty/, upstream: "refuses", detail: "Key Vault has no object without a name" },
   { pattern: /Invalid vault name: .*must start with a letter/, upstream: "refuses", detail: "no vault has such a name, so its request fails" },
@@ -41,7 +40,7 @@ const RULES: Rule[] = [
   // upstream's own texts
   {
     pattern:
-      /invalid objectFormat|PFX format only supported|objectEncoding only supported|invalid objectEncoding|Invalid vaultObjectTypes|file name must not be empty|file name must be a relative path|file name must not contain '\.\.'|failed to yaml unmarshal objects|unmarshal failed for keyVaultObjects|objects is not set|keyvaultName is not provided|tenantId is not provided|cloudName .* is not valid|failed to parse \w+ flag|only one identity mode can be enabled|Invalid vault name|could not find client(id|secret) in secrets|nodePublishSecretRef secret is not set|failed to parse workload identity tokens|pod name is not provided|pod namespace is not provided/,
+      /invalid objectFormat|PFX format only supported|objectEncoding only supported|invalid objectEncoding|Invalid vaultObjectTypes|file name must not be empty|file name must be a relative path|file name must not contain '\.\.'|failed to yaml unmarshal objects|unmarshal failed for keyVaultObjects|objects is not set|keyvaultName is not provided|tenantId is not provided|cloudName .* is not valid|failed to parse \w+ flag|only one identity mode can be enabled|Invalid vault name|could not find client(id|secret) in secrets|nodePublishSecretRef secret is not set|failed to parse workload identity tokens|clientID is required for identity binding|service account tokens are required for identity binding|failed to parse service account token for identity binding|pod name is not provided|pod namespace is not provided/,
     upstream: "refuses",
     detail: "the same message",
   },

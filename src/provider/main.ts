@@ -11,6 +11,7 @@ import { BUILD_DATE, BUILD_VERSION } from "../shared/cli/version.ts";
 import { DEFAULT_CLOUD_ENV_FILE_DIRS } from "./cloud/cloud-file.ts";
 import { checkCloudName, resolveCloud } from "./cloud/cloud.ts";
 import { DEFAULT_LIMITS } from "./objects/parameters.ts";
+import { DEFAULT_CLUSTER_CA_FILE, DEFAULT_TOKEN_PROXY_URL, tokenProxyUrlProblem } from "./auth/token-proxy.ts";
 import { ListenError, ProviderServer, startProviderHttp } from "./server.ts";
 
 type FlagValue = string | number | boolean;
@@ -84,6 +85,23 @@ const FLAGS = {
     usage: "bytes of parameters and secrets one Mount request may carry",
     validate: positive,
   },
+  "token-proxy-url": {
+    kind: "string",
+    default: DEFAULT_TOKEN_PROXY_URL,
+    usage: "identity binding (useAzureTokenProxy): URL of the cluster's token proxy, where token requests go instead of Entra ID",
+    validate: (v: FlagValue) => tokenProxyUrlProblem(String(v)),
+  },
+  "sni-name": {
+    kind: "string",
+    default: "",
+    usage: "identity binding: TLS server name of the token proxy (empty: derived from the API server's serving certificate)",
+    validate: (v: FlagValue) => (String(v) === "" || /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/i.test(String(v)) ? undefined : "must be a DNS name"),
+  },
+  "token-proxy-ca-file": {
+    kind: "string",
+    default: DEFAULT_CLUSTER_CA_FILE,
+    usage: "identity binding: the cluster CA the token proxy's and the API server's certificates are checked against",
+  },
 } satisfies FlagSpecs;
 
 /** klog flags the upstream chart may pass; accepted and ignored. */
@@ -132,6 +150,7 @@ async function main(): Promise<void> {
       budgetWindowMs: flags["keyvault-request-budget-window"],
       maxIdentities: flags["max-cached-identities"],
       identityIdleMs: flags["identity-idle-timeout"],
+      tokenProxy: { url: flags["token-proxy-url"], serverName: flags["sni-name"].toLowerCase(), caFile: flags["token-proxy-ca-file"] },
     },
     logger,
   );

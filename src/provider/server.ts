@@ -10,6 +10,7 @@ import { BUILD_VERSION } from "../shared/cli/version.ts";
 import { errorClassOf, type ErrorClass } from "./errors.ts";
 import { grpcHealthProbe, healthHandlers, healthServiceDefinition } from "./health.ts";
 import { IdentityCache } from "./auth/identity.ts";
+import { defaultTokenProxyOptions, TokenProxy, type TokenProxyOptions } from "./auth/token-proxy.ts";
 import { KeyVaultReader } from "./keyvault/keyvault.ts";
 import { ProviderMetrics } from "./metrics.ts";
 import { DEFAULT_CLOUD_ENV_FILE_DIRS } from "./cloud/cloud-file.ts";
@@ -50,6 +51,8 @@ export interface ProviderConfig extends Omit<MountOptions, "cloudEnvFileDirs" | 
   budgetWindowMs: number;
   maxIdentities?: number;
   identityIdleMs?: number;
+  /** Identity binding's token proxy (--token-proxy-url, --sni-name, --token-proxy-ca-file); in-cluster defaults. */
+  tokenProxy?: Partial<Omit<TokenProxyOptions, "onServerNameDerived">>;
 }
 
 interface MountRequestMessage {
@@ -84,7 +87,12 @@ export class ProviderServer {
     this.config = { cloudEnvFileDirs: DEFAULT_CLOUD_ENV_FILE_DIRS, limits: DEFAULT_LIMITS, ...config };
     this.logger = logger;
     this.metrics = metrics;
-    this.identities = new IdentityCache({ metrics, maxEntries: config.maxIdentities, idleMs: config.identityIdleMs });
+    const tokenProxy = new TokenProxy({
+      ...defaultTokenProxyOptions(),
+      ...config.tokenProxy,
+      onServerNameDerived: (serverName) => logger.info({ serverName }, "identity binding: the token proxy's server name, derived from the API server's certificate"),
+    });
+    this.identities = new IdentityCache({ metrics, maxEntries: config.maxIdentities, idleMs: config.identityIdleMs, tokenProxy });
     this.reader = new KeyVaultReader({ metrics, logger, budget: { requests: config.budgetRequests, windowMs: config.budgetWindowMs } });
     this.mounts = new MountService(this.config, this.identities, this.reader, logger);
   }

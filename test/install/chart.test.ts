@@ -242,14 +242,14 @@ describe("CSIDriver", () => {
   const csiDriver = (values: Record<string, unknown> = {}, kubeVersion?: string) =>
     one(render(values, kubeVersion ? { kubeVersion } : {}), "CSIDriver").spec as Record<string, unknown>;
 
-  it("declares an inline ephemeral, attach-free driver that gets pod info and workload identity tokens", () => {
+  it("declares an inline ephemeral, attach-free driver that gets pod info and workload identity and identity binding tokens", () => {
     const spec = csiDriver({}, "1.30.0");
     expect(spec).toEqual({
       podInfoOnMount: true,
       attachRequired: false,
       volumeLifecycleModes: ["Ephemeral"],
       requiresRepublish: true,
-      tokenRequests: [{ audience: "api://AzureADTokenExchange" }],
+      tokenRequests: [{ audience: "api://AzureADTokenExchange" }, { audience: "api://AKSIdentityBinding" }],
     });
   });
 
@@ -341,6 +341,7 @@ describe("provider DaemonSet", () => {
     expect(c.volumeMounts).toEqual([
       { name: "providervol", mountPath: "/provider" },
       { name: "tmp", mountPath: "/tmp" },
+      { name: "cluster-ca", mountPath: "/var/run/secrets/kubernetes.io/serviceaccount", readOnly: true },
     ]);
     expect(spec.volumes).toContainEqual({ name: "providervol", hostPath: { path: "/var/run/secrets-store-csi-providers", type: "DirectoryOrCreate" } });
   });
@@ -393,6 +394,23 @@ describe("provider DaemonSet", () => {
     );
     expect([flag(set.args, "max-objects-per-mount"), flag(set.args, "max-files-per-mount"), flag(set.args, "max-request-bytes")]).toEqual(["50", "60", "65536"]);
     expect(flag(set.args, "cloud-env-file-dir")).toBe("/cloudEnv,/etc/kubernetes");
+  });
+
+  it("gives identity binding its flags and the cluster CA, without a token", () => {
+    const byDefault = providerDaemonSet(render());
+    const c = container(byDefault, "provider-azure-installer");
+    expect([flag(c.args, "token-proxy-url"), flag(c.args, "sni-name")]).toEqual([undefined, undefined]);
+    // the provider's default --token-proxy-ca-file; the ConfigMap every namespace has holds the cluster CA
+    expect(podSpec(byDefault).volumes).toContainEqual({
+      name: "cluster-ca",
+      configMap: { name: "kube-root-ca.crt", optional: true, items: [{ key: "ca.crt", path: "ca.crt" }] },
+    });
+    expect(podSpec(byDefault).automountServiceAccountToken).toBe(false);
+    const set = providerDaemonSet(render({ provider: { identityBinding: { tokenProxyURL: "https://proxy.example.com", sniName: "a0123.ests.aks", mountClusterCA: false } } }));
+    const args = container(set, "provider-azure-installer").args;
+    expect([flag(args, "token-proxy-url"), flag(args, "sni-name")]).toEqual(["https://proxy.example.com", "a0123.ests.aks"]);
+    expect(podSpec(set).volumes?.map((v) => v.name)).not.toContain("cluster-ca");
+    expect(container(set, "provider-azure-installer").volumeMounts?.map((m) => m.name)).not.toContain("cluster-ca");
   });
 
   it("switches to the node's network and the privileged mode only when asked", () => {

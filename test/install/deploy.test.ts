@@ -44,7 +44,7 @@ describe("deploy/", () => {
       .map((d) => d.toJS() as { kind?: string; spec?: Record<string, unknown> } | null)
       .find((o) => o?.kind === "CSIDriver");
     expect(csiDriver?.spec?.serviceAccountTokenInSecrets).toBeUndefined();
-    expect(csiDriver?.spec?.tokenRequests).toEqual([{ audience: "api://AzureADTokenExchange" }]);
+    expect(csiDriver?.spec?.tokenRequests).toEqual([{ audience: "api://AzureADTokenExchange" }, { audience: "api://AKSIdentityBinding" }]);
   });
 
   it("builds with kubectl kustomize into the CRDs, the CSIDriver, RBAC and both DaemonSets", () => {

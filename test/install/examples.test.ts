@@ -61,9 +61,10 @@ function keyVaultObjects(spc: Spc): KeyVaultObject[] {
 const fileName = (o: KeyVaultObject) => o.objectAlias || o.objectName!;
 const truthy = (v: unknown) => ["1", "t", "T", "true", "TRUE", "True"].includes(String(v ?? "").trim());
 
-function identityMode(spc: Spc): "workload identity" | "managed identity" | "service principal" {
+function identityMode(spc: Spc): "workload identity" | "identity binding" | "managed identity" | "service principal" {
   const p = spc.spec.parameters;
   if (truthy(p.useVMManagedIdentity)) return "managed identity";
+  if (truthy(p.useAzureTokenProxy)) return "identity binding";
   if (typeof p.clientID === "string" && p.clientID.trim() !== "") return "workload identity";
   return "service principal";
 }
@@ -71,9 +72,9 @@ function identityMode(spc: Spc): "workload identity" | "managed identity" | "ser
 const examples = loadExamples();
 
 describe("examples", () => {
-  it("cover service principal, nodePublishSecretRef, certificate sync and workload identity", () => {
+  it("cover service principal, nodePublishSecretRef, certificate sync, workload identity and identity binding", () => {
     expect(examples.map((e) => e.name)).toEqual(
-      expect.arrayContaining(["service-principal-secret", "service-principal-secret-ref", "certificate-tls-sync", "workload-identity"]),
+      expect.arrayContaining(["service-principal-secret", "service-principal-secret-ref", "certificate-tls-sync", "workload-identity", "identity-binding"]),
     );
   });
 
@@ -172,6 +173,17 @@ describe("examples", () => {
         // The driver must be asked for the token the provider exchanges.
         const csiDriver = one(render(), "CSIDriver").spec as { tokenRequests: { audience: string }[] };
         expect(csiDriver.tokenRequests.map((t) => t.audience)).toContain("api://AzureADTokenExchange");
+      } else if (mode === "identity binding") {
+        expect(spc.spec.parameters.clientID).toMatch(/^[0-9a-fA-F-]{36}$/);
+        const sa = example.objects.find((o) => o.kind === "ServiceAccount" && o.metadata.name === pod.spec.serviceAccountName);
+        expect(sa, "identity binding needs the pod's ServiceAccount").toBeDefined();
+        // the token proxy lets a service account use the identity if a ClusterRole allows it
+        const role = example.objects.find((o) => o.kind === "ClusterRole") as (ExampleObject & { rules: { apiGroups: string[]; resources: string[]; verbs: string[] }[] }) | undefined;
+        expect(role?.rules).toContainEqual({ apiGroups: ["cid.wi.aks.azure.com"], resources: [spc.spec.parameters.clientID], verbs: ["use-managed-identity"] });
+        expect([...example.texts.values()].join("\n")).toContain(`--clusterrole=${role!.metadata.name} --serviceaccount=<namespace>:${sa!.metadata.name}`);
+        expect(csi.nodePublishSecretRef).toBeUndefined();
+        const csiDriver = one(render(), "CSIDriver").spec as { tokenRequests: { audience: string }[] };
+        expect(csiDriver.tokenRequests.map((t) => t.audience)).toContain("api://AKSIdentityBinding");
       } else {
         expect(spc.spec.parameters.userAssignedIdentityID ?? "").toMatch(/^([0-9a-fA-F-]{36})?$/);
       }

@@ -14,7 +14,7 @@
 //   both-refuse both fail the mount
 // docs/compatibility.md is generated from the outcomes.
 
-export type Identity = "sp" | "wi" | "mi-system" | "mi-user" | "none";
+export type Identity = "sp" | "wi" | "ib" | "mi-system" | "mi-user" | "none";
 export type Obj = Record<string, string | number>;
 
 export type Expectation =
@@ -39,6 +39,8 @@ export interface ParityCase {
   secrets?: Record<string, string> | null;
   /** Volume attributes kubelet sends, over the defaults; undefined removes one. */
   attributes?: Record<string, string | undefined>;
+  /** The audiences kubelet sends tokens for (default: the identity's; both the chart's for "ib"). */
+  audiences?: string[];
   /** The permission field (the driver always sends "420"). */
   permission?: string;
   expect: Expectation;
@@ -371,6 +373,35 @@ export const PARITY_CASES: ParityCase[] = [
   { id: "id-pod-identity", group: IDENTITIES, title: "usePodIdentity (AAD pod identity, deprecated; no NMI agent here, with one upstream mounts it)", objects: [secret("s-plain")], parameters: { usePodIdentity: "true" }, expect: { outcome: "both-refuse" }, lint: { verdict: "refused", upstream: "mounts" } },
   { id: "id-two-modes", group: IDENTITIES, title: "useVMManagedIdentity and usePodIdentity together", objects: [secret("s-plain")], parameters: { usePodIdentity: "true", useVMManagedIdentity: "true" }, expect: { outcome: "both-refuse", here: /only one identity mode can be enabled at a time/ } },
   { id: "id-bad-bool", group: IDENTITIES, title: 'useVMManagedIdentity "yes"', objects: [secret("s-plain")], parameters: { useVMManagedIdentity: "yes" }, expect: { outcome: "both-refuse", here: /failed to parse useVMManagedIdentity flag/ } },
+  { id: "id-identity-binding", group: IDENTITIES, title: "identity binding (useAzureTokenProxy + clientID + kubelet's token for api://AKSIdentityBinding)", objects: [secret("s-plain"), key("key-rsa")], identity: "ib", expect: same },
+  {
+    id: "id-identity-binding-no-client-id",
+    group: IDENTITIES,
+    title: "identity binding without clientID",
+    objects: [secret("s-plain")],
+    identity: "ib",
+    parameters: { clientID: undefined },
+    expect: { outcome: "both-refuse", here: /clientID is required for identity binding/ },
+  },
+  {
+    id: "id-identity-binding-no-token",
+    group: IDENTITIES,
+    title: "identity binding with kubelet's token for api://AzureADTokenExchange only (CSIDriver without the api://AKSIdentityBinding audience)",
+    objects: [secret("s-plain")],
+    identity: "ib",
+    audiences: ["api://AzureADTokenExchange"],
+    expect: { outcome: "both-refuse", here: /token for audience api:\/\/AKSIdentityBinding not found/ },
+    lint: atMountTime,
+  },
+  {
+    id: "id-identity-binding-with-vm",
+    group: IDENTITIES,
+    title: "useAzureTokenProxy and useVMManagedIdentity together",
+    objects: [secret("s-plain")],
+    identity: "ib",
+    parameters: { useVMManagedIdentity: "true" },
+    expect: { outcome: "both-refuse", here: /only one identity mode can be enabled at a time/ },
+  },
   { id: "id-bool-upper", group: IDENTITIES, title: 'useVMManagedIdentity "TRUE"', objects: [secret("s-plain")], parameters: { useVMManagedIdentity: "TRUE" }, identity: "none", expect: same },
 
   // -- vault, tenant, cloud

@@ -69,6 +69,14 @@ beforeAll(async () => {
   );
   await writeFile(join(dir, "driver.yaml"), yamlDoc({ apiVersion: "secrets-store.csi.x-k8s.io/v1", kind: "SecretProviderClass", metadata: { name: "no-provider" }, spec: { parameters: { a: "b" } } }));
   await writeFile(join(dir, "broken.yaml"), "apiVersion: v1\nkind: [unclosed\n");
+  const bound = (clientID?: string) => ({ useAzureTokenProxy: "true", ...(clientID ? { clientID } : {}) });
+  await writeFile(
+    join(dir, "identity-binding.yaml"),
+    [
+      yamlDoc(spc("bound", objects({ objectName: "db", objectType: "secret" }), { namespace: "team-d", parameters: bound("7a1c0000-0000-4000-8000-000000000001") })),
+      yamlDoc(spc("unbound", objects({ objectName: "db", objectType: "secret" }), { namespace: "team-d", parameters: bound() })),
+    ].join("\n---\n"),
+  );
 });
 
 afterAll(async () => {
@@ -121,6 +129,16 @@ describe("secrets-store-csi-lint", () => {
     expect(refused).toMatchObject({ namespace: "team-b", provider: "azure", verdict: "refused" });
     expect(refused.findings).toContainEqual(expect.objectContaining({ kind: "refused", subject: "mount", upstream: "breaks" }));
     expect(result.classes.find((c) => c.name === "dot-alias")!.findings).toContainEqual(expect.objectContaining({ kind: "differs", subject: "objects[0]" }));
+  });
+
+  it("identity binding (useAzureTokenProxy) is fine with clientID, and refused without, as upstream refuses it", async () => {
+    const run = await runLint([join(dir, "identity-binding.yaml")]);
+    expect(run.status).toBe(1);
+    expect(run.stdout).toContain(`team-d/bound (${join(dir, "identity-binding.yaml")}): fine`);
+    expect(run.stdout).toContain("note: identity: identity binding: the CSIDriver object must request tokens for api://AKSIdentityBinding (the chart does)");
+    expect(run.stdout).toContain(`team-d/unbound (${join(dir, "identity-binding.yaml")}): refused here`);
+    expect(run.stdout).toContain("refused: mount: failed to build auth config for mode AzureTokenProxy: clientID is required for identity binding");
+    expect(run.stdout).toContain("upstream: fails too: the same message");
   });
 
   it("the examples in this repository are fine", async () => {

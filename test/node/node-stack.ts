@@ -1,6 +1,6 @@
 // What every node-tier test file starts: its own cluster (etcd, kube-apiserver,
 // kube-controller-manager), a real node (containerd + kubelet), the Key Vault
-// emulator seeded for a service principal and a workload identity, and kubectl
+// emulator seeded for a service principal, a workload identity and an identity binding, and kubectl
 // bound to that cluster, since the scenarios check what a user would check.
 import { execFile } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1EnvVar, type V1Pod, type V1Volume } from "@kubernetes/client-node";
-import { startEmulator, type Emulator } from "../../src/emulator/index.ts";
+import { IDENTITY_BINDING_AUDIENCE, startEmulator, type Emulator } from "../../src/emulator/index.ts";
 import { startCluster, type Cluster } from "../harness/cluster.ts";
 import { createNamespace, loadKubeConfig, rawRequest, waitFor } from "../harness/kube.ts";
 import { BUSYBOX_IMAGE, startNode, type Node } from "../harness/node.ts";
@@ -25,6 +25,9 @@ export const SP_CLIENT_ID = "61111111-1111-4111-8111-111111111111";
 export const SP_SECRET = "node-sp-secret";
 export const WI_CLIENT_ID = "62222222-2222-4222-8222-222222222222";
 export const WI_SERVICE_ACCOUNT = "workload";
+/** A managed identity bound to the cluster (AKS identity binding) for IB_SERVICE_ACCOUNT. */
+export const IB_CLIENT_ID = "63333333-3333-4333-8333-333333333333";
+export const IB_SERVICE_ACCOUNT = "bound";
 
 export interface NodeStack {
   base: string;
@@ -87,7 +90,12 @@ export async function startNodeStack(namespace: string, options: { images?: stri
   }
 }
 
-/** The vault's objects, a service principal and a workload identity federated with the cluster's issuer. */
+/**
+ * The vault's objects, a service principal, a workload identity federated with
+ * the cluster's issuer, and an identity binding (the emulator's form: a
+ * federated credential for api://AKSIdentityBinding, honoured only by its
+ * token proxy).
+ */
 async function seedKeyVault(kc: KubeConfig, emulator: Emulator, namespace: string): Promise<void> {
   const jwks = JSON.parse((await rawRequest(kc, "GET", "/openid/v1/jwks", undefined, { accept: "application/jwk-set+json" })).body) as { keys: unknown[] };
   const { issuer } = (await rawRequest(kc, "GET", "/.well-known/openid-configuration")).json as { issuer: string };
@@ -102,6 +110,12 @@ async function seedKeyVault(kc: KubeConfig, emulator: Emulator, namespace: strin
         federatedCredentials: [{ issuer, subject: `system:serviceaccount:${namespace}:${WI_SERVICE_ACCOUNT}` }],
         roleAssignments: [{ vault: VAULT, permissions: ["secrets"] }],
       },
+      {
+        name: "identity-binding",
+        clientId: IB_CLIENT_ID,
+        federatedCredentials: [{ issuer, subject: `system:serviceaccount:${namespace}:${IB_SERVICE_ACCOUNT}`, audiences: [IDENTITY_BINDING_AUDIENCE] }],
+        roleAssignments: [{ vault: VAULT, permissions: ["secrets"] }],
+      },
     ],
   } as never);
 }
@@ -111,7 +125,7 @@ export function secretProviderClass(
   emulator: Emulator,
   name: string,
   objects: string[],
-  extra: { clientID?: string; secretObjects?: unknown[] } = {},
+  extra: { clientID?: string; useAzureTokenProxy?: boolean; secretObjects?: unknown[] } = {},
 ): Record<string, unknown> {
   const array = ["array:", ...objects.map((o) => `  - |\n    objectName: ${o}\n    objectType: secret`)].join("\n");
   return {
@@ -120,7 +134,13 @@ export function secretProviderClass(
     metadata: { name },
     spec: {
       provider: "azure",
-      parameters: { keyvaultName: VAULT, tenantID: emulator.tenantId, objects: array, ...(extra.clientID ? { clientID: extra.clientID } : {}) },
+      parameters: {
+        keyvaultName: VAULT,
+        tenantID: emulator.tenantId,
+        objects: array,
+        ...(extra.clientID ? { clientID: extra.clientID } : {}),
+        ...(extra.useAzureTokenProxy ? { useAzureTokenProxy: "true" } : {}),
+      },
       ...(extra.secretObjects ? { secretObjects: extra.secretObjects } : {}),
     },
   };

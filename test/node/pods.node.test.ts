@@ -1,8 +1,9 @@
-// Scenarios 1-6 of the node tier: a real kubelet mounts secrets-store volumes
-// into real pods through our driver (registered with kubelet by itself), the
-// Azure provider program (the unmodified Azure SDK) and the Key Vault
-// emulator. Each check is one a user makes with kubectl: pod phase, events,
-// `kubectl exec ... cat`.
+// Scenarios 1-6 and 8 of the node tier (7 is chart.node.test.ts): a real
+// kubelet mounts secrets-store volumes into real pods through our driver
+// (registered with kubelet by itself), the Azure provider program (the
+// unmodified Azure SDK) and the Key Vault emulator (also playing AKS identity
+// binding's API server and token proxy). Each check is one a user makes with
+// kubectl: pod phase, events, `kubectl exec ... cat`.
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, readFile } from "node:fs/promises";
@@ -16,6 +17,8 @@ import { startDriverProcess, type DriverProcess } from "../support/driver-proces
 import {
   DRIVER_NAME,
   EMULATOR_ADDRESS,
+  IB_CLIENT_ID,
+  IB_SERVICE_ACCOUNT,
   SP_CLIENT_ID,
   SP_SECRET,
   SPC_GROUP,
@@ -80,6 +83,7 @@ describe("kubelet mounts secrets-store volumes into real pods", () => {
     // The CSIDriver object exactly as deploy/ ships it: inline volumes, pod info, tokenRequests, republish.
     await applyYaml(stack.kc, await readFile(join(REPO, "deploy", "csidriver.yaml"), "utf8"));
     await stack.core.createNamespacedServiceAccount({ namespace: NS, body: { metadata: { name: WI_SERVICE_ACCOUNT } } });
+    await stack.core.createNamespacedServiceAccount({ namespace: NS, body: { metadata: { name: IB_SERVICE_ACCOUNT } } });
     await stack.core.createNamespacedSecret({ namespace: NS, body: { metadata: { name: "kv-creds" }, stringData: { clientid: SP_CLIENT_ID, clientsecret: SP_SECRET } } });
 
     providerDir = join(stack.base, "providers");
@@ -93,8 +97,13 @@ describe("kubelet mounts secrets-store volumes into real pods", () => {
         `--endpoint=unix://${join(providerDir, "azure.sock")}`,
         `--healthz-port=${await freePort()}`,
         `--prometheus-port=${await freePort()}`,
+        // identity binding: the cluster CA; the token proxy and the API server are the emulator's (DNS hook)
+        `--token-proxy-ca-file=${stack.emulator.caCertPath}`,
       ],
-      { env: { ...process.env, NODE_EXTRA_CA_CERTS: stack.emulator.caCertPath, SSCSI_EMULATOR_ADDRESS: EMULATOR_ADDRESS }, stdio: ["ignore", "pipe", "pipe"] },
+      {
+        env: { ...process.env, NODE_EXTRA_CA_CERTS: stack.emulator.caCertPath, SSCSI_EMULATOR_ADDRESS: EMULATOR_ADDRESS, KUBERNETES_SERVICE_PORT: "443" },
+        stdio: ["ignore", "pipe", "pipe"],
+      },
     );
     provider.stdout!.on("data", (d: Buffer) => (providerLog += d.toString()));
     provider.stderr!.on("data", (d: Buffer) => (providerLog += d.toString()));
@@ -276,6 +285,19 @@ describe("kubelet mounts secrets-store volumes into real pods", () => {
     );
     // Other pods keep their volumes.
     expect(await exec("reader", "cat", "/mnt/secrets-store/db-password")).toBe("hunter2");
+  });
+
+  it("8. identity binding: kubelet passes the pod's token for api://AKSIdentityBinding (the chart's CSIDriver), the provider exchanges it through the token proxy", async () => {
+    await createClass(secretProviderClass(stack.emulator, "kv-ib", ["db-password"], { clientID: IB_CLIENT_ID, useAzureTokenProxy: true }));
+    const before = stack.emulator.counters()[`identityBindingToken:${IB_CLIENT_ID}`] ?? 0;
+    await createPod(secretsPod("bound", "kv-ib", { nodeName: stack.node.name, serviceAccountName: IB_SERVICE_ACCOUNT }));
+    await waitForRunning(stack.core, NS, "bound");
+    expect(await exec("bound", "cat", "/mnt/secrets-store/db-password")).toBe("hunter2");
+    // the token came from the proxy, which answers only under the server name
+    // the provider derived from the emulated API server's certificate
+    expect((stack.emulator.counters()[`identityBindingToken:${IB_CLIENT_ID}`] ?? 0) - before).toBeGreaterThanOrEqual(1);
+    expect(stack.emulator.counters().tokenProxyUnknownServerName ?? 0).toBe(0);
+    expect(providerLog).toContain(stack.emulator.identityBinding.serverName);
   });
 
   it("leaves the machine as it found it: no mounts, processes, cgroups, chains, links or files of the node", async () => {

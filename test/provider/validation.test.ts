@@ -93,12 +93,12 @@ describe("top-level parameters", () => {
     [
       "pod identity",
       (a) => (a.usePodIdentity = "True"),
-      "usePodIdentity is not supported: AAD pod identity is deprecated; use workload identity (clientID) or useVMManagedIdentity instead",
+      "usePodIdentity is not supported: AAD pod identity is deprecated; use workload identity (clientID), identity binding (useAzureTokenProxy) or useVMManagedIdentity instead",
     ],
     [
-      "token proxy",
+      "identity binding without clientID",
       (a) => (a.useAzureTokenProxy = "1"),
-      "useAzureTokenProxy (AKS identity binding) is not supported by this provider yet; use workload identity (clientID) instead",
+      "failed to build auth config for mode AzureTokenProxy: clientID is required for identity binding (set clientID to the client id of the managed identity the identity binding is for)",
     ],
     ["keyvaultName", (a) => (a.keyvaultName = "  "), "keyvaultName is not provided"],
     ["tenantID", (a) => delete a.tenantID, "tenantId is not provided"],
@@ -153,6 +153,22 @@ describe("identity configuration", () => {
     await expectInvalid(
       { ...wi, "csi.storage.k8s.io/serviceAccount.tokens": tokensAttribute(serviceAccountToken("ns1", "other-sa")) },
       `${pre}the token for audience api://AzureADTokenExchange was issued to system:serviceaccount:ns1:other-sa, not to the pod's service account system:serviceaccount:ns1:sa1`,
+      null,
+    );
+  });
+  it("identity binding tokens", async () => {
+    const ib = { ...base(), clientID: "ib-app", useAzureTokenProxy: "true" };
+    const pre = `${P}failed to build auth config for mode AzureTokenProxy: `;
+    const bound = (token: string) => JSON.stringify({ "api://AKSIdentityBinding": { token, expirationTimestamp: "2100-01-01T00:00:00Z" } });
+    await expectInvalid(ib, `${pre}service account tokens are required for identity binding (the CSIDriver object needs tokenRequests with audience api://AKSIdentityBinding)`, null);
+    await expectInvalid(
+      { ...ib, "csi.storage.k8s.io/serviceAccount.tokens": tokensAttribute(serviceAccountToken("ns1", "sa1")) },
+      `${pre}failed to parse service account token for identity binding, error: token for audience api://AKSIdentityBinding not found (the CSIDriver object needs tokenRequests with audience api://AKSIdentityBinding)`,
+      null,
+    );
+    await expectInvalid(
+      { ...ib, "csi.storage.k8s.io/serviceAccount.tokens": bound(serviceAccountToken("ns1", "other-sa")) },
+      `${pre}failed to parse service account token for identity binding, error: the token for audience api://AKSIdentityBinding was issued to system:serviceaccount:ns1:other-sa, not to the pod's service account system:serviceaccount:ns1:sa1`,
       null,
     );
   });

@@ -3,6 +3,12 @@
 // registration has a federated credential with the same issuer and subject
 // and the token is for the expected audience and unexpired. Its signature is
 // checked when keys are configured for the issuer; otherwise it is trusted.
+//
+// A federated credential whose audiences include api://AKSIdentityBinding
+// stands for an AKS identity binding of the service account: only the
+// cluster's token proxy honours it (Entra ID never sees that audience, the
+// proxy exchanges it), and the proxy honours nothing else.
+import { IDENTITY_BINDING_AUDIENCE } from "../../shared/identity-binding.ts";
 import { decodeJwt, MalformedJwtError, verifyJwtSignature } from "../crypto/json-web-token.ts";
 import type { ApplicationRecord, DirectoryStore } from "../store/directory-store.ts";
 import { InvalidClientError } from "../errors/entra-id-errors.ts";
@@ -10,8 +16,11 @@ import { InvalidClientError } from "../errors/entra-id-errors.ts";
 export const TOKEN_EXCHANGE_AUDIENCE = "api://AzureADTokenExchange";
 const CLOCK_SKEW_SECONDS = 300;
 
+/** Who asks: Entra ID's own token endpoint, or the identity-binding token proxy in front of it. */
+export type AssertionPath = "entraId" | "identityBinding";
+
 /** Checks the assertion for the app; throws an EntraIdError that mirrors Entra's AADSTS codes. */
-export function validateClientAssertion(assertion: string, app: ApplicationRecord, directory: DirectoryStore): void {
+export function validateClientAssertion(assertion: string, app: ApplicationRecord, directory: DirectoryStore, path: AssertionPath = "entraId"): void {
   let jwt;
   try {
     jwt = decodeJwt(assertion);
@@ -54,7 +63,8 @@ export function validateClientAssertion(assertion: string, app: ApplicationRecor
       `No matching federated identity record found for presented assertion. Assertion Issuer: '${iss}'. Assertion Subject: '${sub}'. Assertion Audience: '${audienceText}'.`,
     );
   }
-  if (!matches.some((fc) => fc.audiences.some((a) => audiences.includes(a)))) {
+  const honoured = (audience: string): boolean => (audience === IDENTITY_BINDING_AUDIENCE) === (path === "identityBinding");
+  if (!matches.some((fc) => fc.audiences.some((a) => honoured(a) && audiences.includes(a)))) {
     throw new InvalidClientError(700212, `No matching federated identity record found for presented assertion audience '${audienceText}'.`);
   }
 }

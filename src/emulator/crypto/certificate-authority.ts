@@ -35,13 +35,20 @@ export async function createCertificateAuthority(commonName = "Key Vault Emulato
   return { certificate, privateKey, pem: encodePem("CERTIFICATE", certificate) };
 }
 
-/** Issues a TLS server certificate for the names (DNS names, wildcards or IP addresses). */
-export async function issueServerCertificate(ca: CertificateAuthority, names: readonly string[]): Promise<ServerCredentials> {
-  const privateKey = await generatePrivateKey({ kty: "RSA", keySize: 2048 });
+/**
+ * Issues a TLS server certificate for the names (DNS names, wildcards or IP
+ * addresses); `options.privateKey` lets several certificates share one key.
+ */
+export async function issueServerCertificate(
+  ca: CertificateAuthority,
+  names: readonly string[],
+  options: { commonName?: string; privateKey?: KeyObject } = {},
+): Promise<ServerCredentials> {
+  const privateKey = options.privateKey ?? (await generatePrivateKey({ kty: "RSA", keySize: 2048 }));
   const dnsNames = [...new Set(names.filter((n) => isIP(n) === 0))];
   const ipAddresses = [...new Set(names.filter((n) => isIP(n) !== 0))];
   const certificate = createCertificate({
-    subject: "CN=keyvault-emulator, O=keyvault-emulator",
+    subject: `CN=${options.commonName ?? "keyvault-emulator"}, O=keyvault-emulator`,
     dnsNames,
     ipAddresses,
     validityMonths: 12,

@@ -2,8 +2,10 @@
 // the v2.0 token endpoint (client_credentials with client_secret or a
 // jwt-bearer client assertion), OpenID configuration, instance discovery and
 // the signing keys. Tokens are issued for registered app registrations only.
+// The identity-binding token proxy hands its requests here too, marked as
+// such: then only a client assertion of an identity binding is accepted.
 import type { TokenIssuer } from "../auth/access-tokens.ts";
-import { validateClientAssertion } from "../auth/client-assertion.ts";
+import { validateClientAssertion, type AssertionPath } from "../auth/client-assertion.ts";
 import {
   InvalidClientError,
   InvalidRequestError,
@@ -39,12 +41,12 @@ export class EntraIdHandler {
   }
 
   /** Handles the request if it is an Entra ID endpoint; returns false otherwise. */
-  async handle(exchange: Exchange): Promise<boolean> {
+  async handle(exchange: Exchange, via: AssertionPath = "entraId"): Promise<boolean> {
     const path = exchange.path;
     let m: RegExpExecArray | null;
     if (exchange.method === "POST" && (m = new RegExp(`^/${TENANT}/oauth2/(v2\\.0/)?token/?$`).exec(path))) {
       exchange.operation = "token";
-      await this.#token(exchange, m[1]!, m[2] !== undefined);
+      await this.#token(exchange, m[1]!, m[2] !== undefined, via);
       return true;
     }
     if (exchange.method !== "GET") return false;
@@ -68,15 +70,16 @@ export class EntraIdHandler {
     return false;
   }
 
-  async #token(exchange: Exchange, tenant: string, v2: boolean): Promise<void> {
+  async #token(exchange: Exchange, tenant: string, v2: boolean, via: AssertionPath): Promise<void> {
     const { counters, faults, tokens } = this.#deps;
     const form = new URLSearchParams((await exchange.body()).toString("utf8"));
     const correlationId = form.get("client-request-id") ?? exchange.query.get("client-request-id") ?? exchange.header("client-request-id");
     try {
       const ended = await applyFaults(exchange, faults, counters, (failure) => new TemporarilyUnavailableError(failure.status, failure.retryAfterSeconds));
       if (ended) return;
-      const { app, resource } = this.#authenticateClient(exchange, form, tenant, v2);
+      const { app, resource } = this.#authenticateClient(exchange, form, tenant, v2, via);
       counters.increment("token", app.clientId);
+      if (via === "identityBinding") counters.increment("identityBindingToken", app.clientId);
       const issued = tokens.issue(app, resource);
       const body: Record<string, unknown> = {
         token_type: "Bearer",
@@ -95,7 +98,7 @@ export class EntraIdHandler {
     }
   }
 
-  #authenticateClient(exchange: Exchange, form: URLSearchParams, tenant: string, v2: boolean): { app: ApplicationRecord; resource: string } {
+  #authenticateClient(exchange: Exchange, form: URLSearchParams, tenant: string, v2: boolean, via: AssertionPath): { app: ApplicationRecord; resource: string } {
     const { directory } = this.#deps;
     if (!this.#deps.tenants().has(tenant.toLowerCase())) {
       throw new InvalidRequestError(
@@ -145,6 +148,9 @@ export class EntraIdHandler {
     }
 
     const assertion = form.get("client_assertion");
+    if (via === "identityBinding" && !assertion) {
+      throw new InvalidRequestError(900144, "The identity-binding token proxy needs a 'client_assertion': the pod's service-account token for api://AKSIdentityBinding.");
+    }
     if (clientSecret !== null && clientSecret !== undefined) {
       if (!app.clientSecrets.includes(clientSecret)) {
         throw new InvalidClientError(
@@ -160,7 +166,7 @@ export class EntraIdHandler {
           `Invalid client_assertion_type '${assertionType ?? ""}': only ${JWT_BEARER_ASSERTION_TYPE} is supported.`,
         );
       }
-      validateClientAssertion(assertion, app, directory);
+      validateClientAssertion(assertion, app, directory, via);
     } else {
       throw new InvalidClientError(7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.");
     }

@@ -36,12 +36,13 @@ export class Exchange {
   vault: string | undefined;
   #body: Promise<Buffer> | undefined;
 
-  constructor(req: IncomingMessage, res: ServerResponse, scheme: "https" | "http") {
+  /** `host`: the host the request is answered as, when not its Host header (a proxy forwarding it). */
+  constructor(req: IncomingMessage, res: ServerResponse, scheme: "https" | "http", host?: string) {
     this.req = req;
     this.res = res;
     this.scheme = scheme;
     this.method = (req.method ?? "GET").toUpperCase();
-    this.host = req.headers.host ?? "localhost";
+    this.host = host ?? req.headers.host ?? "localhost";
     this.hostname = hostnameOf(this.host);
     const url = new URL(req.url ?? "/", "http://placeholder");
     this.path = url.pathname;

@@ -1,13 +1,16 @@
-// Identities: which credential a mount uses (workload identity, managed
-// identity, service principal) and a cache of credentials per identity.
+// Identities: which credential a mount uses (workload identity, AKS identity
+// binding, managed identity, service principal) and a cache of credentials
+// per identity.
 //
 // A cached credential is shared only by mounts of the same identity: the key
 // is mode + tenant + client id + authority, plus the service account for
-// workload identity and a hash of the client secret for a service principal
-// (so a wrong secret never rides on a token obtained with the right one).
-// Workload identity additionally proves every service-account token it has not
-// seen before with one token exchange before the cached token is shared with
-// its mount, and refreshes with the newest token of the latest mount.
+// workload identity and identity binding, and a hash of the client secret for
+// a service principal (so a wrong secret never rides on a token obtained with
+// the right one). Workload identity and identity binding additionally prove
+// every service-account token they have not seen before with one token
+// exchange before the cached token is shared with its mount, and refresh with
+// the newest token of the latest mount. Identity binding exchanges its token
+// through the cluster's token proxy (token-proxy.ts).
 import { createHash } from "node:crypto";
 import type { AccessToken, GetTokenOptions, TokenCredential } from "@azure/core-auth";
 import { status } from "@grpc/grpc-js";
@@ -19,10 +22,18 @@ import { invalidArgument, ProviderError, tlsTrustError } from "../errors.ts";
 import { LruCache } from "../../shared/lru.ts";
 import type { ProviderMetrics } from "../metrics.ts";
 import { raceSignal, SingleFlight } from "../keyvault/singleflight.ts";
+import { IDENTITY_BINDING_AUDIENCE } from "../../shared/identity-binding.ts";
+import { defaultTokenProxyOptions, TokenProxy } from "./token-proxy.ts";
+import { TokenProxyError } from "./token-proxy-error.ts";
 
 export const WORKLOAD_IDENTITY_AUDIENCE = "api://AzureADTokenExchange";
 
-export type AuthMode = "WorkloadIdentity" | "ServicePrincipal" | "ManagedIdentity";
+export type AuthMode = "WorkloadIdentity" | "IdentityBinding" | "ServicePrincipal" | "ManagedIdentity";
+
+/** The modes whose assertion is the pod's service-account token. */
+function usesServiceAccountToken(mode: AuthMode): boolean {
+  return mode === "WorkloadIdentity" || mode === "IdentityBinding";
+}
 
 export interface AuthConfig {
   mode: AuthMode;
@@ -32,14 +43,16 @@ export interface AuthConfig {
   cloud: CloudEnvironment;
   /** Service principal secret. */
   clientSecret?: string;
-  /** Workload identity: the service-account token and its subject. */
+  /** Workload identity and identity binding: the service-account token and its subject. */
   serviceAccountToken?: string;
   serviceAccountSubject?: string;
 }
 
 /** Upstream's mode names in messages ("None" is workload identity / service principal). */
 export function upstreamModeName(mode: AuthMode): string {
-  return mode === "ManagedIdentity" ? "VMManagedIdentity" : "None";
+  if (mode === "ManagedIdentity") return "VMManagedIdentity";
+  if (mode === "IdentityBinding") return "AzureTokenProxy";
+  return "None";
 }
 
 /** What a log line may say about an identity (no secret, no token). */
@@ -47,6 +60,8 @@ export function describeIdentity(auth: AuthConfig): string {
   switch (auth.mode) {
     case "WorkloadIdentity":
       return `workload identity (clientID ${auth.clientId}, ${auth.serviceAccountSubject ?? "unknown subject"})`;
+    case "IdentityBinding":
+      return `identity binding (clientID ${auth.clientId}, ${auth.serviceAccountSubject ?? "unknown subject"})`;
     case "ServicePrincipal":
       return `service principal (clientid ${auth.clientId})`;
     case "ManagedIdentity":
@@ -61,7 +76,7 @@ function sha256(text: string): string {
 /** The cache key of an identity. Hashed, so it can be used freely as a map key. */
 export function identityKey(auth: AuthConfig): string {
   const parts = [auth.mode, auth.tenantId.toLowerCase(), auth.clientId.toLowerCase(), auth.cloud.activeDirectoryEndpoint.toLowerCase()];
-  if (auth.mode === "WorkloadIdentity") parts.push(auth.serviceAccountSubject ?? "");
+  if (usesServiceAccountToken(auth.mode)) parts.push(auth.serviceAccountSubject ?? "");
   if (auth.mode === "ServicePrincipal") parts.push(sha256(auth.clientSecret ?? ""));
   return sha256(parts.join("\n"));
 }
@@ -171,6 +186,8 @@ export interface IdentityOptions {
   metrics?: ProviderMetrics;
   /** Service-account tokens remembered as proven, per identity. */
   maxProvenTokens?: number;
+  /** Identity binding's token proxy (default: the in-cluster defaults). */
+  tokenProxy?: TokenProxy;
 }
 
 /** One cached identity: its credential, the latest workload identity token, and its Key Vault clients. */
@@ -184,12 +201,14 @@ export class Identity {
   private readonly proven: LruCache<string, true>;
   private readonly proofs = new SingleFlight<void>();
   private readonly metrics: ProviderMetrics | undefined;
+  private readonly tokenProxy: TokenProxy | undefined;
 
   constructor(auth: AuthConfig, options: IdentityOptions) {
     this.auth = auth;
     this.key = identityKey(auth);
     this.description = describeIdentity(auth);
     this.metrics = options.metrics;
+    this.tokenProxy = options.tokenProxy;
     this.proven = new LruCache({ maxEntries: options.maxProvenTokens ?? 64, idleMs: 24 * 3600_000 });
     this.credential = new CachingCredential(
       (scopes, opts) => this.fetchToken(scopes, opts),
@@ -220,38 +239,61 @@ export class Identity {
     };
   }
 
-  private underlying(sdk: AzureSdk, token?: string): TokenCredential {
+  private underlying(sdk: AzureSdk): TokenCredential {
     const auth = this.auth;
     switch (auth.mode) {
       case "ServicePrincipal":
         return new sdk.ClientSecretCredential(auth.tenantId, auth.clientId, auth.clientSecret ?? "", this.credentialOptions());
-      case "WorkloadIdentity": {
-        const assertion = token ?? auth.serviceAccountToken ?? "";
-        return new sdk.ClientAssertionCredential(auth.tenantId, auth.clientId, () => Promise.resolve(assertion), this.credentialOptions());
-      }
       case "ManagedIdentity":
         return auth.clientId ? new sdk.ManagedIdentityCredential({ clientId: auth.clientId }) : new sdk.ManagedIdentityCredential();
+      default:
+        throw new Error(`${auth.mode} exchanges a service-account token per request`);
+    }
+  }
+
+  /**
+   * One token exchange with a service-account token (the newest one when none
+   * is given), on a new credential so that token is the assertion. Identity
+   * binding sends it through the token proxy, without instance discovery (the
+   * proxy serves only the token endpoints), as upstream does.
+   */
+  private async exchange(scopes: string[], options: GetTokenOptions, token?: string): Promise<AccessToken> {
+    const sdk = await azureSdk();
+    const auth = this.auth;
+    const assertion = token ?? auth.serviceAccountToken ?? "";
+    const getAssertion = () => Promise.resolve(assertion);
+    if (auth.mode !== "IdentityBinding") {
+      return nonNull(new sdk.ClientAssertionCredential(auth.tenantId, auth.clientId, getAssertion, this.credentialOptions()).getToken(scopes, options));
+    }
+    const proxy = await (this.tokenProxy ?? defaultTokenProxy()).client(options.abortSignal as AbortSignal | undefined);
+    const credential = new sdk.ClientAssertionCredential(auth.tenantId, auth.clientId, getAssertion, {
+      ...this.credentialOptions(),
+      disableInstanceDiscovery: true,
+      httpClient: proxy,
+    });
+    try {
+      return await nonNull(credential.getToken(scopes, options));
+    } catch (err) {
+      throw proxy.explain() ?? err;
     }
   }
 
   private sharedUnderlying: TokenCredential | undefined;
 
   private async fetchToken(scopes: string[], options: GetTokenOptions): Promise<AccessToken> {
-    const sdk = await azureSdk();
-    // Workload identity: a new credential each time, so the newest
-    // service-account token is the assertion. Others: one credential.
-    const credential = this.auth.mode === "WorkloadIdentity" ? this.underlying(sdk) : (this.sharedUnderlying ??= this.underlying(sdk));
+    if (usesServiceAccountToken(this.auth.mode)) return this.exchange(scopes, options);
+    const credential = (this.sharedUnderlying ??= this.underlying(await azureSdk()));
     return nonNull(credential.getToken(scopes, options));
   }
 
   /**
    * Called by every mount before it reads from Key Vault. For workload
-   * identity, makes sure the mount's service-account token was accepted by
-   * Entra ID before the cached token is used on its behalf, and makes it the
-   * token future refreshes use.
+   * identity and identity binding, makes sure the mount's service-account
+   * token was accepted by Entra ID (or the token proxy) before the cached
+   * token is used on its behalf, and makes it the token future refreshes use.
    */
   async prepare(auth: AuthConfig, signal?: AbortSignal): Promise<void> {
-    if (auth.mode !== "WorkloadIdentity" || !auth.serviceAccountToken) return;
+    if (!usesServiceAccountToken(auth.mode) || !auth.serviceAccountToken) return;
     const token = auth.serviceAccountToken;
     const hash = sha256(token);
     if (this.proven.get(hash) && !expired(token)) {
@@ -264,7 +306,7 @@ export class Identity {
       let accessToken: AccessToken;
       const scoped = scopedSignal([], FETCH_TIMEOUT_MS);
       try {
-        accessToken = await nonNull(this.underlying(await azureSdk(), token).getToken(scopes, { ...options, abortSignal: scoped.signal }));
+        accessToken = await this.exchange(scopes, { ...options, abortSignal: scoped.signal }, token);
         this.metrics?.countTokenRequest(auth.mode, "ok");
       } catch (err) {
         this.metrics?.countTokenRequest(auth.mode, "error");
@@ -296,6 +338,14 @@ async function nonNull(pending: Promise<AccessToken | null>): Promise<AccessToke
     throw err;
   }
   return token;
+}
+
+let sharedTokenProxy: TokenProxy | undefined;
+
+/** The token proxy with the in-cluster defaults, for identities made without one. */
+function defaultTokenProxy(): TokenProxy {
+  sharedTokenProxy ??= new TokenProxy(defaultTokenProxyOptions());
+  return sharedTokenProxy;
 }
 
 function expired(token: string): boolean {
@@ -332,6 +382,8 @@ export class IdentityCache {
 
 export interface AuthInputs {
   useVMManagedIdentity: boolean;
+  /** AKS identity binding (checked exclusive with useVMManagedIdentity before). */
+  useAzureTokenProxy?: boolean;
   userAssignedIdentityID: string;
   clientID: string;
   tenantId: string;
@@ -346,7 +398,7 @@ export interface AuthInputs {
   onWarning?: (message: string) => void;
 }
 
-/** Chooses the identity mode as upstream does (pod identity and token proxy are refused earlier). */
+/** Chooses the identity mode as upstream does (pod identity is refused earlier, two modes at once too). */
 export function buildAuthConfig(input: AuthInputs): AuthConfig {
   const base = { tenantId: input.tenantId, cloud: input.cloud };
   if (input.useVMManagedIdentity) {
@@ -360,28 +412,27 @@ export function buildAuthConfig(input: AuthInputs): AuthConfig {
   if (input.userAssignedIdentityID) {
     input.onWarning?.('userAssignedIdentityID is not used without useVMManagedIdentity: "true", as upstream ignores it (set useVMManagedIdentity, or remove userAssignedIdentityID)');
   }
+  if (input.useAzureTokenProxy) {
+    const fail = (detail: string): never => {
+      throw invalidArgument(`failed to build auth config for mode AzureTokenProxy: ${detail}`);
+    };
+    if (!input.clientID) fail("clientID is required for identity binding (set clientID to the client id of the managed identity the identity binding is for)");
+    if (!input.serviceAccountTokens) fail(`service account tokens are required for identity binding (the CSIDriver object needs tokenRequests with audience ${IDENTITY_BINDING_AUDIENCE})`);
+    const token = serviceAccountToken(
+      input,
+      IDENTITY_BINDING_AUDIENCE,
+      (detail) => fail(`failed to parse service account token for identity binding, error: ${detail}`),
+      ` (the CSIDriver object needs tokenRequests with audience ${IDENTITY_BINDING_AUDIENCE})`,
+    );
+    return { ...base, mode: "IdentityBinding", clientId: input.clientID, ...token };
+  }
   if (input.clientID) {
     const fail = (detail: string): never => {
       throw invalidArgument(`failed to build auth config for mode None: failed to parse workload identity tokens, error: ${detail}`);
     };
-    if (!input.serviceAccountTokens) fail("service account tokens not found (the CSIDriver object needs tokenRequests with audience api://AzureADTokenExchange)");
-    let tokens: unknown;
-    try {
-      tokens = JSON.parse(input.serviceAccountTokens!);
-    } catch {
-      fail("the service account tokens attribute is not valid JSON");
-    }
-    const entry = tokens !== null && typeof tokens === "object" ? (tokens as Record<string, unknown>)[WORKLOAD_IDENTITY_AUDIENCE] : undefined;
-    const token = entry !== null && typeof entry === "object" ? (entry as Record<string, unknown>).token : undefined;
-    if (typeof token !== "string" || token === "") fail(`token for audience ${WORKLOAD_IDENTITY_AUDIENCE} not found`);
-    const claims = jwtClaims(token as string);
-    const subject = typeof claims?.sub === "string" ? claims.sub : undefined;
-    if (!subject) fail(`the token for audience ${WORKLOAD_IDENTITY_AUDIENCE} is not a service account JWT`);
-    if (input.podNamespace && input.serviceAccountName) {
-      const expected = `system:serviceaccount:${input.podNamespace}:${input.serviceAccountName}`;
-      if (subject !== expected) fail(`the token for audience ${WORKLOAD_IDENTITY_AUDIENCE} was issued to ${subject}, not to the pod's service account ${expected}`);
-    }
-    return { ...base, mode: "WorkloadIdentity", clientId: input.clientID, serviceAccountToken: token as string, serviceAccountSubject: subject };
+    if (!input.serviceAccountTokens) fail(`service account tokens not found (the CSIDriver object needs tokenRequests with audience ${WORKLOAD_IDENTITY_AUDIENCE})`);
+    const token = serviceAccountToken(input, WORKLOAD_IDENTITY_AUDIENCE, fail);
+    return { ...base, mode: "WorkloadIdentity", clientId: input.clientID, ...token };
   }
   if (input.secrets === null || input.secrets === undefined) {
     throw invalidArgument(
@@ -399,7 +450,37 @@ export function buildAuthConfig(input: AuthInputs): AuthConfig {
   return { ...base, mode: "ServicePrincipal", clientId, clientSecret };
 }
 
+/**
+ * The pod's service-account token for `audience` from kubelet's tokens
+ * attribute, and its subject, which must be the pod's service account.
+ */
+function serviceAccountToken(
+  input: AuthInputs,
+  audience: string,
+  fail: (detail: string) => never,
+  missingHint = "",
+): { serviceAccountToken: string; serviceAccountSubject: string } {
+  let tokens: unknown;
+  try {
+    tokens = JSON.parse(input.serviceAccountTokens ?? "");
+  } catch {
+    fail("the service account tokens attribute is not valid JSON");
+  }
+  const entry = tokens !== null && typeof tokens === "object" ? (tokens as Record<string, unknown>)[audience] : undefined;
+  const token = entry !== null && typeof entry === "object" ? (entry as Record<string, unknown>).token : undefined;
+  if (typeof token !== "string" || token === "") return fail(`token for audience ${audience} not found${missingHint}`);
+  const claims = jwtClaims(token);
+  const subject = typeof claims?.sub === "string" ? claims.sub : undefined;
+  if (!subject) return fail(`the token for audience ${audience} is not a service account JWT`);
+  if (input.podNamespace && input.serviceAccountName) {
+    const expected = `system:serviceaccount:${input.podNamespace}:${input.serviceAccountName}`;
+    if (subject !== expected) fail(`the token for audience ${audience} was issued to ${subject}, not to the pod's service account ${expected}`);
+  }
+  return { serviceAccountToken: token, serviceAccountSubject: subject };
+}
+
 const IDENTITY_ERROR_NAMES = new Set([
+  "TokenProxyError",
   "AuthenticationError",
   "AggregateAuthenticationError",
   "CredentialUnavailableError",
@@ -435,6 +516,8 @@ function credentialHint(mode: AuthMode | undefined): string {
       return "check clientid and clientsecret in the nodePublishSecretRef Secret";
     case "WorkloadIdentity":
       return "check clientID and that the identity has a federated credential for the pod's service account";
+    case "IdentityBinding":
+      return "check clientID, that the managed identity has an identity binding to this cluster, and that the pod's service account may use it";
     case "ManagedIdentity":
       return "check userAssignedIdentityID and that the identity is assigned to the node";
     default:
@@ -451,6 +534,8 @@ function credentialHint(mode: AuthMode | undefined): string {
  * Unavailable.
  */
 export function authError(err: unknown, what: string, auth?: Pick<AuthConfig, "mode" | "tenantId" | "clientId" | "cloud">): ProviderError {
+  // the way to the token proxy failed: the error already says what to fix
+  if (err instanceof TokenProxyError) return new ProviderError(err.code, err.errorClass, `${what}: ${err.message}`);
   const e = err as { name?: string; statusCode?: number; message?: string; errorCode?: string; errorResponse?: { error?: string } };
   const message = firstLine(e.message ?? String(err));
   const code = e.statusCode ?? 0;

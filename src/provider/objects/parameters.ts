@@ -168,11 +168,8 @@ export async function parseMountRequest(request: MountRequestFields, defaults: P
   }
   if (usePodIdentity) {
     throw invalidArgument(
-      "usePodIdentity is not supported: AAD pod identity is deprecated; use workload identity (clientID) or useVMManagedIdentity instead",
+      "usePodIdentity is not supported: AAD pod identity is deprecated; use workload identity (clientID), identity binding (useAzureTokenProxy) or useVMManagedIdentity instead",
     );
-  }
-  if (useAzureTokenProxy) {
-    throw invalidArgument("useAzureTokenProxy (AKS identity binding) is not supported by this provider yet; use workload identity (clientID) instead");
   }
 
   const vaultName = get("keyvaultName");
@@ -192,6 +189,7 @@ export async function parseMountRequest(request: MountRequestFields, defaults: P
   const warnings: ParameterWarning[] = [];
   const auth = buildAuthConfig({
     useVMManagedIdentity,
+    useAzureTokenProxy,
     userAssignedIdentityID: get("userAssignedIdentityID"),
     clientID: get("clientID"),
     tenantId,

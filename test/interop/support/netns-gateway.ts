@@ -1,12 +1,15 @@
 // Runs inside a private network and mount namespace (started by netns.ts
 // through `unshare --net --mount`): brings loopback up, adds the addresses the
 // program expects (such as IMDS's 169.254.169.254), bind-mounts the given
-// hosts file over /etc/hosts, listens on each forwarded address and relays
+// hosts file over /etc/hosts, puts files where the program expects them on a
+// tmpfs of this namespace only (a pod's service-account CA, say), listens on
+// each forwarded address and relays
 // every connection to a unix socket that the test process serves outside the
 // namespace, then runs the program. Unix sockets are files, so they cross the
 // network namespace boundary; TLS passes through untouched.
 import { spawn, execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { connect, createServer, type Server } from "node:net";
 import { relay } from "./relay.ts";
 
@@ -15,6 +18,8 @@ export interface GatewayConfig {
   hostsFile: string;
   /** Addresses added to lo (127.0.0.0/8 is there once lo is up). */
   addresses: string[];
+  /** A tmpfs mounted over `target` in this mount namespace only, holding `files` (path under target -> content). */
+  tmpfs?: Array<{ target: string; files: Record<string, string> }>;
   /** Listen on host:port here; relay to the unix socket outside. */
   forwards: Array<{ host: string; port: number; socket: string }>;
   command: string;
@@ -27,6 +32,14 @@ const config = JSON.parse(readFileSync(process.argv[2]!, "utf8")) as GatewayConf
 execFileSync("ip", ["link", "set", "lo", "up"]);
 for (const address of config.addresses) execFileSync("ip", ["addr", "add", `${address}/32`, "dev", "lo"]);
 execFileSync("mount", ["--bind", config.hostsFile, "/etc/hosts"]);
+for (const fs of config.tmpfs ?? []) {
+  execFileSync("mount", ["-t", "tmpfs", "-o", "size=1m,mode=0755", "tmpfs", fs.target]);
+  for (const [path, content] of Object.entries(fs.files)) {
+    const file = join(fs.target, path);
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(file, content);
+  }
+}
 
 function listen(forward: GatewayConfig["forwards"][number]): Promise<Server> {
   const server = createServer((inbound) => relay(inbound, connect(forward.socket)));

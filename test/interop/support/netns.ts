@@ -20,6 +20,8 @@ export interface NamespaceOptions {
   hosts: Record<string, string>;
   /** Extra addresses for the namespace's lo, e.g. 169.254.169.254. */
   addresses?: string[];
+  /** Files on a tmpfs of the namespace's own (see GatewayConfig). */
+  tmpfs?: GatewayConfig["tmpfs"];
   /** Addresses inside the namespace relayed to addresses outside. */
   forwards: Array<{ listen: { host: string; port: number }; to: { host: string; port: number } }>;
   command: string;
@@ -55,7 +57,7 @@ export async function startInNetworkNamespace(options: NamespaceOptions): Promis
     servers.push(await serveRelay(socket, f.to));
     forwards.push({ host: f.listen.host, port: f.listen.port, socket });
   }
-  const config: GatewayConfig = { hostsFile, addresses: options.addresses ?? [], forwards, command: options.command, args: options.args, env: options.env };
+  const config: GatewayConfig = { hostsFile, addresses: options.addresses ?? [], tmpfs: options.tmpfs, forwards, command: options.command, args: options.args, env: options.env };
   const configFile = join(dir, "gateway.json");
   writeFileSync(configFile, JSON.stringify(config));
 

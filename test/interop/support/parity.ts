@@ -3,10 +3,10 @@
 // acceptance rule reads it (see parity-cases.ts).
 import type { ServiceError } from "@grpc/grpc-js";
 import { status } from "@grpc/grpc-js";
-import { objectsYaml, tokensAttribute, type MountResponse } from "../../provider/client.ts";
+import { objectsYaml, type MountResponse } from "../../provider/client.ts";
 import type { Expectation, ParityCase } from "../parity-cases.ts";
 import { upstreamVolumeProblem } from "./upstream-volume.ts";
-import { NO_ACCESS, POD, SP, UAMI, VAULT, WI_APP, type ProviderPair, type World } from "./world.ts";
+import { IB_APP, NO_ACCESS, POD, SP, UAMI, VAULT, WI_APP, type ProviderPair, type World } from "./world.ts";
 
 export type Answer = { ok: MountResponse } | { error: { code: string; message: string } };
 
@@ -35,6 +35,7 @@ export async function caseParameters(c: ParityCase, world: World): Promise<Recor
     objects: c.objectsText ?? objectsYaml(c.objects ?? []),
   };
   if (c.identity === "wi") params.clientID = WI_APP;
+  if (c.identity === "ib") Object.assign(params, { clientID: IB_APP, useAzureTokenProxy: "true" });
   if (c.identity === "mi-system" || c.identity === "mi-user") params.useVMManagedIdentity = "true";
   if (c.identity === "mi-user") params.userAssignedIdentityID = UAMI;
   Object.assign(params, c.parameters ?? {});
@@ -65,6 +66,15 @@ async function resolve(text: string, world: World): Promise<string> {
   return out;
 }
 
+/** The audiences the chart's CSIDriver asks kubelet for tokens for. */
+const KUBELET_AUDIENCES = ["api://AzureADTokenExchange", "api://AKSIdentityBinding"];
+
+/** kubelet's serviceAccount.tokens attribute: a token of POD's service account per audience. */
+function kubeletTokens(world: World, audiences: string[]): string {
+  const expirationTimestamp = new Date(Date.now() + 3600_000).toISOString();
+  return JSON.stringify(Object.fromEntries(audiences.map((audience) => [audience, { token: world.serviceAccountToken(audience), expirationTimestamp }])));
+}
+
 export async function mountRequest(c: ParityCase, world: World): Promise<MountRequestArgs> {
   const attributes: Record<string, string | undefined> = {
     secretProviderClass: "interop",
@@ -75,7 +85,8 @@ export async function mountRequest(c: ParityCase, world: World): Promise<MountRe
     "csi.storage.k8s.io/ephemeral": "true",
     ...(await caseParameters(c, world)),
   };
-  if (c.identity === "wi") attributes["csi.storage.k8s.io/serviceAccount.tokens"] = tokensAttribute(world.serviceAccountToken());
+  const audiences = c.audiences ?? (c.identity === "wi" ? ["api://AzureADTokenExchange"] : c.identity === "ib" ? KUBELET_AUDIENCES : []);
+  if (audiences.length > 0) attributes["csi.storage.k8s.io/serviceAccount.tokens"] = kubeletTokens(world, audiences);
   Object.assign(attributes, c.attributes ?? {});
   const clean: Record<string, string> = {};
   for (const [k, v] of Object.entries(attributes)) if (v !== undefined) clean[k] = v;

@@ -1,8 +1,9 @@
 // The upstream Go programs the interop tests run against ours, built by
 // test/harness/install-upstream.sh: the Azure provider v1.8.2 (in a private
-// network namespace whose /etc/hosts sends the vault and login hosts to the
-// emulator), the secrets-store-csi-driver v1.6.0 and the driver module's
-// mock provider. Missing Go or a failed build fails the tests loudly.
+// network namespace whose /etc/hosts sends the vault, login and in-cluster
+// API server hosts to the emulator, with the emulator's CA as the pod's
+// service-account CA), the secrets-store-csi-driver v1.6.0 and the driver
+// module's mock provider. Missing Go or a failed build fails the tests loudly.
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { access, constants, mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -10,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import type { Emulator } from "../../../src/emulator/index.ts";
+import { API_SERVER_HOST } from "../../../src/shared/identity-binding.ts";
 import { ProviderClient } from "../../provider/client.ts";
 import { waitForProvider } from "../../provider/env.ts";
 import { startInNetworkNamespace, type NamespacedProcess } from "./netns.ts";
@@ -54,20 +56,24 @@ export interface UpstreamProvider {
 
 /**
  * The upstream Azure provider with the given flags, listening on
- * <dir>/azure.sock. Inside its namespace the vault hosts and the Entra ID
- * login hosts resolve to the emulator's address, IMDS's
- * 169.254.169.254:80 reaches the emulator's IMDS port, and SSL_CERT_FILE
- * trusts the emulator's CA.
+ * <dir>/azure.sock. Inside its namespace the vault hosts, the Entra ID
+ * login hosts and kubernetes.default.svc.cluster.local (identity binding's
+ * API server and token proxy) resolve to the emulator's address, IMDS's
+ * 169.254.169.254:80 reaches the emulator's IMDS port, SSL_CERT_FILE trusts
+ * the emulator's CA, and so does the service-account CA file at the path a
+ * pod has it (/var/run/secrets/kubernetes.io/serviceaccount/ca.crt), which
+ * upstream reads to derive the token proxy's server name.
  */
 export async function startUpstreamProvider(emulator: Emulator, options: { vaultHosts: string[]; flags?: string[]; dir?: string }): Promise<UpstreamProvider> {
   const bin = await upstreamBinDir();
   const socketDir = options.dir ?? (await mkdtemp(join(tmpdir(), "upstream-provider-")));
   const socket = join(socketDir, "azure.sock");
   const hosts: Record<string, string> = {};
-  for (const name of [...LOGIN_HOSTS, ...options.vaultHosts]) hosts[name] = emulator.host;
+  for (const name of [...LOGIN_HOSTS, API_SERVER_HOST, ...options.vaultHosts]) hosts[name] = emulator.host;
   const ns: NamespacedProcess = await startInNetworkNamespace({
     hosts,
     addresses: ["169.254.169.254"],
+    tmpfs: [{ target: "/var/run", files: { "secrets/kubernetes.io/serviceaccount/ca.crt": emulator.caCertPem } }],
     forwards: [
       { listen: { host: emulator.host, port: 443 }, to: { host: emulator.host, port: emulator.port } },
       { listen: { host: "169.254.169.254", port: 80 }, to: { host: emulator.host, port: emulator.imdsPort } },

@@ -1,9 +1,11 @@
 // The world the interop tests share: one Key Vault emulator (HTTPS on port
-// 443 of a private loopback address) seeded with every kind of object and one
-// principal per identity mode, and a pair of providers (upstream's Go binary
-// and ours) for each setting of the two provider flags that change output.
+// 443 of a private loopback address, also playing identity binding's API
+// server and token proxy) seeded with every kind of object and one principal
+// per identity mode, and a pair of providers (upstream's Go binary and ours)
+// for each setting of the two provider flags that change output. Both derive
+// the token proxy's server name from the emulated API server's certificate.
 import { generateKeyPairSync, randomBytes } from "node:crypto";
-import { EMULATOR_SERVICE_ACCOUNT_ISSUER, type Emulator, type SeedDocument } from "../../../src/emulator/index.ts";
+import { EMULATOR_SERVICE_ACCOUNT_ISSUER, IDENTITY_BINDING_AUDIENCE, type Emulator, type SeedDocument } from "../../../src/emulator/index.ts";
 import { rawKeyVaultGet, startProvider, startTestEmulator, type RunningProvider } from "../../provider/env.ts";
 import type { ProviderClient } from "../../provider/client.ts";
 import { makePki } from "../../provider/pki.ts";
@@ -16,6 +18,8 @@ export const MISSING_VAULT = "kv-nowhere";
 export const SP = { clientId: "a1111111-1111-4111-8111-111111111111", clientSecret: "interop-sp-secret" };
 export const NO_ACCESS = { clientId: "a2222222-2222-4222-8222-222222222222", clientSecret: "interop-no-access" };
 export const WI_APP = "a3333333-3333-4333-8333-333333333333";
+/** A managed identity with an identity binding for POD's service account. */
+export const IB_APP = "a6666666-6666-4666-8666-666666666666";
 export const UAMI = "a4444444-4444-4444-8444-444444444444";
 export const SYSTEM_MI = "a5555555-5555-4555-8555-555555555555";
 export const POD = { name: "app-0", namespace: "interop", serviceAccount: "app", uid: "0b1c2d3e-0000-4000-8000-00000000a11e" };
@@ -82,6 +86,14 @@ function seedDocument(): SeedDocument {
         federatedCredentials: [{ issuer: EMULATOR_SERVICE_ACCOUNT_ISSUER, subject: `system:serviceaccount:${POD.namespace}:${POD.serviceAccount}` }],
         roleAssignments: all,
       },
+      {
+        name: "interop-identity-binding",
+        clientId: IB_APP,
+        federatedCredentials: [
+          { issuer: EMULATOR_SERVICE_ACCOUNT_ISSUER, subject: `system:serviceaccount:${POD.namespace}:${POD.serviceAccount}`, audiences: [IDENTITY_BINDING_AUDIENCE] },
+        ],
+        roleAssignments: all,
+      },
     ],
     managedIdentities: [
       { name: "interop-uami", clientId: UAMI, roleAssignments: all },
@@ -102,8 +114,8 @@ export interface World {
   pairs: ProviderPair[];
   /** Version ids of an object, oldest first. */
   versions(collection: "secrets" | "keys" | "certificates", name: string): Promise<string[]>;
-  /** A workload-identity token for POD's service account. */
-  serviceAccountToken(): string;
+  /** A workload-identity token for POD's service account (or one for another audience). */
+  serviceAccountToken(audience?: string): string;
   stop(): Promise<void>;
 }
 
@@ -125,7 +137,8 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
       settings.map(async (setting) => {
         const [upstream, ours] = await Promise.all([
           startUpstreamProvider(emulator, { vaultHosts, flags: [...setting.flags] }),
-          startProvider(emulator, address, [...setting.flags]),
+          // the cluster CA, and the API server's port, as a pod has them
+          startProvider(emulator, address, [...setting.flags, `--token-proxy-ca-file=${emulator.caCertPath}`], { KUBERNETES_SERVICE_PORT: "443" }),
         ]);
         stoppers.push(() => upstream.stop(), () => ours.stop());
         return { setting, upstream, ours };
@@ -152,7 +165,7 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
         }
         return cached;
       },
-      serviceAccountToken: () => emulator.issueServiceAccountToken({ namespace: POD.namespace, serviceAccount: POD.serviceAccount }),
+      serviceAccountToken: (audience) => emulator.issueServiceAccountToken({ namespace: POD.namespace, serviceAccount: POD.serviceAccount, audience }),
       stop,
     };
   } catch (err) {

@@ -88,10 +88,13 @@ describe("SecretSyncer against a real kube-apiserver", () => {
   });
 
   function makeContext(kube: KubeClient, argv: string[] = []): DriverContext {
+    const metrics = new DriverMetrics({ defaultMetrics: false });
+    // The test's provider counts as installed on the node, as its socket would.
+    metrics.knowProviders((provider) => provider === "fake");
     return {
       options: parseDriverOptions([`--nodeid=${NODE}`, ...argv]),
       logger,
-      metrics: new DriverMetrics({ defaultMetrics: false }),
+      metrics,
       // The syncer needs neither mounts nor providers.
       mounter: undefined as never,
       providers: undefined as never,

@@ -177,7 +177,7 @@ export class SecretSyncer {
 
     let files: Map<string, MountedFile>;
     try {
-      files = await readMountedFiles(volume.targetPath);
+      files = await readMountedFiles(this.ctx, volume);
     } catch (err) {
       await failAll(new SyncFailure(SyncErrorType.MountedFiles, `failed to get mounted files, err: ${(err as Error).message}`, SecretEventReason.CreateFailed));
       return;

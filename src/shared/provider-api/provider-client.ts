@@ -185,12 +185,22 @@ export class ProviderClient {
       );
     }
     if (e.code === grpc.status.RESOURCE_EXHAUSTED && /message larger than max/i.test(details)) return this.tooLarge(details, request);
-    if (e.code === grpc.status.UNAVAILABLE && /ECONNREFUSED|ENOENT|No connection established/i.test(details)) {
+    if (e.code === grpc.status.UNAVAILABLE && /ECONNREFUSED|ENOENT/.test(details)) {
       return new DriverError(
         grpc.status.UNAVAILABLE,
         ErrorType.GRPCProviderError,
         `provider "${this.provider}" is not running on this node: nothing accepts connections on ${this.socketPath}; ` +
           `check the ${this.provider} provider's pod on this node (${details})`,
+      );
+    }
+    if (e.code === grpc.status.UNAVAILABLE && /No connection established/i.test(details)) {
+      // Something listens (the connection was accepted) but closed it, or
+      // answered other than HTTP/2, before gRPC could start.
+      return new DriverError(
+        grpc.status.UNAVAILABLE,
+        ErrorType.GRPCProviderError,
+        `provider "${this.provider}" did not answer: a process accepts connections on ${this.socketPath} but closes them ` +
+          `(or answers something other than gRPC) before any call can be made; check the ${this.provider} provider's pod on this node (${details})`,
       );
     }
     const code = typeof e.code === "number" ? e.code : grpc.status.UNKNOWN;
@@ -199,10 +209,10 @@ export class ProviderClient {
 
   /**
    * A message over a size limit. gRPC words it the same whichever side
-   * refused it, so the sizes tell: "(X vs Y)" with X the size of our
-   * request is the provider refusing the request (the driver's
-   * --max-call-recv-msg-size cannot help); Y our own limit is a response too
-   * large for it.
+   * refused it ("larger than max (X vs Y)"), so the sizes tell: X the size of
+   * our request is the provider refusing the request (the driver's
+   * --max-call-recv-msg-size cannot help, whatever Y is); otherwise Y our own
+   * limit is an answer too large for the driver.
    */
   private tooLarge(details: string, request: MountRequest | undefined): DriverError {
     const sizes = /\((\d+) vs\.? (\d+)\)/.exec(details);
@@ -216,7 +226,7 @@ export class ProviderClient {
       );
     }
     const requestBytes = request ? providerService().service.Mount!.requestSerialize(request).length : undefined;
-    if (size !== undefined && size === requestBytes && limit !== this.maxRecvMsgSize) {
+    if (size !== undefined && size === requestBytes) {
       return new DriverError(
         grpc.status.INVALID_ARGUMENT,
         ErrorType.GRPCProviderError,

@@ -606,6 +606,28 @@ describe("node safety: publish and unpublish under races, foreign mounts and hos
         execFileSync("umount", [target]);
       }
     });
+
+    it("after a restart, with neither pod nor status object left, unpublish takes it only by kubelet's own record of the volume", async () => {
+      const { parent, target } = await newTarget();
+      await mkdir(target);
+      execFileSync("mount", ["-t", "tmpfs", "-o", "size=64k", DRIVER_SOURCE, target]);
+      try {
+        // kubelet's vol_data.json, as it writes it beside every CSI volume's mount directory.
+        const volData = { specVolID: `vol-${n}`, volumeHandle: `csi-${n}`, driverName: DRIVER_SOURCE, nodeName: NODE, volumeLifecycleMode: "Ephemeral" };
+        await writeFile(join(parent, "vol_data.json"), JSON.stringify({ ...volData, volumeHandle: "csi-another-volume" }));
+        await unpublish(target);
+        expect((await mountsAt(target)).map((m) => m.source)).toEqual([DRIVER_SOURCE]);
+        await writeFile(join(parent, "vol_data.json"), JSON.stringify({ ...volData, driverName: "other.csi.example.com" }));
+        await unpublish(target);
+        expect((await mountsAt(target)).map((m) => m.source)).toEqual([DRIVER_SOURCE]);
+        await writeFile(join(parent, "vol_data.json"), JSON.stringify(volData));
+        await unpublish(target);
+        expect(await mountsAt(target)).toEqual([]);
+        expect(existsSync(target)).toBe(false);
+      } finally {
+        if ((await mountsAt(target)).length > 0) execFileSync("umount", [target]);
+      }
+    });
   });
 
   describe("11. path elements swapped under the driver", () => {

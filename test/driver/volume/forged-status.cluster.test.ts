@@ -13,7 +13,7 @@
 // and the forger's classes never reached the provider. The victim's genuine
 // CSI volume is adopted and refreshed as before.
 import { execFileSync } from "node:child_process";
-import { mkdtemp } from "node:fs/promises";
+import { mkdtemp, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Volume } from "@kubernetes/client-node";
@@ -118,7 +118,7 @@ describe("forged status objects never make the driver adopt another pod's volume
     // what is already on the volume).
     provider = await startFakeProvider(join(base, "providers", "fake.sock"), (req) => {
       const spc = classOf(req);
-      if (spc === "victim-spc") return { object_version: [{ id: "secret/db-password", version: "v1" }], files: [{ path: "db-password", mode: 0o644, contents: VICTIM.csi }] };
+      if (spc?.startsWith("victim-")) return { object_version: [{ id: "secret/db-password", version: "v1" }], files: [{ path: "db-password", mode: 0o644, contents: VICTIM.csi }] };
       forgedVersion++;
       const versions = [{ id: "secret/x", version: `f${forgedVersion}` }];
       if (spc === "forge-empty") return { object_version: versions };
@@ -127,6 +127,7 @@ describe("forged status objects never make the driver adopt another pod's volume
     });
 
     await createClass(VICTIM_NS, "victim-spc", { objects: "db-password" });
+    await createClass(VICTIM_NS, "victim-upstream-spc", { objects: "db-password" });
     const steal = [
       { secretName: "stolen-tls", type: "Opaque", data: [{ objectName: "tls.key", key: "key" }] },
       { secretName: "stolen-token", type: "Opaque", data: [{ objectName: "token", key: "token" }] },
@@ -143,6 +144,7 @@ describe("forged status objects never make the driver adopt another pod's volume
       { name: "cache", emptyDir: { medium: "Memory" } },
       { name: "driver-named", secret: { secretName: "victim-other" } },
       csiVolume("secrets-store", "victim-spc"),
+      csiVolume("upstream-store", "victim-upstream-spc"),
     ]);
     // The forger's own pod, with a CSI volume of the same name as the victim's, of the forger's class.
     forgerUid = await createPod(FORGER_NS, "forger", [csiVolume("secrets-store", "forge-files")]);
@@ -193,6 +195,19 @@ describe("forged status objects never make the driver adopt another pod's volume
     const victimPaths = [secretVolume, tokenVolume, memoryVolume, driverNamed, undeclaredCsi, victimCsi];
     const before = await Promise.all(victimPaths.map(snapshotTree));
 
+    // A genuine volume of upstream's driver, mounted before an upgrade: its
+    // tmpfs (source "tmpfs") at the pod's CSI volume path, then its status object.
+    const upstreamCsi = join(volumePath("kubernetes.io~csi", "upstream-store"), "mount");
+    await kubeletVolume(upstreamCsi, { "db-password": "written by upstream's driver" });
+    const genuineUpstream = buildPodStatus({
+      pod: { name: "victim", namespace: VICTIM_NS, uid: victimUid },
+      spcName: "victim-upstream-spc",
+      nodeName: NODE,
+      targetPath: upstreamCsi,
+      objectVersions: [],
+    });
+    await custom.createNamespacedCustomObject({ group: GROUP, version: "v1", namespace: VICTIM_NS, plural: "secretproviderclasspodstatuses", body: genuineUpstream });
+
     // The forgeries, in the forger's namespace, labelled for this node,
     // created after the mounts (so upstream's "mount no newer than its
     // status object" rule holds for them): owned by the forger's own pod, or
@@ -225,15 +240,24 @@ describe("forged status objects never make the driver adopt another pod's volume
     driver = await startDriverProcess(join(base, "csi.sock"), driverArgs());
     csi = csiClient(driver.socketPath);
 
-    // Rotation runs: the victim's genuine volume is adopted and refreshed, three times over.
-    await waitFor(() => provider.requests.filter((r) => classOf(r) === "victim-spc" && r.current_object_version.length > 0).length >= 3, {
-      description: "three refreshes of the victim's own CSI volume after the restart",
+    // Rotation runs: the victim's genuine volumes (ours, and upstream's
+    // before the upgrade) are adopted and refreshed, three times over.
+    const refreshes = (spc: string) => provider.requests.filter((r) => classOf(r) === spc && r.current_object_version.length > 0).length;
+    await waitFor(() => refreshes("victim-spc") >= 3 && refreshes("victim-upstream-spc") >= 3, {
+      description: "three refreshes of each of the victim's own CSI volumes after the restart",
       timeoutMs: 60_000,
     });
-    expect(driver.output()).toContain("adopted the volume at the target, proven by its pod and status object");
+    const adopted = driver
+      .output()
+      .split("\n")
+      .filter((l) => l.includes("adopted the volume at the target, proven by its pod and status object"));
+    expect(adopted.filter((l) => l.includes(`"target":"${victimCsi}"`))).toHaveLength(1);
+    expect(adopted.filter((l) => l.includes(`"target":"${upstreamCsi}"`) && l.includes('"source":"tmpfs"'))).toHaveLength(1);
+    expect(adopted).toHaveLength(2);
+    expect(await readFile(join(upstreamCsi, "db-password"), "utf8")).toBe(VICTIM.csi);
 
     // The forger's classes never reached the provider: nothing was refreshed, written or synced for them.
-    expect(provider.requests.map(classOf).filter((c) => c !== "victim-spc")).toEqual([]);
+    expect(provider.requests.map(classOf).filter((c) => !c?.startsWith("victim-"))).toEqual([]);
     // Every victim file byte for byte.
     expect(await Promise.all(victimPaths.map(snapshotTree))).toEqual(before);
     // No Secret in the forger's namespace.

@@ -141,7 +141,9 @@ export class VolumeTarget implements TargetHold {
    * status object for the target, or, for one with the driver's source name,
    * by `claim` (a publish: kubelet names the pod and class) or by kubelet's
    * own record of the volume (an unpublish). The proof is tried once per
-   * mount and operation; a proven volume is recorded.
+   * mount and operation. A volume proven by its status object is recorded;
+   * one proven by kubelet's word counts for this operation (a republish
+   * records it).
    */
   async inspect(claim?: VolumeClaim): Promise<TargetState> {
     let state = await this.look();
@@ -165,9 +167,17 @@ export class VolumeTarget implements TargetHold {
     // proven, and only by kubelet's word on whose volume this path is.
     if (found.entry.source !== this.ctx.options.drivername) return false;
     let problem: string | undefined;
-    if (claim) problem = (await checkPodVolume(this.ctx, this.resolved, claim)).problem;
-    else if (this.ctx.options.secretProviderClassDir !== undefined) problem = pathProblem(this.resolved);
-    else problem = pathProblem(this.resolved) ?? kubeletVolumeProblem(this.resolved, this.ctx.options.drivername, this.volumeId);
+    let proof: string;
+    if (claim) {
+      proof = "the publishing pod's volume";
+      problem = (await checkPodVolume(this.ctx, this.resolved, claim)).problem;
+    } else if (this.ctx.options.secretProviderClassDir !== undefined) {
+      proof = "the path (standalone mode)";
+      problem = pathProblem(this.resolved);
+    } else {
+      proof = "kubelet's record of the volume";
+      problem = pathProblem(this.resolved) ?? kubeletVolumeProblem(this.resolved, this.ctx.options.drivername, this.volumeId);
+    }
     if (problem) {
       this.ctx.logger.warn(
         { target: this.path, source: found.entry.source, reason: oneLine(problem, 500) },
@@ -176,7 +186,7 @@ export class VolumeTarget implements TargetHold {
       return false;
     }
     this.provenMount = found.mount;
-    this.ctx.logger.info({ target: this.path }, "recognised the driver's tmpfs at the target, proven by the pod's volume");
+    this.ctx.logger.info({ target: this.path, proof }, "recognised the driver's tmpfs at the target");
     return true;
   }
 

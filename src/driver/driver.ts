@@ -78,6 +78,7 @@ export async function startDriver(options: DriverOptions, deps: DriverDependenci
     locks: new TargetLocks(),
     kube,
   };
+  ctx.metrics.knowProviders((provider) => ctx.providers.isInstalled(provider));
 
   const { Identity, Node, Controller } = csiServices();
   const server = await startGrpcServer({ endpoint: options.endpoint }, (s) => {

@@ -1,9 +1,15 @@
 // Driver metrics with upstream's names and labels (reference driver-spec §7.1),
 // so existing dashboards and alerts keep working. Labels never carry secret
-// values or free-form error text: error_type is a short stable class.
+// values or free-form error text, and take values from fixed sets only:
+// error_type is a short stable class, and provider is a provider installed on
+// this node (its socket was seen), "" before a publish knows the provider, or
+// "other" for any name a SecretProviderClass or pod makes up.
 import { Counter, Histogram, Registry, collectProcessMetrics } from "../shared/http/prometheus.ts";
 
 export const OS_TYPE = process.platform === "win32" ? "windows" : process.platform;
+
+/** The provider label of a provider that is not installed on this node. */
+export const OTHER_PROVIDER = "other";
 
 // Upstream's ExponentialBucketsRange(0.1, 2, 11).
 const ROTATION_BUCKETS = Array.from({ length: 11 }, (_, i) => Number((0.1 * Math.pow(20, i / 10)).toFixed(4)));
@@ -20,6 +26,18 @@ export class DriverMetrics {
     name: "node_publish_error_total",
     help: "Failed NodePublishVolume calls, including republish failures reported to kubelet as success",
     labelNames: ["provider", "error_type", "os_type"],
+    registers: [this.registry],
+  });
+  readonly nodePublishAborted = new Counter({
+    name: "node_publish_aborted_total",
+    help: "NodePublishVolume calls answered ABORTED because another call on the same target or volume was in progress (kubelet retries them); not counted as errors",
+    labelNames: ["os_type"],
+    registers: [this.registry],
+  });
+  readonly nodeUnpublishAborted = new Counter({
+    name: "node_unpublish_aborted_total",
+    help: "NodeUnpublishVolume calls answered ABORTED because another call on the same target or volume was in progress (kubelet retries them); not counted as errors",
+    labelNames: ["os_type"],
     registers: [this.registry],
   });
   readonly nodeUnpublish = new Counter({
@@ -80,7 +98,21 @@ export class DriverMetrics {
     registers: [this.registry],
   });
 
+  /** Whether a provider is installed on this node; until told, none is. */
+  private installed: (provider: string) => boolean = () => false;
+
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics ?? true) collectProcessMetrics(this.registry);
+  }
+
+  /** Says how to tell the providers installed on this node (ProviderClients.isInstalled). */
+  knowProviders(installed: (provider: string) => boolean): void {
+    this.installed = installed;
+  }
+
+  /** The provider label value: the provider when installed on this node, "" when not known yet, else "other". */
+  providerLabel(provider: string): string {
+    if (provider === "") return "";
+    return this.installed(provider) ? provider : OTHER_PROVIDER;
   }
 }

@@ -7,7 +7,9 @@
 // anything:
 //   1. check the request; open the target (path checked, held by this call:
 //      another call on it or on the volume id is answered ABORTED);
-//   2. look at what is there: the driver's live tmpfs is a republish; a
+//   2. look at what is there: the driver's live tmpfs is a republish (one it
+//      has no record of only once proven the pod's volume: the target is the
+//      pod's CSI volume path and the pod has that volume of this driver); a
 //      foreign mount, a symlink or foreign files are refused;
 //   3. read the SecretProviderClass, find the provider;
 //   4. mount a tmpfs, ask the provider, write the files through the checked tmpfs;
@@ -22,7 +24,7 @@ import type { PodRef } from "../kube/kube-client.ts";
 import { buildPodStatus } from "../kube/pod-status.ts";
 import { nextRefreshAt } from "../rotation/volume-refresh.ts";
 import { newVolumeRecord, type MountedVolume } from "../volume/mounted-volumes.ts";
-import { MAX_STACKED_MOUNTS, VolumeTarget, type VolumeMount } from "../volume/target.ts";
+import { MAX_STACKED_MOUNTS, VolumeTarget, type VolumeClaim, type VolumeMount } from "../volume/target.ts";
 import { fetchContent } from "../volume/volume-content.ts";
 import { providerOf } from "../../shared/provider-api/provider-client.ts";
 import { POD_NAME_KEY, POD_NAMESPACE_KEY, POD_UID_KEY, PROVIDER_NAME_KEY, SPC_NAME_KEY } from "../../shared/provider-api/volume-attributes.ts";
@@ -65,7 +67,8 @@ export async function nodePublishVolume(ctx: DriverContext, req: NodePublishVolu
   try {
     // 2. What is there: a republish of the driver's volume, nothing, or something to refuse.
     const volumeContext = req.volume_context;
-    let state = await target.inspect(podRefOrUndefined(volumeContext));
+    const claim = claimOf(volumeContext);
+    let state = await target.inspect(claim);
     for (let round = 0; state.kind === "driver-tmpfs"; round++) {
       const other = target.otherTargetOf(state.mount);
       if (other) throw failedPrecondition(`target path ${target.path} shows the volume of another target (${other}); refusing to share it`);
@@ -75,8 +78,8 @@ export async function nodePublishVolume(ctx: DriverContext, req: NodePublishVolu
       // holds nothing yet, so start again.
       if (round >= MAX_STACKED_MOUNTS) throw failedPrecondition(`target path ${target.path} is still mounted after ${round} unmounts`);
       ctx.logger.warn({ target: target.path }, "found the driver's tmpfs without content at the target; mounting it again");
-      await target.unmount();
-      state = await target.inspect(podRefOrUndefined(volumeContext));
+      await target.unmount(state.mount);
+      state = await target.inspect(claim);
     }
     target.refuseUnlessEmpty(state);
 
@@ -157,7 +160,7 @@ async function republish(ctx: DriverContext, req: NodePublishVolumeRequest, targ
   let provider = req.volume_context[PROVIDER_NAME_KEY] ?? "";
   let known = ctx.volumes.get(target.path);
   if (!known && (ctx.options.enableSecretRotation || ctx.syncSecrets)) {
-    known = recordFromRepublish(ctx, req, mount);
+    known = recordFromRepublish(ctx, req, target, mount);
   }
   if (!known) return { provider, result: "already-mounted" };
   known.volumeContext = req.volume_context;
@@ -172,11 +175,15 @@ async function republish(ctx: DriverContext, req: NodePublishVolumeRequest, targ
   return { provider, result: "already-mounted" };
 }
 
-/** A volume mounted before a driver restart, first seen again through a republish. */
-function recordFromRepublish(ctx: DriverContext, req: NodePublishVolumeRequest, mount: VolumeMount): MountedVolume | undefined {
+/**
+ * A volume mounted before a driver restart, first seen again through a
+ * republish (inspect() proved the tmpfs the pod's): recorded only when the
+ * target is the CSI volume path of the pod kubelet names.
+ */
+function recordFromRepublish(ctx: DriverContext, req: NodePublishVolumeRequest, target: VolumeTarget, mount: VolumeMount): MountedVolume | undefined {
   const spcName = req.volume_context[SPC_NAME_KEY];
   const pod = podRefOrUndefined(req.volume_context);
-  if (!spcName || !pod) return undefined;
+  if (!spcName || !pod || !target.isVolumeOf(pod)) return undefined;
   const volume = newVolumeRecord({
     targetPath: req.target_path,
     volumeId: req.volume_id,
@@ -203,6 +210,13 @@ function podFromContext(ctx: Record<string, string>): PodRef {
     throw invalidArgument(`${missing.join(", ")} missing from the volume context: the CSIDriver object must set podInfoOnMount: true`);
   }
   return pod;
+}
+
+/** Whose volume kubelet says this is: the pod and the class of the volume context. */
+function claimOf(volumeContext: Record<string, string>): VolumeClaim | undefined {
+  const pod = podRefOrUndefined(volumeContext);
+  const spcName = volumeContext[SPC_NAME_KEY];
+  return pod && spcName ? { pod, spcName } : undefined;
 }
 
 function podRefOrUndefined(volumeContext: Record<string, string>): PodRef | undefined {

@@ -13,6 +13,8 @@ import { PROVIDER_NAME_KEY } from "../../shared/provider-api/volume-attributes.t
 /** Leave the provider call this much of kubelet's deadline to report back and clean up. */
 const DEADLINE_MARGIN_MS = 2_000;
 
+const isAborted = (err: unknown) => err instanceof DriverError && err.code === grpc.status.ABORTED;
+
 const unimplemented = (name: string) => async () => {
   throw new GrpcError(grpc.status.UNIMPLEMENTED, `${name} is not implemented`);
 };
@@ -33,12 +35,13 @@ export function nodeService(ctx: DriverContext): grpc.UntypedServiceImplementati
       const seconds = () => Number(process.hrtime.bigint() - started) / 1e9;
       try {
         const outcome = await nodePublishVolume(ctx, req, { provider: deadline, caller: callerDeadline });
+        const provider = ctx.metrics.providerLabel(outcome.provider);
         if (outcome.result === "refresh-failed") {
-          ctx.metrics.nodePublishError.inc({ provider: outcome.provider, error_type: "FailedToRotate", os_type: OS_TYPE });
+          ctx.metrics.nodePublishError.inc({ provider, error_type: "FailedToRotate", os_type: OS_TYPE });
         } else {
-          ctx.metrics.nodePublish.inc({ provider: outcome.provider, os_type: OS_TYPE });
+          ctx.metrics.nodePublish.inc({ provider, os_type: OS_TYPE });
         }
-        ctx.metrics.nodePublishDuration.observe({ provider: outcome.provider, outcome: outcome.result }, seconds());
+        ctx.metrics.nodePublishDuration.observe({ provider, outcome: outcome.result }, seconds());
         if (outcome.result === "mounted") {
           const ctxv = req.volume_context;
           ctx.logger.info(
@@ -48,7 +51,12 @@ export function nodeService(ctx: DriverContext): grpc.UntypedServiceImplementati
         }
         return {};
       } catch (err) {
-        const provider = (err instanceof DriverError ? err.provider : undefined) ?? req.volume_context?.[PROVIDER_NAME_KEY] ?? "";
+        // Another call on the target is in progress: kubelet retries, nothing failed.
+        if (isAborted(err)) {
+          ctx.metrics.nodePublishAborted.inc({ os_type: OS_TYPE });
+          throw err;
+        }
+        const provider = ctx.metrics.providerLabel((err instanceof DriverError ? err.provider : undefined) ?? req.volume_context?.[PROVIDER_NAME_KEY] ?? "");
         ctx.metrics.nodePublishError.inc({ provider, error_type: errorTypeOf(err), os_type: OS_TYPE });
         ctx.metrics.nodePublishDuration.observe({ provider, outcome: "error" }, seconds());
         throw err;
@@ -61,7 +69,8 @@ export function nodeService(ctx: DriverContext): grpc.UntypedServiceImplementati
         ctx.metrics.nodeUnpublish.inc({ os_type: OS_TYPE });
         return {};
       } catch (err) {
-        ctx.metrics.nodeUnpublishError.inc({ os_type: OS_TYPE });
+        if (isAborted(err)) ctx.metrics.nodeUnpublishAborted.inc({ os_type: OS_TYPE });
+        else ctx.metrics.nodeUnpublishError.inc({ os_type: OS_TYPE });
         throw err;
       }
     }),

@@ -32,10 +32,30 @@ export async function nodeUnpublishVolume(ctx: DriverContext, req: NodeUnpublish
   }
 }
 
-/** Unmounts the driver's mounts at the target, top first, until nothing of the driver's is left. */
+/**
+ * Unmounts the driver's mounts at the target, top first, until nothing of the
+ * driver's is left. Answers OK only once the recorded tmpfs is gone from the
+ * node: if the target path no longer leads to it (a path element moved or
+ * swapped for a symlink), the volume stays recorded and the call fails.
+ */
 async function unpublish(ctx: DriverContext, target: VolumeTarget): Promise<void> {
   const record = ctx.volumes.get(target.path);
-  const forget = () => ctx.volumes.delete(target.path);
+  /** What is at the target now is left alone (when said); the record goes once its tmpfs is gone. */
+  const finish = async (leftAlone?: string): Promise<void> => {
+    if (record) {
+      const at = await target.stillMounted(record.mount);
+      if (at !== undefined) {
+        throw new DriverError(
+          status.FAILED_PRECONDITION,
+          ErrorType.FailedToMount,
+          `failed to clean and unmount target path ${target.path}: the driver's tmpfs of this target is still mounted at ${at}, ` +
+            `but the target path no longer leads to it${leftAlone ? ` (it shows ${leftAlone})` : ""}; nothing was unmounted or removed`,
+        );
+      }
+    }
+    ctx.volumes.delete(target.path);
+    if (leftAlone) await reportLeftAlone(ctx, record, target, leftAlone);
+  };
   for (let round = 0; ; round++) {
     let state: TargetState;
     try {
@@ -44,21 +64,16 @@ async function unpublish(ctx: DriverContext, target: VolumeTarget): Promise<void
       if (!(err instanceof TargetParentError)) throw err;
       // The driver never mounts below a missing or symlinked parent, so
       // nothing of its own can be there.
-      forget();
-      if (!err.missing) await reportLeftAlone(ctx, record, target, `a path whose parent is not a real directory (${err.message})`);
-      return;
+      return finish(err.missing ? undefined : `a path whose parent is not a real directory (${err.message})`);
     }
     switch (state.kind) {
       case "absent":
-        forget();
-        return;
+        return finish();
       case "not-a-directory":
-        forget();
-        return reportLeftAlone(ctx, record, target, `${state.what} the driver did not make`);
+        return finish(`${state.what} the driver did not make`);
       case "foreign-content":
         // Files in a plain directory: never the driver's (it writes only into its tmpfs).
-        forget();
-        return reportLeftAlone(ctx, record, target, `${describeEntries(state.entries)} the driver did not write`);
+        return finish(`${describeEntries(state.entries)} the driver did not write`);
       case "foreign-mount":
         if (state.driverMountBelow) {
           throw new DriverError(
@@ -67,27 +82,26 @@ async function unpublish(ctx: DriverContext, target: VolumeTarget): Promise<void
             `failed to clean and unmount target path ${target.path}: ${describeMount(state.mount)} is mounted on top of the driver's tmpfs; unmount it first`,
           );
         }
-        forget();
-        return reportLeftAlone(ctx, record, target, describeMount(state.mount));
+        return finish(describeMount(state.mount));
       case "empty-directory":
-        forget();
+        // Removed through a descriptor of the checked parent: never a directory elsewhere.
         switch (target.removeDirectory()) {
           case "not-empty":
             // Someone wrote into the directory meanwhile: leave it.
-            return reportLeftAlone(ctx, record, target, "content written into the directory meanwhile");
+            return finish("content written into the directory meanwhile");
           default:
-            return;
+            return finish();
         }
       case "driver-tmpfs": {
         const other = target.otherTargetOf(state.mount);
         if (other) {
           // The same tmpfs seen through another path (a bind mount above the
           // target): it is the other pod's volume, not this one's.
-          forget();
+          ctx.volumes.delete(target.path);
           return reportLeftAlone(ctx, record, target, `the volume of another target (${other})`);
         }
         if (round >= MAX_STACKED_MOUNTS) throw new Error(`target path ${target.path} is still mounted after ${round} unmounts`);
-        await target.unmount();
+        await target.unmount(state.mount);
         // Look again, so stacked mounts and what lies beneath are handled too.
         break;
       }

@@ -10,6 +10,10 @@ import { parseEndpoint } from "../../shared/grpc/endpoint.ts";
 import { startGrpcServer, type RunningGrpcServer } from "../../shared/grpc/grpc-server.ts";
 import type { Logger } from "../../shared/logger.ts";
 import { pluginRegistrationService } from "../../shared/grpc/proto.ts";
+import { oneLine } from "../../shared/provider-api/provider-errors.ts";
+
+/** Longest rejection reason kept from kubelet (its own reasons are one short line). */
+const MAX_REASON = 1024;
 
 /** The CSI versions kubelet may speak to us (kubelet needs one with major version 1). */
 const SUPPORTED_VERSIONS = ["1.0.0"];
@@ -68,7 +72,8 @@ export async function startPluginRegistration(options: PluginRegistrationOptions
         state = { phase: "registered" };
         log.info("registered with kubelet");
       } else {
-        state = { phase: "rejected", error: error || "no reason given" };
+        // kubelet's reason reaches /healthz and the log: one line, bounded.
+        state = { phase: "rejected", error: oneLine(error || "no reason given", MAX_REASON) };
         log.error({ error: state.error }, "kubelet rejected the plugin registration; the driver is unhealthy until kubelet accepts it");
       }
       callback(null, {});

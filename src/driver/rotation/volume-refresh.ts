@@ -103,7 +103,7 @@ export async function refreshGroup(ctx: DriverContext, group: readonly MountedVo
         volume.objectVersions = content.objectVersions;
         volume.failures = 0;
         const rotated = changed || versionsChanged;
-        ctx.metrics.rotationReconcile.inc({ provider: content.provider, os_type: OS_TYPE, rotated: String(rotated) });
+        ctx.metrics.rotationReconcile.inc({ provider: ctx.metrics.providerLabel(content.provider), os_type: OS_TYPE, rotated: String(rotated) });
         if (rotated) {
           volume.lastChange = Date.now();
           ctx.logger.info({ target: volume.targetPath, spc: spcRef, pod: `${volume.pod.namespace}/${volume.pod.name}` }, "mounted content rotated");
@@ -138,7 +138,7 @@ async function recordFailure(ctx: DriverContext, volume: MountedVolume, err: unk
   volume.failures++;
   const spcRef = `${volume.pod.namespace}/${volume.spcName}`;
   const message = (err as Error).message;
-  ctx.metrics.rotationReconcileError.inc({ provider: volume.provider, error_type: errorTypeOf(err), os_type: OS_TYPE, rotated: "false" });
+  ctx.metrics.rotationReconcileError.inc({ provider: ctx.metrics.providerLabel(volume.provider), error_type: errorTypeOf(err), os_type: OS_TYPE, rotated: "false" });
   ctx.logger.warn({ target: volume.targetPath, spc: spcRef, failures: volume.failures, error: message }, "refresh failed; mounted content kept");
   if (!(ctx.kube instanceof Error)) {
     await ctx.kube.recordEvent(volume.pod, "Warning", "MountRotationFailed", `failed to rotate mounted contents for spc ${spcRef}: ${message}`);

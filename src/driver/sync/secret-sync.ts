@@ -177,7 +177,7 @@ export class SecretSyncer {
 
     let files: Map<string, MountedFile>;
     try {
-      files = await readMountedFiles(volume.targetPath);
+      files = await readMountedFiles(this.ctx, volume);
     } catch (err) {
       await failAll(new SyncFailure(SyncErrorType.MountedFiles, `failed to get mounted files, err: ${(err as Error).message}`, SecretEventReason.CreateFailed));
       return;
@@ -288,7 +288,7 @@ export class SecretSyncer {
           if (httpStatusOf(err) === 409 && attempt < WRITE_ATTEMPTS) continue;
           throw apiFailure(SyncErrorType.Create, `failed to create Kubernetes secret ${ref}`, SecretEventReason.CreateFailed, err);
         }
-        this.ctx.metrics.syncK8sSecret.inc({ provider: volume.provider, os_type: OS_TYPE });
+        this.ctx.metrics.syncK8sSecret.inc({ provider: this.ctx.metrics.providerLabel(volume.provider), os_type: OS_TYPE });
         this.ctx.logger.info({ secret: ref, pod: `${namespace}/${volume.pod.name}`, type: desired.type }, "created synced secret");
         return "created";
       }
@@ -317,7 +317,7 @@ export class SecretSyncer {
         if (httpStatusOf(err) === 409) throw apiFailure(SyncErrorType.Conflict, `failed to patch secret ${name} with new data`, SecretEventReason.RotationFailed, err);
         throw apiFailure(SyncErrorType.Patch, `failed to patch secret ${name} with new data`, SecretEventReason.RotationFailed, err);
       }
-      this.ctx.metrics.syncK8sSecret.inc({ provider: volume.provider, os_type: OS_TYPE });
+      this.ctx.metrics.syncK8sSecret.inc({ provider: this.ctx.metrics.providerLabel(volume.provider), os_type: OS_TYPE });
       this.ctx.logger.info({ secret: ref, pod: `${namespace}/${volume.pod.name}`, dataChanged: change.dataChanged }, "updated synced secret");
       if (change.dataChanged) await kube.recordEvent(volume.pod, "Normal", SecretEventReason.RotationComplete, `successfully rotated K8s secret ${name}`);
       return "updated";
@@ -326,7 +326,7 @@ export class SecretSyncer {
 
   private recordFailure(volume: MountedVolume, secretName: string, failure: SyncFailure, result: SyncResult): void {
     result.failed.push({ secretName, reason: failure.message });
-    this.ctx.metrics.syncK8sSecretError.inc({ provider: volume.provider, error_type: failure.errorType, os_type: OS_TYPE });
+    this.ctx.metrics.syncK8sSecretError.inc({ provider: this.ctx.metrics.providerLabel(volume.provider), error_type: failure.errorType, os_type: OS_TYPE });
     this.ctx.logger.warn(
       { pod: `${volume.pod.namespace}/${volume.pod.name}`, secret: secretName, errorType: failure.errorType, error: failure.message },
       "secret sync failed",

@@ -17,7 +17,23 @@
 // microseconds each, and a publish makes about forty of them; through the
 // thread pool each would cost a round trip and a promise.
 import { randomInt } from "node:crypto";
-import { chmodSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmdirSync, statSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  closeSync,
+  constants,
+  fstatSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  renameSync,
+  rmdirSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { assertSafeFilePaths } from "../../shared/provider-api/file-paths.ts";
 
@@ -32,6 +48,8 @@ export interface VolumeFile {
 
 /** The names timestampedDirName makes; ..data is only followed to one of these. */
 const DATA_DIR_PATTERN = /^\.\.\d{4}(_\d{2}){5}\.\d+$/;
+/** The longest name timestampedDirName makes ("..2026_11_23_21_00_00.123456789"). */
+export const DATA_DIR_NAME_MAX_BYTES = "..0000_00_00_00_00_00.999999999".length;
 
 function timestampedDirName(now = new Date()): string {
   const pad = (n: number) => String(n).padStart(2, "0");
@@ -110,19 +128,38 @@ function currentDataDir(target: string): string | undefined {
   }
 }
 
-/** Reads the visible files of a volume (path -> contents), following ..data. */
+/**
+ * Reads the files the writer wrote (path -> contents), following ..data to a
+ * data directory it named. Only regular files and directories count: a
+ * symlink or special file inside is skipped, never followed or opened.
+ */
 export async function readVolumeFiles(target: string): Promise<Map<string, VolumeFile>> {
   const files = new Map<string, VolumeFile>();
   const dataDir = currentDataDir(target);
   if (!dataDir) return files;
   const base = join(target, dataDir);
-  for (const path of walk(base)) {
-    const full = join(base, path);
-    const contents = readFileSync(full);
-    const st = statSync(full);
-    files.set(path, { path, mode: st.mode & 0o777, contents });
+  for (const path of walkRegular(base)) {
+    const fd = openSync(join(base, path), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    try {
+      const st = fstatSync(fd);
+      if (!st.isFile()) continue;
+      files.set(path, { path, mode: st.mode & 0o777, contents: readFileSync(fd) });
+    } finally {
+      closeSync(fd);
+    }
   }
   return files;
+}
+
+/** The regular files under dir as relative paths (entries' own types: nothing is followed). */
+function walkRegular(dir: string, prefix = ""): string[] {
+  const out: string[] = [];
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const rel = prefix ? `${prefix}/${entry.name}` : entry.name;
+    if (entry.isDirectory()) out.push(...walkRegular(join(dir, entry.name), rel));
+    else if (entry.isFile()) out.push(rel);
+  }
+  return out;
 }
 
 function sameContent(old: Map<string, VolumeFile>, next: readonly VolumeFile[]): boolean {

@@ -94,8 +94,12 @@ export interface Mounter {
    * checked, even if a path element is swapped for a symlink meanwhile.
    */
   mountTmpfs(dir: { readonly fd: number }, source: string, sizeBytes: number): Promise<void>;
-  /** Unmounts the top mount at path (already checked to be the driver's); lazily if it is busy. */
-  unmount(path: string): Promise<void>;
+  /**
+   * Detaches the tmpfs whose root dir holds open (already checked to be the
+   * driver's). Through the open descriptor, so exactly that mount goes, even
+   * if a path element is swapped meanwhile.
+   */
+  unmount(dir: { readonly fd: number }): Promise<void>;
   close(): void;
 }
 
@@ -112,15 +116,12 @@ export class TmpfsMounter implements Mounter {
     await this.commands.run("mount", ["--no-canonicalize", "-t", "tmpfs", "-o", options.join(","), source, openDirectoryPath(dir.fd)]);
   }
 
-  async unmount(path: string): Promise<void> {
-    try {
-      await this.commands.run("umount", ["--no-canonicalize", path]);
-    } catch (err) {
-      if (!String((err as Error).message).includes("busy")) throw err;
-      // Still open somewhere (a container that has not exited yet): detach it
-      // now; the kernel frees it when the last user closes it.
-      await this.commands.run("umount", ["--no-canonicalize", "-l", path]);
-    }
+  async unmount(dir: { readonly fd: number }): Promise<void> {
+    // Lazily (-l): the driver's own descriptor keeps the mount busy, and so
+    // may a container that has not exited yet; the kernel frees the tmpfs
+    // when the last user closes it. --no-canonicalize passes the /proc path
+    // to the kernel as it is, which follows it to the open directory.
+    await this.commands.run("umount", ["--no-canonicalize", "-l", openDirectoryPath(dir.fd)]);
   }
 
   close(): void {

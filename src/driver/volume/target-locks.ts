@@ -38,6 +38,9 @@ export class TargetLease {
   }
 }
 
+/** A key as a message shows it: a volume id is kubelet's choice and unbounded on the wire. */
+const shown = (key: string) => (key.length > 256 ? `${key.slice(0, 255)}…` : key);
+
 export const targetKey = (targetPath: string) => `target:${targetPath}`;
 export const volumeKey = (volumeId: string) => `volume:${volumeId}`;
 
@@ -52,8 +55,8 @@ export class TargetLocks {
       if (call) {
         throw new DriverError(
           status.ABORTED,
-          ErrorType.FailedToMount,
-          `an operation (${call.operation}) is already in progress for ${keys.map((k) => k.replace(/^[a-z]+:/, "")).join(" / ")}; retry later`,
+          ErrorType.OperationInProgress,
+          `an operation (${call.operation}) is already in progress for ${keys.map((k) => shown(k.replace(/^[a-z]+:/, ""))).join(" / ")}; retry later`,
         );
       }
       if (busy.length === 0) return this.take(keys, "call", operation);

@@ -1,11 +1,14 @@
 // What is at a target path, and whether it is the driver's: the one place that
 // decides which mounts and files the driver may touch.
 //
-// A tmpfs is the driver's when mountinfo shows the driver's own source name on
-// it, or when it is the very mount (id and device) the driver recorded for that
-// target, which is how a volume adopted after a restart or an upgrade from
-// upstream (source "tmpfs") is recognised. Anything else (a bind mount, another
-// tmpfs, a symlink, files the driver did not write) is foreign and left alone.
+// A tmpfs is the driver's only when it is the very mount (id, device and root
+// creation time) the driver recorded for that target. A tmpfs the driver has
+// no record of (after a restart, or one of upstream's driver before an
+// upgrade) is foreign here, whatever its source name says: anyone privileged
+// on the node can mount a tmpfs named like the driver's. VolumeTarget.inspect
+// may then prove it the driver's (volume-proof.ts) and record it. Anything
+// else (a bind mount, another tmpfs, a symlink, files the driver did not
+// write) is foreign and left alone.
 //
 // The file system calls here are synchronous: they ask about metadata of
 // kubelet's local directory and of tmpfs, which the kernel answers in
@@ -16,7 +19,7 @@ import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, read
 import { status } from "@grpc/grpc-js";
 import { DATA_DIR_NAME } from "./atomic-writer.ts";
 import { DriverError, ErrorType } from "../errors.ts";
-import { deviceOf, mountIdOf, mountsAt, type MountEntry } from "./mounter.ts";
+import { deviceOf, mountById, mountIdOf, mountsAt, type MountEntry } from "./mounter.ts";
 import { checkTargetPath, walkTarget, type TargetEntry } from "./target-path.ts";
 
 /**
@@ -60,7 +63,16 @@ export type TargetState =
   | { kind: "not-a-directory"; what: string }
   | { kind: "foreign-content"; entries: string[] }
   | { kind: "driver-tmpfs"; mount: VolumeMount; complete: boolean }
-  | { kind: "foreign-mount"; mount: MountEntry; birthtimeNs: bigint; driverMountBelow: boolean };
+  | {
+      kind: "foreign-mount";
+      /** The top mount at the target, as mountinfo shows it. */
+      mount: MountEntry;
+      birthtimeNs: bigint;
+      /** The recorded mount, or a tmpfs with the driver's source name, lies beneath the top one. */
+      driverMountBelow: boolean;
+      /** The top mount is what the target directory opens onto (not hidden by a mount made elsewhere). */
+      onTarget: boolean;
+    };
 
 const ENTRY_WORDS: Record<Exclude<TargetEntry, "absent" | "directory">, string> = {
   symlink: "a symlink",
@@ -71,9 +83,10 @@ const ENTRY_WORDS: Record<Exclude<TargetEntry, "absent" | "directory">, string> 
 /**
  * Reads what is at the target now: lstat for every element, then the
  * directory itself through a descriptor. A tmpfs is the driver's when it is
- * exactly the mount recorded for this target, or when it carries the driver's
- * source name. The whole mount table is read only when the target is a mount
- * point the record does not explain.
+ * exactly the mount recorded for this target; any other mount is foreign
+ * (see VolumeTarget.inspect for one the driver can prove its own). The whole
+ * mount table is read only when the target is a mount point the record does
+ * not explain.
  */
 export async function inspectTarget(target: ResolvedTarget, driverSource: string, recorded?: VolumeMount): Promise<TargetState> {
   const entry = walkTarget(target.path, target.kubeletDir, target.relative);
@@ -95,12 +108,8 @@ export async function inspectTarget(target: ResolvedTarget, driverSource: string
     const mounts = await mountsAt(target.realPath);
     const top = mounts.at(-1);
     if (top) {
-      const topMount: VolumeMount = { ...seen, source: top.source };
-      const bySource = (m: MountEntry) => m.fsType === "tmpfs" && m.source === driverSource;
-      if (!bySource(top) || top.id !== seen.id) {
-        return { kind: "foreign-mount", mount: top, birthtimeNs: seen.birthtimeNs, driverMountBelow: mounts.slice(0, -1).some(bySource) };
-      }
-      return { kind: "driver-tmpfs", mount: topMount, complete: hasData(target) };
+      const driversOwn = (m: MountEntry) => (recorded ? m.id === recorded.id && m.dev === recorded.dev : m.fsType === "tmpfs" && m.source === driverSource);
+      return { kind: "foreign-mount", mount: top, birthtimeNs: seen.birthtimeNs, driverMountBelow: mounts.slice(0, -1).some(driversOwn), onTarget: top.id === seen.id };
     }
   }
   const entries = readdirSync(target.path);
@@ -175,6 +184,89 @@ export function openTargetDirectory(target: ResolvedTarget): OpenDirectory {
   }
 }
 
+/**
+ * Opens the directory that holds the target (kubelet's volume directory),
+ * checked to be where it should be: nothing along the path was swapped for a
+ * symlink. Creating or removing the target through it (at
+ * /proc/self/fd/<n>/<name>) then acts on exactly that directory, whatever
+ * happens to the path meanwhile: Node has no mkdirat or unlinkat, and the
+ * /proc link is how the kernel lets a path name an open directory.
+ */
+export function openTargetParent(target: ResolvedTarget): OpenDirectory & { entry: string } {
+  const cut = target.path.lastIndexOf("/");
+  const realParent = target.realPath.slice(0, target.realPath.lastIndexOf("/"));
+  let dir: OpenDirectory;
+  try {
+    dir = openDirectory(target.path.slice(0, cut));
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ELOOP" || code === "ENOTDIR") throw new TargetMovedError(`the directory of target path ${target.path} is no longer a directory (${code}); refusing to act on it`);
+    throw err;
+  }
+  try {
+    const opened = readlinkSync(`/proc/self/fd/${dir.fd}`);
+    if (opened !== realParent) throw new TargetMovedError(`the directory of target path ${target.path} resolved to ${opened}, not ${realParent}; refusing to act on it`);
+    return { ...dir, entry: `/proc/self/fd/${dir.fd}/${target.path.slice(cut + 1)}` };
+  } catch (err) {
+    dir.close();
+    throw err;
+  }
+}
+
+/** A path element changed between the check and the act (a symlink swapped in): nothing was done. */
+export class TargetMovedError extends DriverError {
+  constructor(message: string) {
+    super(status.FAILED_PRECONDITION, ErrorType.FailedToEnsureMountPoint, message);
+  }
+}
+
+/**
+ * The target directory open by descriptor, checked to show exactly the tmpfs
+ * `expected` (id, device, root creation time): what an unmount acts on, so it
+ * detaches that very mount whatever happens to the path afterwards.
+ */
+export function openMountedVolume(target: ResolvedTarget, expected: VolumeMount): OpenDirectory {
+  const dir = openTargetDirectory(target);
+  try {
+    const seen = identityOf(dir);
+    if (seen.id !== expected.id || seen.dev !== expected.dev || seen.birthtimeNs !== expected.birthtimeNs) {
+      throw new TargetMovedError(`target path ${target.path} no longer shows the tmpfs the driver inspected; nothing was unmounted`);
+    }
+    return dir;
+  } catch (err) {
+    dir.close();
+    throw err;
+  }
+}
+
+/**
+ * Where the tmpfs `expected` is still mounted, seen from anywhere on the node
+ * (its mount point may have been moved away from the target), or undefined
+ * when it is gone. The kernel hands a freed mount id and device number to the
+ * next mount, so a mount with both is taken for a different one only when it
+ * can be opened and shows another root creation time; when it cannot be
+ * checked it counts as still mounted.
+ */
+export async function stillMountedAt(expected: VolumeMount): Promise<string | undefined> {
+  const entry = await mountById(expected.id);
+  if (!entry || entry.dev !== expected.dev) return undefined;
+  let dir: OpenDirectory;
+  try {
+    dir = openDirectory(entry.mountPoint);
+  } catch {
+    return entry.mountPoint;
+  }
+  try {
+    const seen = identityOf(dir);
+    if (seen.id === expected.id && seen.birthtimeNs !== expected.birthtimeNs) return undefined;
+    return entry.mountPoint;
+  } catch {
+    return entry.mountPoint;
+  } finally {
+    dir.close();
+  }
+}
+
 /** The volume's root open on its tmpfs; write under `path` (/proc/self/fd/<n>), then close. */
 export interface VolumeRoot {
   path: string;
@@ -219,8 +311,4 @@ export async function openVolumeRoot(target: ResolvedTarget, expected: VolumeMou
   if (!ours) return { problem: `the volume's tmpfs at ${target.path} is no longer mounted; nothing was written`, gone: true };
   const top = mounts.at(-1)!;
   return { problem: `${target.path} now shows ${describeMount(top)} on top of the volume's tmpfs; nothing was written`, gone: false };
-}
-
-export function sameMount(a: VolumeMount, b: VolumeMount): boolean {
-  return a.id === b.id && a.dev === b.dev && a.source === b.source && a.birthtimeNs === b.birthtimeNs;
 }

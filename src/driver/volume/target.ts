@@ -4,24 +4,27 @@
 //
 //   open       the path is checked as a string (clean, under <kubelet-dir>/pods)
 //              and held by one operation at a time (another CSI call: ABORTED);
-//   inspect    what is there now: the driver's own tmpfs (by source name or by
-//              the identity it recorded), nothing, or something foreign;
-//   mount      the directory (if the driver creates it) and a size-limited
-//              tmpfs mounted through an open descriptor of that very directory;
+//   inspect    what is there now: the driver's own tmpfs (the identity it
+//              recorded, or one it proves its own after a restart:
+//              volume-proof.ts), nothing, or something foreign;
+//   mount      the directory (if the driver creates it, through a descriptor of
+//              the checked parent) and a size-limited tmpfs mounted through an
+//              open descriptor of that very directory;
 //   write      files swapped in atomically through a descriptor of the tmpfs,
 //              after checking it is still the driver's;
-//   unmount / remove  only the driver's own tmpfs, and the directory only when
-//              empty, never recursively;
+//   unmount / remove  only the driver's own tmpfs, through a descriptor of it,
+//              and the directory only when empty (through a descriptor of the
+//              checked parent), never recursively;
 //   release    lets the next operation on the target in.
 import { mkdirSync, rmdirSync } from "node:fs";
 import { status } from "@grpc/grpc-js";
-import type { PodRef } from "../kube/kube-client.ts";
 import type { DriverContext } from "../context.ts";
+import type { PodRef } from "../kube/kube-client.ts";
 import { DriverError, ErrorType } from "../errors.ts";
 import { formatQuantity } from "../options.ts";
 import type { ProviderFile } from "../../shared/provider-api/provider-client.ts";
-import { VolumeTooLargeError, writeVolumeFiles } from "./atomic-writer.ts";
-import { mountById } from "./mounter.ts";
+import { DATA_DIR_NAME_MAX_BYTES, readVolumeFiles, VolumeTooLargeError, writeVolumeFiles, type VolumeFile } from "./atomic-writer.ts";
+import { mountById, mountsAt } from "./mounter.ts";
 import type { MountedVolume } from "./mounted-volumes.ts";
 import { targetKey, volumeKey, type TargetHold, type TargetLease } from "./target-locks.ts";
 import {
@@ -29,17 +32,24 @@ import {
   describeMount,
   identityOf,
   inspectTarget,
+  openMountedVolume,
   openTargetDirectory,
+  openTargetParent,
   openVolumeRoot,
   resolveTarget,
-  sameMount,
+  stillMountedAt,
+  type OpenDirectory,
   type ResolvedTarget,
   type TargetState,
   type VolumeMount,
 } from "./target-state.ts";
-import { adoptFromPodStatus } from "./volume-recovery.ts";
+import { kubeletVolumeProblem } from "./kubelet-volume-data.ts";
+import { adoptFromPodStatus, type FoundTmpfs } from "./volume-recovery.ts";
+import { checkPodVolume, pathProblem, type VolumeClaim } from "./volume-proof.ts";
+import { PATH_MAX_BYTES } from "../../shared/path-names.ts";
+import { oneLine } from "../../shared/provider-api/provider-errors.ts";
 
-export type { TargetState, VolumeMount };
+export type { TargetState, VolumeClaim, VolumeMount };
 
 /** Bounds the loops that unmount stacked driver mounts: more than this is not a state the driver makes. */
 export const MAX_STACKED_MOUNTS = 8;
@@ -60,15 +70,22 @@ export class VolumeTarget implements TargetHold {
   private readonly ctx: DriverContext;
   private readonly resolved: ResolvedTarget;
   private readonly lease: TargetLease | undefined;
+  /** The volume id of the CSI call ("" for a refresh). */
+  private readonly volumeId: string;
   /** The directory this operation created (removed again if its first mount fails). */
   private createdDirectory = false;
-  /** Whether this operation asked the status objects about a tmpfs already (once is enough). */
-  private adoptionTried = false;
+  /** The unrecorded mounts this operation tried to prove its own (once each is enough). */
+  private readonly adoptionTried = new Set<string>();
+  /** A tmpfs with the driver's source name that this operation proved its own without a status object. */
+  private provenMount: VolumeMount | undefined;
+  /** The root of the tmpfs this operation mounted, held open until it ends. */
+  private newRoot: OpenDirectory | undefined;
 
-  private constructor(ctx: DriverContext, resolved: ResolvedTarget, lease: TargetLease | undefined) {
+  private constructor(ctx: DriverContext, resolved: ResolvedTarget, lease: TargetLease | undefined, volumeId = "") {
     this.ctx = ctx;
     this.resolved = resolved;
     this.lease = lease;
+    this.volumeId = volumeId;
   }
 
   /**
@@ -79,7 +96,7 @@ export class VolumeTarget implements TargetHold {
   static async open(ctx: DriverContext, targetPath: string, volumeId: string, operation: string): Promise<VolumeTarget> {
     const resolved = await resolveTarget(targetPath, ctx.options.kubeletDir);
     const lease = await ctx.locks.acquireForCall([targetKey(resolved.path), volumeKey(volumeId)], operation);
-    return new VolumeTarget(ctx, resolved, lease);
+    return new VolumeTarget(ctx, resolved, lease, volumeId);
   }
 
   /**
@@ -113,28 +130,89 @@ export class VolumeTarget implements TargetHold {
   }
 
   release(): void {
+    this.closeNewRoot();
     this.lease?.release();
   }
 
   /**
-   * What is at the target now. A tmpfs is the driver's when it carries the
-   * driver's source name or is the very mount recorded for this target; a
-   * tmpfs of upstream's driver is taken as the driver's when this node's
-   * status object for the target (and pod, when known) vouches for it (asked
-   * once per operation).
+   * What is at the target now. A tmpfs is the driver's when it is the very
+   * mount recorded for this target. A tmpfs the driver has no record of is
+   * taken for its own only when proven (volume-proof.ts): by this node's
+   * status object for the target, or, for one with the driver's source name,
+   * by `claim` (a publish: kubelet names the pod and class) or by kubelet's
+   * own record of the volume (an unpublish). The proof is tried once per
+   * mount and operation. A volume proven by its status object is recorded;
+   * one proven by kubelet's word counts for this operation (a republish
+   * records it).
    */
-  async inspect(pod?: PodRef): Promise<TargetState> {
+  async inspect(claim?: VolumeClaim): Promise<TargetState> {
     let state = await this.look();
-    if (state.kind === "foreign-mount" && state.mount.fsType === "tmpfs" && !state.driverMountBelow && !this.adoptionTried) {
-      this.adoptionTried = true;
-      const mount = { id: state.mount.id, dev: state.mount.dev, source: state.mount.source, birthtimeNs: state.birthtimeNs };
-      if (await adoptFromPodStatus(this.ctx, this.resolved, mount, pod)) state = await this.look();
+    if (state.kind === "foreign-mount" && state.mount.fsType === "tmpfs" && state.onTarget && !state.driverMountBelow) {
+      const key = `${state.mount.id}:${state.birthtimeNs}`;
+      if (!this.adoptionTried.has(key)) {
+        this.adoptionTried.add(key);
+        const found: FoundTmpfs = {
+          entry: state.mount,
+          mount: { id: state.mount.id, dev: state.mount.dev, source: state.mount.source, birthtimeNs: state.birthtimeNs },
+        };
+        if (await this.prove(found, claim)) state = await this.look();
+      }
     }
     return state;
   }
 
+  private async prove(found: FoundTmpfs, claim: VolumeClaim | undefined): Promise<boolean> {
+    if (await adoptFromPodStatus(this.ctx, this.resolved, found, claim?.pod)) return true;
+    // Without a status object only the driver's own source name can be
+    // proven, and only by kubelet's word on whose volume this path is.
+    if (found.entry.source !== this.ctx.options.drivername) return false;
+    let problem: string | undefined;
+    let proof: string;
+    if (claim) {
+      proof = "the publishing pod's volume";
+      problem = (await checkPodVolume(this.ctx, this.resolved, claim)).problem;
+    } else if (this.ctx.options.secretProviderClassDir !== undefined) {
+      proof = "the path (standalone mode)";
+      problem = pathProblem(this.resolved);
+    } else {
+      proof = "kubelet's record of the volume";
+      problem = pathProblem(this.resolved) ?? kubeletVolumeProblem(this.resolved, this.ctx.options.drivername, this.volumeId);
+    }
+    if (problem) {
+      this.ctx.logger.warn(
+        { target: this.path, source: found.entry.source, reason: oneLine(problem, 500) },
+        "left alone a tmpfs with the driver's source name that the driver has no record of and cannot prove its own",
+      );
+      return false;
+    }
+    this.provenMount = found.mount;
+    this.ctx.logger.info({ target: this.path, proof }, "recognised the driver's tmpfs at the target");
+    return true;
+  }
+
   private async look(): Promise<TargetState> {
-    return inspectTarget(this.resolved, this.ctx.options.drivername, this.ctx.volumes.get(this.path)?.mount);
+    const state = await inspectTarget(this.resolved, this.ctx.options.drivername, this.ctx.volumes.get(this.path)?.mount ?? this.provenMount);
+    if (state.kind === "foreign-mount" && state.onTarget && state.mount.fsType === "tmpfs") {
+      // The tmpfs recorded for another target, seen here through a bind
+      // mount: the driver's, but another pod's volume (see otherTargetOf).
+      const owner = this.ctx.volumes.byMount({ ...state.mount, birthtimeNs: state.birthtimeNs });
+      if (owner && owner.targetPath !== this.path) return { kind: "driver-tmpfs", mount: owner.mount, complete: true };
+    }
+    return state;
+  }
+
+  /** Whether the target path is the CSI volume path of `pod` (for a record made from a republish). */
+  isVolumeOf(pod: PodRef): boolean {
+    return pathProblem(this.resolved, pod) === undefined;
+  }
+
+  /**
+   * Where the recorded tmpfs `mount` is still mounted although the target
+   * path no longer leads to it (a path element moved or swapped), or
+   * undefined when it is gone: an unpublish never answers OK before it is.
+   */
+  async stillMounted(mount: VolumeMount): Promise<string | undefined> {
+    return stillMountedAt(mount);
   }
 
   /** The volume recorded for another target whose tmpfs this is (the same tmpfs seen through a bind mount). */
@@ -168,7 +246,12 @@ export class VolumeTarget implements TargetHold {
    */
   async mountTmpfs(absent: boolean): Promise<VolumeMount> {
     if (absent) {
-      mkdirSync(this.path, { mode: 0o750 });
+      const parent = openTargetParent(this.resolved);
+      try {
+        mkdirSync(parent.entry, { mode: 0o750 });
+      } finally {
+        parent.close();
+      }
       this.createdDirectory = true;
     }
     try {
@@ -185,9 +268,12 @@ export class VolumeTarget implements TargetHold {
         if (mount?.fsType !== "tmpfs" || mount.source !== this.ctx.options.drivername || mount.mountPoint !== this.resolved.realPath) {
           throw new Error(`the new tmpfs is not the top mount at ${this.resolved.realPath}`);
         }
+        // Held until the operation ends: a failed first mount is undone
+        // through it, exactly this tmpfs, wherever its path has gone.
+        this.newRoot = root;
         return { ...seen, source: mount.source };
       } finally {
-        root.close();
+        if (this.newRoot !== root) root.close();
       }
     } catch (err) {
       this.removeCreatedDirectory();
@@ -202,6 +288,7 @@ export class VolumeTarget implements TargetHold {
    */
   async write(mount: VolumeMount, files: readonly ProviderFile[]): Promise<boolean> {
     if (files.length === 0) return false;
+    this.checkPathLengths(files);
     const root = await openVolumeRoot(this.resolved, mount);
     if ("problem" in root) throw new VolumeMountChangedError(root.problem, root.gone);
     const setting = `--tmpfs-size (now ${formatQuantity(this.ctx.options.tmpfsSizeBytes)})`;
@@ -221,52 +308,118 @@ export class VolumeTarget implements TargetHold {
     }
   }
 
-  /** Unmounts the top mount at the target, which inspect() has just shown to be the driver's. */
-  async unmount(): Promise<void> {
-    await this.ctx.mounter.unmount(this.resolved.realPath);
+  /**
+   * A provider file's path as a process on the node names it (the target,
+   * the data directory, the file) must fit the kernel's path limit, or the
+   * write fails half way with ENAMETOOLONG. Refused before anything is written.
+   */
+  private checkPathLengths(files: readonly ProviderFile[]): void {
+    const prefix = Math.max(Buffer.byteLength(this.path), Buffer.byteLength(this.resolved.realPath)) + 1 + DATA_DIR_NAME_MAX_BYTES + 1;
+    const limit = PATH_MAX_BYTES - 1;
+    const longest = files.reduce((a, f) => (Buffer.byteLength(f.path) > Buffer.byteLength(a.path) ? f : a));
+    const bytes = Buffer.byteLength(longest.path);
+    if (prefix + bytes > limit) {
+      throw new DriverError(
+        status.FAILED_PRECONDITION,
+        ErrorType.FileWriteError,
+        `provider file path ${JSON.stringify(oneLine(longest.path, 96))} is ${bytes} bytes: below the target ${this.path} it would take ${prefix + bytes} bytes, ` +
+          `more than the ${limit}-byte path limit of the node's kernel (PATH_MAX); at most ${Math.max(0, limit - prefix)} bytes fit; nothing was written`,
+      );
+    }
   }
 
   /**
-   * After a failed first mount: unmounts the tmpfs this operation mounted if
-   * it is still the top mount there, and removes the directory if this
-   * operation created it (only when empty). Never throws: the first error is
+   * Reads the files the driver wrote on the volume (the atomic-writer layout
+   * under ..data), through a descriptor of the tmpfs after checking it is
+   * still exactly the recorded mount. Nothing else at the target is read.
+   */
+  static async readFiles(ctx: DriverContext, volume: MountedVolume): Promise<Map<string, VolumeFile>> {
+    const resolved = await resolveTarget(volume.targetPath, ctx.options.kubeletDir);
+    const root = await openVolumeRoot(resolved, volume.mount);
+    if ("problem" in root) throw new VolumeMountChangedError(root.problem.replace("nothing was written", "nothing was read"), root.gone);
+    try {
+      return await readVolumeFiles(root.path);
+    } finally {
+      root.close();
+    }
+  }
+
+  /**
+   * Unmounts the tmpfs `mount`, which inspect() has just shown at the target,
+   * through a descriptor checked to show exactly it.
+   */
+  async unmount(mount: VolumeMount): Promise<void> {
+    const dir = openMountedVolume(this.resolved, mount);
+    try {
+      await this.ctx.mounter.unmount(dir);
+    } finally {
+      dir.close();
+    }
+  }
+
+  /**
+   * After a failed first mount: unmounts the tmpfs this operation mounted,
+   * through the descriptor held on it, if it is still the top mount where it
+   * is, and removes the directory if this operation created it (only when
+   * empty, and only in the checked parent). Never throws: the first error is
    * the one to report.
    */
   async undoFirstMount(mount: VolumeMount | undefined): Promise<void> {
-    if (mount) {
+    const root = this.newRoot;
+    if (mount && root) {
       try {
-        const state = await inspectTarget(this.resolved, this.ctx.options.drivername, mount);
-        if (state.kind === "driver-tmpfs" && sameMount(state.mount, mount)) await this.unmount();
+        const seen = identityOf(root);
+        const at = await mountById(mount.id);
+        const top = at && (await mountsAt(at.mountPoint)).at(-1);
+        if (seen.id === mount.id && seen.birthtimeNs === mount.birthtimeNs && top?.id === mount.id) await this.ctx.mounter.unmount(root);
+        else this.ctx.logger.warn({ target: this.path }, "left the tmpfs of a failed mount alone: something is mounted over it");
       } catch (err) {
         this.ctx.logger.error({ target: this.path, error: String(err) }, "failed to unmount after a failed mount");
       }
     }
+    this.closeNewRoot();
     this.removeCreatedDirectory();
+  }
+
+  private closeNewRoot(): void {
+    this.newRoot?.close();
+    this.newRoot = undefined;
   }
 
   private removeCreatedDirectory(): void {
     if (!this.createdDirectory) return;
     this.createdDirectory = false;
     try {
-      rmdirSync(this.path);
+      this.rmdirTarget();
     } catch {
-      // not empty or already gone: never removed recursively
+      // not empty, moved or already gone: never removed recursively
     }
   }
 
   /**
    * Removes the target directory, which inspect() has just shown empty.
    * "not-empty" when something was written into it meanwhile (it stays).
+   * Throws TargetMovedError when a path element was swapped since.
    */
   removeDirectory(): "removed" | "gone" | "not-empty" {
     try {
-      rmdirSync(this.path);
+      this.rmdirTarget();
       return "removed";
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === "ENOENT") return "gone";
       if (code === "ENOTEMPTY" || code === "EEXIST") return "not-empty";
       throw err;
+    }
+  }
+
+  /** rmdir of the target inside its checked parent, held open: never a directory elsewhere. */
+  private rmdirTarget(): void {
+    const parent = openTargetParent(this.resolved);
+    try {
+      rmdirSync(parent.entry);
+    } finally {
+      parent.close();
     }
   }
 }

@@ -4,19 +4,29 @@
 // driver knows those mounts as its own. The volume context is partial (no
 // tokens) until kubelet's next republish.
 //
-// A status object names the target a secrets-store driver mounted; a tmpfs at
-// that target is adopted with its identity (volume-target.ts) when it carries
-// the driver's source name, or upstream's ("tmpfs") and is no newer than the
-// status object (upstream mounts first, then records): that covers volumes
-// mounted by upstream's driver before an upgrade, and not a tmpfs someone
-// mounted there after the volume was gone.
+// A status object only says where to look. The tmpfs it names is adopted
+// only when the driver can prove it a volume of this driver's (or of
+// upstream's driver before an upgrade) for the object's own pod and class
+// (volume-proof.ts): the target is that pod's CSI volume path, the pod is on
+// this node with that CSI volume naming that class, and the mount is such a
+// tmpfs. Anything else is left alone, with one log line, and never written,
+// synced or recorded in a status object of the driver's.
 import type { DriverContext } from "../context.ts";
 import { requireKube } from "../context.ts";
 import type { PodRef } from "../kube/kube-client.ts";
 import { NODE_NAME_LABEL, type SecretProviderClassPodStatus } from "../../shared/kube/kube-types.ts";
-import type { MountedVolume } from "./mounted-volumes.ts";
+import { oneLine } from "../../shared/provider-api/provider-errors.ts";
+import { newVolumeRecord, type MountedVolume } from "./mounted-volumes.ts";
 import { POD_NAME_KEY, POD_NAMESPACE_KEY, POD_UID_KEY, SERVICE_ACCOUNT_NAME_KEY, SPC_NAME_KEY } from "../../shared/provider-api/volume-attributes.ts";
 import { inspectTarget, resolveTarget, type ResolvedTarget, type VolumeMount } from "./target-state.ts";
+import type { MountEntry } from "./mounter.ts";
+import { checkPodVolume, mountProblem } from "./volume-proof.ts";
+
+/** A tmpfs found at a target: the top mount and its identity. */
+export interface FoundTmpfs {
+  entry: MountEntry;
+  mount: VolumeMount;
+}
 
 export async function recoverMountedVolumes(ctx: DriverContext, jitter: () => number): Promise<number> {
   const kube = requireKube(ctx);
@@ -32,66 +42,28 @@ export async function recoverMountedVolumes(ctx: DriverContext, jitter: () => nu
       continue;
     }
     const state = await inspectTarget(target, ctx.options.drivername).catch(() => undefined);
-    let mount: VolumeMount;
-    if (state?.kind === "driver-tmpfs") mount = state.mount;
-    else if (state?.kind === "foreign-mount") {
-      mount = { id: state.mount.id, dev: state.mount.dev, source: state.mount.source, birthtimeNs: state.birthtimeNs };
-      if (!isUpstreamVolume(st, mount)) continue;
-    } else continue;
-    const owner = st.metadata.ownerReferences?.find((o) => o.kind === "Pod");
-    const namespace = st.metadata.namespace!;
-    if (!owner) continue;
-    let serviceAccount = "";
-    try {
-      const pod = await kube.getPod(namespace, owner.name);
-      if (!pod || pod.metadata?.uid !== owner.uid) continue;
-      serviceAccount = pod.spec?.serviceAccountName ?? "default";
-    } catch {
+    // Nothing mounted there (the pod is gone, or never mounted): nothing to adopt.
+    if (state?.kind !== "foreign-mount") continue;
+    if (!state.onTarget || state.driverMountBelow) {
+      logLeftAlone(ctx, target, st, "the target shows a mount made over another one");
       continue;
     }
-    ctx.volumes.set(recordFromStatus(st, mount, { name: owner.name, namespace, uid: owner.uid }, serviceAccount, jitter()));
-    recovered++;
+    const found = { entry: state.mount, mount: identityOf(state.mount, state.birthtimeNs) };
+    const volume = await adoptByStatus(ctx, target, st, found, undefined, jitter());
+    if (volume) recovered++;
   }
   if (recovered > 0) ctx.logger.info({ volumes: recovered }, "recovered mounted volumes after restart");
   return recovered;
 }
 
-function recordFromStatus(st: SecretProviderClassPodStatus, mount: VolumeMount, pod: PodRef, serviceAccount: string, jitterMs: number): MountedVolume {
-  const now = Date.now();
-  return {
-    targetPath: st.status.targetPath,
-    volumeId: "",
-    mount,
-    pod,
-    spcName: st.status.secretProviderClassName,
-    provider: "",
-    volumeContext: {
-      [SPC_NAME_KEY]: st.status.secretProviderClassName,
-      [POD_NAME_KEY]: pod.name,
-      [POD_NAMESPACE_KEY]: pod.namespace,
-      [POD_UID_KEY]: pod.uid,
-      [SERVICE_ACCOUNT_NAME_KEY]: serviceAccount,
-      "csi.storage.k8s.io/ephemeral": "true",
-    },
-    secrets: {},
-    objectVersions: st.status.objects ?? [],
-    lastRefresh: now,
-    lastChange: now,
-    failures: 0,
-    contextUpdatedAt: 0,
-    jitterMs,
-    syncPending: true,
-    recovered: true,
-  };
-}
-
 /**
- * A tmpfs at the target that the driver has no record of, but that this
- * node's status object for the target (and pod, when known) vouches for: the
- * mount is recorded as the driver's. False in standalone mode or without an
- * API server, or when no status object names the target.
+ * A tmpfs at the target that the driver has no record of, named by this
+ * node's status object for the target: recorded as the driver's when the
+ * proof holds (for `pod` too, when the caller knows the pod). False in
+ * standalone mode or without an API server, when no status object names the
+ * target, or when the proof fails (logged).
  */
-export async function adoptFromPodStatus(ctx: DriverContext, target: ResolvedTarget, mount: VolumeMount, pod?: PodRef): Promise<boolean> {
+export async function adoptFromPodStatus(ctx: DriverContext, target: ResolvedTarget, found: FoundTmpfs, pod?: PodRef): Promise<boolean> {
   if (ctx.kube instanceof Error || ctx.options.secretProviderClassDir !== undefined) return false;
   let statuses: SecretProviderClassPodStatus[];
   try {
@@ -101,19 +73,77 @@ export async function adoptFromPodStatus(ctx: DriverContext, target: ResolvedTar
     return false;
   }
   const st = statuses.find((s) => s.status?.targetPath === target.path);
-  const owner = st?.metadata.ownerReferences?.find((o) => o.kind === "Pod");
-  if (!st || !owner || (pod && owner.uid !== pod.uid) || !isUpstreamVolume(st, mount)) return false;
-  const record = recordFromStatus(st, mount, { name: owner.name, namespace: st.metadata.namespace!, uid: owner.uid }, "", 0);
-  ctx.volumes.set(record);
-  ctx.logger.info({ target: target.path, pod: `${record.pod.namespace}/${record.pod.name}` }, "adopted a tmpfs that the node's status object names");
-  return true;
+  if (!st) return false;
+  return (await adoptByStatus(ctx, target, st, found, pod, 0)) !== undefined;
 }
 
-/** Upstream's driver mounts with source "tmpfs", then creates the status object (timestamps in whole seconds). */
-function isUpstreamVolume(st: SecretProviderClassPodStatus, mount: VolumeMount): boolean {
-  const created = Date.parse(st.metadata.creationTimestamp ?? "");
-  if (mount.source !== UPSTREAM_TMPFS_SOURCE || !Number.isFinite(created)) return false;
-  return mount.birthtimeNs <= BigInt(created + 1000) * 1_000_000n;
+async function adoptByStatus(
+  ctx: DriverContext,
+  target: ResolvedTarget,
+  st: SecretProviderClassPodStatus,
+  found: FoundTmpfs,
+  pod: PodRef | undefined,
+  jitterMs: number,
+): Promise<MountedVolume | undefined> {
+  const owner = st.metadata.ownerReferences?.find((o) => o.kind === "Pod");
+  if (!owner?.uid || !owner.name) {
+    logLeftAlone(ctx, target, st, "the status object names no owner pod");
+    return undefined;
+  }
+  const claimed: PodRef = { name: owner.name, namespace: st.metadata.namespace ?? "", uid: owner.uid };
+  if (pod && pod.uid !== claimed.uid) {
+    logLeftAlone(ctx, target, st, `the status object's pod ${claimed.namespace}/${claimed.name} is not the publishing pod ${pod.namespace}/${pod.name}`);
+    return undefined;
+  }
+  const spcName = st.status?.secretProviderClassName ?? "";
+  const mountRefuted = mountProblem(ctx, found.entry, found.mount.birthtimeNs, Date.parse(st.metadata.creationTimestamp ?? ""));
+  const check = mountRefuted ? { problem: mountRefuted } : await checkPodVolume(ctx, target, { pod: claimed, spcName });
+  if (check.problem !== undefined) {
+    logLeftAlone(ctx, target, st, check.problem);
+    return undefined;
+  }
+  // The record made now checks the mount's identity before every later write and read.
+  const serviceAccount = check.pod?.spec?.serviceAccountName ?? "default";
+  const volume = recordFromStatus(st, found.mount, claimed, serviceAccount, jitterMs);
+  ctx.volumes.set(volume);
+  ctx.logger.info({ target: target.path, pod: `${claimed.namespace}/${claimed.name}`, source: found.entry.source }, "adopted the volume at the target, proven by its pod and status object");
+  return volume;
 }
 
-const UPSTREAM_TMPFS_SOURCE = "tmpfs";
+function identityOf(entry: MountEntry, birthtimeNs: bigint): VolumeMount {
+  return { id: entry.id, dev: entry.dev, source: entry.source, birthtimeNs };
+}
+
+/** One line, no secrets: what was left alone and why (the status object is a tenant's, so its strings are bounded). */
+function logLeftAlone(ctx: DriverContext, target: ResolvedTarget, st: SecretProviderClassPodStatus, reason: string): void {
+  ctx.logger.warn(
+    { target: target.path, statusObject: oneLine(`${st.metadata.namespace}/${st.metadata.name}`, 300), reason: oneLine(reason, 500) },
+    "left alone a mount that a status object names but the driver cannot prove its own volume",
+  );
+}
+
+function recordFromStatus(st: SecretProviderClassPodStatus, mount: VolumeMount, pod: PodRef, serviceAccount: string, jitterMs: number): MountedVolume {
+  const spcName = st.status.secretProviderClassName;
+  return newVolumeRecord({
+    targetPath: st.status.targetPath,
+    volumeId: "",
+    mount,
+    pod,
+    spcName,
+    provider: "",
+    volumeContext: {
+      [SPC_NAME_KEY]: spcName,
+      [POD_NAME_KEY]: pod.name,
+      [POD_NAMESPACE_KEY]: pod.namespace,
+      [POD_UID_KEY]: pod.uid,
+      [SERVICE_ACCOUNT_NAME_KEY]: serviceAccount,
+      "csi.storage.k8s.io/ephemeral": "true",
+    },
+    secrets: {},
+    objectVersions: st.status.objects ?? [],
+    contextUpdatedAt: 0,
+    jitterMs,
+    syncPending: true,
+    recovered: true,
+  });
+}

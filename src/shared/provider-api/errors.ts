@@ -17,6 +17,8 @@ export const ErrorType = {
   PodStatusWriteError: "PodStatusWriteError",
   KubernetesUnavailable: "KubernetesUnavailable",
   FailedToRotate: "FailedToRotate",
+  /** ABORTED: another call on the same target or volume is in progress (kubelet retries); not a mount failure. */
+  OperationInProgress: "OperationInProgress",
 } as const;
 
 export class OperationError extends GrpcError {

@@ -1,6 +1,9 @@
 // Talks to secrets providers over the v1alpha1 provider API. A provider named
 // "azure" is found as azure.sock in the provider directories (additional paths
 // first, as upstream searches). One gRPC client per socket is kept and reused.
+// The providers whose socket was seen are the node's installed providers: the
+// only provider names that may become a metric label.
+import { statSync } from "node:fs";
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
@@ -17,7 +20,7 @@ const PROVIDER_NAME = /^[a-zA-Z0-9_-]{1,30}$/;
 /** A SecretProviderClass's spec.provider names the socket <name>.sock: refuses names that cannot. */
 export function checkProviderName(provider: string): void {
   if (!PROVIDER_NAME.test(provider)) {
-    throw new DriverError(grpc.status.INVALID_ARGUMENT, ErrorType.ProviderNotFound, `invalid provider name "${provider}": it must match [a-zA-Z0-9_-]{1,30}`);
+    throw new DriverError(grpc.status.INVALID_ARGUMENT, ErrorType.ProviderNotFound, `invalid provider name "${oneLine(provider, 64)}": it must match [a-zA-Z0-9_-]{1,30}`);
   }
 }
 /** The provider a SecretProviderClass names, after checking the parts a provider call needs. */
@@ -182,12 +185,22 @@ export class ProviderClient {
       );
     }
     if (e.code === grpc.status.RESOURCE_EXHAUSTED && /message larger than max/i.test(details)) return this.tooLarge(details, request);
-    if (e.code === grpc.status.UNAVAILABLE && /ECONNREFUSED|ENOENT|No connection established/i.test(details)) {
+    if (e.code === grpc.status.UNAVAILABLE && /ECONNREFUSED|ENOENT/.test(details)) {
       return new DriverError(
         grpc.status.UNAVAILABLE,
         ErrorType.GRPCProviderError,
         `provider "${this.provider}" is not running on this node: nothing accepts connections on ${this.socketPath}; ` +
           `check the ${this.provider} provider's pod on this node (${details})`,
+      );
+    }
+    if (e.code === grpc.status.UNAVAILABLE && /No connection established/i.test(details)) {
+      // Something listens (the connection was accepted) but closed it, or
+      // answered other than HTTP/2, before gRPC could start.
+      return new DriverError(
+        grpc.status.UNAVAILABLE,
+        ErrorType.GRPCProviderError,
+        `provider "${this.provider}" did not answer: a process accepts connections on ${this.socketPath} but closes them ` +
+          `(or answers something other than gRPC) before any call can be made; check the ${this.provider} provider's pod on this node (${details})`,
       );
     }
     const code = typeof e.code === "number" ? e.code : grpc.status.UNKNOWN;
@@ -196,10 +209,10 @@ export class ProviderClient {
 
   /**
    * A message over a size limit. gRPC words it the same whichever side
-   * refused it, so the sizes tell: "(X vs Y)" with X the size of our
-   * request is the provider refusing the request (the driver's
-   * --max-call-recv-msg-size cannot help); Y our own limit is a response too
-   * large for it.
+   * refused it ("larger than max (X vs Y)"), so the sizes tell: X the size of
+   * our request is the provider refusing the request (the driver's
+   * --max-call-recv-msg-size cannot help, whatever Y is); otherwise Y our own
+   * limit is an answer too large for the driver.
    */
   private tooLarge(details: string, request: MountRequest | undefined): DriverError {
     const sizes = /\((\d+) vs\.? (\d+)\)/.exec(details);
@@ -213,7 +226,7 @@ export class ProviderClient {
       );
     }
     const requestBytes = request ? providerService().service.Mount!.requestSerialize(request).length : undefined;
-    if (size !== undefined && size === requestBytes && limit !== this.maxRecvMsgSize) {
+    if (size !== undefined && size === requestBytes) {
       return new DriverError(
         grpc.status.INVALID_ARGUMENT,
         ErrorType.GRPCProviderError,
@@ -236,11 +249,16 @@ export class ProviderClient {
   }
 }
 
+/** At most this many provider names are known as installed (a node runs a handful of providers). */
+export const MAX_INSTALLED_PROVIDERS = 16;
+
 export class ProviderClients {
   private readonly dirs: string[];
   private readonly maxRecvMsgSize: number;
   private readonly logger: Logger;
   private readonly clients = new Map<string, ProviderClient>();
+  /** Providers whose socket was seen in a provider directory. */
+  private readonly installed = new Set<string>();
 
   /** dirs: the additional provider paths first, then --provider-volume. */
   constructor(dirs: string[], maxRecvMsgSize: number, logger: Logger) {
@@ -261,11 +279,39 @@ export class ProviderClients {
     return client;
   }
 
+  /**
+   * Whether the provider is installed on this node: its socket <name>.sock
+   * is, or was, in a provider directory. Only root on the node puts sockets
+   * there, so a tenant's made-up name never counts; at most
+   * MAX_INSTALLED_PROVIDERS names are ever learned.
+   */
+  isInstalled(provider: string): boolean {
+    if (this.installed.has(provider)) return true;
+    if (!PROVIDER_NAME.test(provider)) return false;
+    for (const dir of this.dirs) {
+      try {
+        if (statSync(join(dir, `${provider}.sock`)).isSocket()) return this.learn(provider);
+      } catch {
+        // not in this directory
+      }
+    }
+    return false;
+  }
+
+  private learn(provider: string): boolean {
+    if (this.installed.size >= MAX_INSTALLED_PROVIDERS) return false;
+    this.installed.add(provider);
+    return true;
+  }
+
   private async findSocket(provider: string): Promise<string> {
     for (const dir of this.dirs) {
       const path = join(dir, `${provider}.sock`);
       try {
-        if ((await stat(path)).isSocket()) return path;
+        if ((await stat(path)).isSocket()) {
+          this.learn(provider);
+          return path;
+        }
       } catch {
         // not in this directory
       }

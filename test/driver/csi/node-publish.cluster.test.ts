@@ -204,6 +204,22 @@ describe("NodePublishVolume against a real kube-apiserver", () => {
     await csi.call("Node", "NodeUnpublishVolume", { volume_id: "v", target_path: target });
   });
 
+  it("a 1 MiB volume_id or volume attribute gives log lines of a few KiB", async () => {
+    const target = await newTarget();
+    const huge = "v".repeat(1024 * 1024);
+    const outputBefore = driver.output().length;
+    await csi.call("Node", "NodePublishVolume", publishRequest(target, { volume_id: huge, volume_context: volumeContext({ padding: huge }) }));
+    await csi.call("Node", "NodeUnpublishVolume", { volume_id: huge, target_path: target });
+    await expectGrpcError(csi.call("Node", "NodeUnpublishVolume", { volume_id: huge, target_path: "relative" }), grpc.status.INVALID_ARGUMENT);
+    const lines = driver.output().slice(outputBefore).split("\n").filter(Boolean);
+    const debug = lines.filter((l) => l.includes('"msg":"csi call"'));
+    expect(debug.length).toBeGreaterThanOrEqual(2);
+    expect(debug[0]).toContain(`"volume_id":"${"v".repeat(512)}…(1048576 characters)"`);
+    const longest = Math.max(...lines.map((l) => l.length));
+    console.log(`1 MiB volume_id and attribute: ${lines.length} log lines, the longest ${longest} bytes`);
+    expect(longest).toBeLessThan(8 * 1024);
+  });
+
   describe("bad input", () => {
     it.each([
       ["volume_capability", { volume_capability: null }, "Volume capability missing in request"],

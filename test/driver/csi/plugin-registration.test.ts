@@ -100,6 +100,21 @@ describe("plugin registration served by the driver", () => {
     expect((await healthz(driver)).status).toBe(200);
   });
 
+  it("shows a rejection with a 3 MiB multi-line reason as one bounded line in /healthz and the log", async () => {
+    const reason = `first line\n${"x".repeat(3 * 1024 * 1024)}\r\nlast line`;
+    const linesBefore = logs.length;
+    await client.call("NotifyRegistrationStatus", { plugin_registered: false, error: reason });
+    const { status, body } = await healthz(driver);
+    expect(status).toBe(503);
+    expect(body.startsWith("kubelet rejected the plugin registration: first line xxx")).toBe(true);
+    expect(body).not.toMatch(/[\r\n]/);
+    expect(body.length).toBeLessThanOrEqual(1100);
+    const logged = logs.slice(linesBefore).find((l) => l.includes("kubelet rejected"))!;
+    expect(logged.length).toBeLessThan(2048);
+    await client.call("NotifyRegistrationStatus", { plugin_registered: true });
+    expect((await healthz(driver)).status).toBe(200);
+  });
+
   it("is unhealthy when its registration socket disappears (kubelet can no longer find it)", async () => {
     await rm(regSocket());
     expect(await healthz(driver)).toEqual({ status: 503, body: `the registration socket ${regSocket()} is gone, so kubelet cannot find the driver` });

@@ -1,7 +1,7 @@
 // Standalone mode: SecretProviderClasses from YAML files, no API server at all
 // (what the demo and a laptop use). Real process, real socket, real tmpfs.
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
@@ -78,6 +78,24 @@ describe("standalone mode (--secret-provider-class-dir)", () => {
     expect((await listMounts()).some((m) => m.mountPoint === target && m.fsType === "tmpfs")).toBe(true);
     await csi.call("Node", "NodeUnpublishVolume", { volume_id: "v1", target_path: target });
     expect(existsSync(target)).toBe(false);
+  });
+
+  it("a class file that cannot be parsed fails only the classes it may define, naming the file", async () => {
+    const bad = join(base, "spc", "broken.yaml");
+    await writeFile(bad, "apiVersion: secrets-store.csi.x-k8s.io/v1\nkind: SecretProviderClass\nmetadata: { name: other, namespace: demo\nspec: [unclosed\n");
+    try {
+      // The good file's class still mounts.
+      const target = join(base, "pods", "0000-1111", "mnt-beside-broken");
+      await csi.call("Node", "NodePublishVolume", request(target, "app"));
+      expect(await readFile(join(target, "a"), "utf8")).toBe("alpha");
+      await csi.call("Node", "NodeUnpublishVolume", { volume_id: "v1", target_path: target });
+      // A class found nowhere else names the file that may define it.
+      const details = await expectGrpcError(csi.call("Node", "NodePublishVolume", request(join(base, "pods", "0000-1111", "mnt3"), "other")), grpc.status.FAILED_PRECONDITION);
+      expect(details).toContain(`failed to get secretproviderclass demo/other, error: secretproviderclasses.secrets-store.csi.x-k8s.io "other" not found in ${join(base, "spc")}; it may be defined where the driver could not read: ${bad} (document 1): `);
+      expect(details).not.toContain("\n");
+    } finally {
+      await rm(bad);
+    }
   });
 
   it("names the directory when a class is not there", async () => {

@@ -59,21 +59,27 @@ describe("rotation reconciler", () => {
     `--rotation-poll-interval=${interval}`,
   ];
 
-  async function createPod(name: string, serviceAccount: string): Promise<void> {
+  /** csiVolumes: the pod's CSI volumes of the driver (volume name -> SecretProviderClass), as kubelet's pods declare them. */
+  async function createPod(name: string, serviceAccount: string, csiVolumes: Record<string, string> = {}): Promise<void> {
     // Bound to the driver's node, as kubelet's pods are (the driver watches only those).
+    const volumes = Object.entries(csiVolumes).map(([volume, spc]) => ({
+      name: volume,
+      csi: { driver: "secrets-store.csi.k8s.io", readOnly: true, volumeAttributes: { secretProviderClass: spc } },
+    }));
     const pod = await core.createNamespacedPod({
       namespace: NS,
       body: {
         metadata: { name },
-        spec: { nodeName: "rotation-node", serviceAccountName: serviceAccount, containers: [{ name: "c", image: "registry.k8s.io/pause:3.10" }] },
+        spec: { nodeName: "rotation-node", serviceAccountName: serviceAccount, volumes, containers: [{ name: "c", image: "registry.k8s.io/pause:3.10" }] },
       },
     });
     pods.set(name, pod.metadata!.uid!);
   }
 
-  async function publish(client: CsiClient, podName: string, serviceAccount = "default", spcName = "rotating"): Promise<string> {
+  async function publish(client: CsiClient, podName: string, serviceAccount = "default", spcName = "rotating", volume?: string): Promise<string> {
     const uid = pods.get(podName)!;
-    const vol = join(base, "pods", uid, "volumes", "kubernetes.io~csi", `secrets-${++n}`);
+    const vol = join(base, "pods", uid, "volumes", "kubernetes.io~csi", volume ?? `secrets-${++n}`);
+    if (volume) ++n;
     await mkdir(vol, { recursive: true });
     const target = join(vol, "mount");
     await client.call("Node", "NodePublishVolume", {
@@ -271,7 +277,9 @@ describe("rotation reconciler", () => {
   });
 
   it("resumes rotation for mounted volumes after a driver restart, and unpublish still works", async () => {
-    const target = await publish(csi, "p2");
+    // The restarted driver adopts the volume only as the pod's own CSI volume of this class.
+    await createPod("restarted", "default", { secrets: "rotating" });
+    const target = await publish(csi, "restarted", "default", "rotating", "secrets");
     csi.close();
     await driver.stop();
     expect(existsSync(join(target, "db-password"))).toBe(true);

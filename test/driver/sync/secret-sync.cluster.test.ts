@@ -4,7 +4,7 @@
 // changed, patched when something did, never taken over when someone else owns
 // the name, and deleted by GC exactly when the last owner goes.
 import { randomBytes } from "node:crypto";
-import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
@@ -23,6 +23,7 @@ import {
 import forge from "node-forge";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { writeVolumeFiles } from "../../../src/driver/volume/atomic-writer.ts";
+import type { VolumeMount } from "../../../src/driver/volume/target-state.ts";
 import { TargetLocks } from "../../../src/driver/volume/target-locks.ts";
 import type { DriverContext } from "../../../src/driver/context.ts";
 import { KubeClient, type PodRef } from "../../../src/driver/kube/kube-client.ts";
@@ -46,6 +47,8 @@ import {
   startControllerManager,
   waitFor,
 } from "../../harness/kube.ts";
+import { removeTestTree, requireRoot } from "../../support/driver-process.ts";
+import { csiTarget, mountTmpfsVolume } from "../../support/tmpfs-volume.ts";
 
 const NS = "secret-sync";
 const NODE = "node-a";
@@ -75,6 +78,7 @@ describe("SecretSyncer against a real kube-apiserver", () => {
   let syncer: SecretSyncer;
   const logLines: string[] = [];
   let volumes = 0;
+  const mounts = new Map<string, VolumeMount>();
 
   const logger = createLogger({
     name: "secret-sync-test",
@@ -88,10 +92,13 @@ describe("SecretSyncer against a real kube-apiserver", () => {
   });
 
   function makeContext(kube: KubeClient, argv: string[] = []): DriverContext {
+    const metrics = new DriverMetrics({ defaultMetrics: false });
+    // The test's provider counts as installed on the node, as its socket would.
+    metrics.knowProviders((provider) => provider === "fake");
     return {
-      options: parseDriverOptions([`--nodeid=${NODE}`, ...argv]),
+      options: parseDriverOptions([`--nodeid=${NODE}`, `--kubelet-dir=${base}`, ...argv]),
       logger,
-      metrics: new DriverMetrics({ defaultMetrics: false }),
+      metrics,
       // The syncer needs neither mounts nor providers.
       mounter: undefined as never,
       providers: undefined as never,
@@ -101,10 +108,10 @@ describe("SecretSyncer against a real kube-apiserver", () => {
     };
   }
 
-  /** A "mounted" volume: a temp dir written with the atomic writer, as NodePublishVolume writes it. */
+  /** A mounted volume: a real tmpfs written with the atomic writer, as NodePublishVolume mounts and writes it. */
   async function mount(files: Record<string, string | Buffer>): Promise<string> {
-    const target = join(base, `vol-${++volumes}`, "mount");
-    await mkdir(target, { recursive: true });
+    const target = await csiTarget(base, "sync-pod", `vol-${++volumes}`);
+    mounts.set(target, await mountTmpfsVolume(base, target));
     await rewrite(target, files);
     return target;
   }
@@ -139,8 +146,8 @@ describe("SecretSyncer against a real kube-apiserver", () => {
     return {
       targetPath: target,
       volumeId: `csi-${volumes}`,
-      // A plain directory stands in for the tmpfs: the syncer only reads files.
-      mount: { id: 0, dev: "0:0", source: "none", birthtimeNs: 0n },
+      // The syncer reads only from the recorded tmpfs.
+      mount: mounts.get(target) ?? { id: 0, dev: "0:0", source: "none", birthtimeNs: 0n },
       pod,
       spcName,
       provider: "fake",
@@ -208,6 +215,7 @@ describe("SecretSyncer against a real kube-apiserver", () => {
   }
 
   beforeAll(async () => {
+    requireRoot();
     admin = kubeConfigFromInjected();
     core = admin.makeApiClient(CoreV1Api);
     apps = admin.makeApiClient(AppsV1Api);
@@ -248,13 +256,13 @@ describe("SecretSyncer against a real kube-apiserver", () => {
         ),
       { description: "the driver's RBAC to allow reading secrets" },
     );
+    base = await mkdtemp(join(tmpdir(), "secret-sync-"));
     ctx = makeContext(driverKube);
     syncer = new SecretSyncer(ctx);
-    base = await mkdtemp(join(tmpdir(), "secret-sync-"));
   });
 
   afterAll(async () => {
-    if (base) await rm(base, { recursive: true, force: true });
+    await removeTestTree(base);
   });
 
   describe("a bare pod's Opaque Secret", () => {
@@ -553,7 +561,7 @@ describe("SecretSyncer against a real kube-apiserver", () => {
     });
 
     it("reports unreadable mounted files for every secretObject, once, as a Warning event", async () => {
-      const gone = join(base, "no-such-volume", "mount");
+      const gone = await csiTarget(base, "sync-pod", "no-such-volume");
       const result = await syncer.syncVolume(
         volumeOf(pod, gone, "guard-spc"),
         spcOf("guard-spc", [
@@ -562,7 +570,7 @@ describe("SecretSyncer against a real kube-apiserver", () => {
         ]),
       );
       expect(result.failed.map((f) => f.secretName)).toEqual(["files-a", "files-b"]);
-      expect(result.failed[0]!.reason).toMatch(/^failed to get mounted files, err: .*ENOENT/);
+      expect(result.failed[0]!.reason).toMatch(/^failed to get mounted files, err: target path .* is gone/);
       const events = (await eventsOf(pod)).filter((e) => e.type === "Warning" && e.message?.startsWith("failed to get mounted files"));
       expect(events).toHaveLength(1);
       expect(await readSecret("files-a")).toBeUndefined();

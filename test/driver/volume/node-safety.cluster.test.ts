@@ -90,10 +90,42 @@ describe("node safety: publish and unpublish under races, foreign mounts and hos
   }
 
   /** A status object on this node naming target, as a secrets-store driver records it. */
-  async function recordPodStatus(target: string): Promise<void> {
-    const status = buildPodStatus({ pod: { name: "app", namespace: NS, uid: podUid }, spcName: `safety-spc-${n}`, nodeName: NODE, targetPath: target, objectVersions: [] });
+  async function recordPodStatus(target: string, pod = { name: "app", uid: podUid }, spcName = `safety-spc-${n}`): Promise<void> {
+    const status = buildPodStatus({ pod: { ...pod, namespace: NS }, spcName, nodeName: NODE, targetPath: target, objectVersions: [] });
     await custom.createNamespacedCustomObject({ group: GROUP, version: "v1", namespace: NS, plural: "secretproviderclasspodstatuses", body: status });
   }
+
+  /**
+   * A pod on this node whose CSI volume of the driver is the next target
+   * newTarget() makes, naming spcName: what kubelet's pods look like, and
+   * what the driver checks before it takes a tmpfs it has no record of for
+   * its own. Returns the pod and that target.
+   */
+  async function podWithNextVolume(spcName: string): Promise<{ pod: { name: string; uid: string }; target: string }> {
+    const volume = `vol-${n + 1}`;
+    const name = `app-${volume}`;
+    const created = await core.createNamespacedPod({
+      namespace: NS,
+      body: {
+        metadata: { name },
+        spec: {
+          nodeName: NODE,
+          volumes: [{ name: volume, csi: { driver: DRIVER_SOURCE, readOnly: true, volumeAttributes: { secretProviderClass: spcName } } }],
+          containers: [{ name: "app", image: "registry.k8s.io/pause:3.10" }],
+        },
+      },
+    });
+    const pod = { name, uid: created.metadata!.uid! };
+    const { target } = await newTarget(pod.uid);
+    return { pod, target };
+  }
+
+  /** A publish as kubelet makes it for pod. */
+  const publishFor = (target: string, pod: { name: string; uid: string }) =>
+    csi.call("Node", "NodePublishVolume", {
+      ...publishRequest(target),
+      volume_context: { ...volumeContext(), "csi.storage.k8s.io/pod.name": pod.name, "csi.storage.k8s.io/pod.uid": pod.uid },
+    });
 
   /** Mount requests the provider got for refreshes (they carry current versions). */
   const refreshCalls = () => provider.requests.filter((r) => r.current_object_version.length > 0).length;
@@ -453,6 +485,25 @@ describe("node safety: publish and unpublish under races, foreign mounts and hos
       expect(await mountsAt(target)).toEqual([]);
     });
 
+    it("a provider file path too long for the kernel once below the target is refused before anything is written; the longest that fits is written", async () => {
+      const { target } = await newTarget();
+      // 16 elements of 255 bytes: 4,095 bytes, within the limit on its own.
+      const tooLong = Array.from({ length: 16 }, (_, i) => String.fromCharCode(97 + i).repeat(255)).join("/");
+      provider.behaviour = () => ({ object_version: [{ id: "x", version: "1" }], files: [{ path: tooLong, mode: 0o644, contents: "v" }] });
+      const details = await expectGrpcError(publish(target), grpc.status.FAILED_PRECONDITION);
+      expect(details).toContain(`is 4095 bytes: below the target ${target} it would take`);
+      expect(details).toContain("-byte path limit of the node's kernel (PATH_MAX)");
+      const fits = Number(/at most (\d+) bytes fit/.exec(details)![1]);
+      expect(await mountsAt(target)).toEqual([]);
+      expect(existsSync(target)).toBe(false);
+      // The limit it names is the real one: a path of exactly that many bytes is written.
+      const longest = tooLong.slice(0, fits).replace(/\/$/, "x");
+      provider.behaviour = () => ({ object_version: [{ id: "x", version: "1" }], files: [{ path: longest, mode: 0o644, contents: "fits" }] });
+      await publish(target);
+      expect(await readFile(join(target, longest), "utf8")).toBe("fits");
+      await unpublish(target);
+    });
+
     it("a regular file at the target: publish is refused, unpublish converges and keeps the file", async () => {
       const { target } = await newTarget();
       await writeFile(target, "a file where the directory should be");
@@ -480,10 +531,10 @@ describe("node safety: publish and unpublish under races, foreign mounts and hos
 
   describe("9. the driver's own mounts, recognised after a restart, a crash or an upgrade", () => {
     it("a tmpfs of the driver's with no content (a crash between mounting and writing) is mounted again, once", async () => {
-      const { target } = await newTarget();
+      const { pod, target } = await podWithNextVolume("safety-spc");
       await mkdir(target);
       execFileSync("mount", ["-t", "tmpfs", "-o", "size=64k", DRIVER_SOURCE, target]);
-      await publish(target);
+      await publishFor(target, pod);
       expect((await mountsAt(target)).map((m) => m.source)).toEqual([DRIVER_SOURCE]);
       expect(await readFile(join(target, "a"), "utf8")).toBe("alpha");
       await unpublish(target);
@@ -492,15 +543,15 @@ describe("node safety: publish and unpublish under races, foreign mounts and hos
     });
 
     it("a volume upstream's driver mounted before an upgrade (source tmpfs, named by this node's status object) is republished and unpublished", async () => {
-      const { target } = await newTarget();
+      const { pod, target } = await podWithNextVolume(`safety-spc-${n + 1}`);
       await mkdir(target);
       execFileSync("mount", ["-t", "tmpfs", "tmpfs", target]);
       await mkdir(join(target, "..2026_01_01_00_00_00.1"));
       await writeFile(join(target, "..2026_01_01_00_00_00.1", "a"), "upstream-written");
       await symlink("..2026_01_01_00_00_00.1", join(target, "..data"));
       await symlink("..data/a", join(target, "a"));
-      await recordPodStatus(target);
-      await publish(target);
+      await recordPodStatus(target, pod);
+      await publishFor(target, pod);
       expect(await mountsAt(target)).toHaveLength(1);
       expect(provider.requests).toHaveLength(0);
       await unpublish(target);
@@ -509,20 +560,129 @@ describe("node safety: publish and unpublish under races, foreign mounts and hos
     });
 
     it("a tmpfs mounted after the status object was written is not taken for upstream's volume", async () => {
-      const { target } = await newTarget();
+      const { pod, target } = await podWithNextVolume(`safety-spc-${n + 1}`);
       await mkdir(target);
-      await recordPodStatus(target);
+      await recordPodStatus(target, pod);
       // Status timestamps have whole seconds: mount clearly later than the object.
       await sleep(2_100);
       execFileSync("mount", ["-t", "tmpfs", "-o", "size=64k", "tmpfs", target]);
       try {
         await writeFile(join(target, "theirs"), "x");
-        expect(await expectGrpcError(publish(target), grpc.status.FAILED_PRECONDITION)).toContain('holds a tmpfs mount (source "tmpfs") the driver did not make');
+        expect(await expectGrpcError(publishFor(target, pod), grpc.status.FAILED_PRECONDITION)).toContain('holds a tmpfs mount (source "tmpfs") the driver did not make');
         await unpublish(target);
         expect((await mountsAt(target)).map((m) => m.source)).toEqual(["tmpfs"]);
         expect(await readFile(join(target, "theirs"), "utf8")).toBe("x");
       } finally {
         execFileSync("umount", [target]);
+      }
+    });
+  });
+
+  describe("10. a tmpfs with the driver's source name that the driver cannot prove its own", () => {
+    it("is refused by publish, never written by rotation, left mounted by unpublish, even with a status object naming it", async () => {
+      // The pod "app" declares no CSI volume: nothing proves the tmpfs a volume of the driver's.
+      const { target } = await newTarget();
+      await mkdir(target);
+      execFileSync("mount", ["-t", "tmpfs", "-o", "size=64k", DRIVER_SOURCE, target]);
+      try {
+        await mkdir(join(target, "..2026_01_01_00_00_00.1"));
+        await writeFile(join(target, "..2026_01_01_00_00_00.1", "a"), "someone else's");
+        await symlink("..2026_01_01_00_00_00.1", join(target, "..data"));
+        await symlink("..data/a", join(target, "a"));
+        await recordPodStatus(target);
+        const before = await snapshot(target);
+        expect(await expectGrpcError(publish(target), grpc.status.FAILED_PRECONDITION)).toBe(
+          `target path ${target} holds a tmpfs mount (source "${DRIVER_SOURCE}") the driver did not make; refusing to mount over it`,
+        );
+        expect(provider.requests).toHaveLength(0);
+        await sleep(2_500); // two rotation intervals
+        await unpublish(target);
+        expect((await mountsAt(target)).map((m) => m.source)).toEqual([DRIVER_SOURCE]);
+        expect(await snapshot(target)).toEqual(before);
+        expect(refreshCalls()).toBe(0);
+        expect(driver.output()).toContain(`"target":"${target}"`);
+        expect(driver.output()).toContain("left alone a tmpfs with the driver's source name that the driver has no record of and cannot prove its own");
+      } finally {
+        execFileSync("umount", [target]);
+      }
+    });
+
+    it("after a restart, with neither pod nor status object left, unpublish takes it only by kubelet's own record of the volume", async () => {
+      const { parent, target } = await newTarget();
+      await mkdir(target);
+      execFileSync("mount", ["-t", "tmpfs", "-o", "size=64k", DRIVER_SOURCE, target]);
+      try {
+        // kubelet's vol_data.json, as it writes it beside every CSI volume's mount directory.
+        const volData = { specVolID: `vol-${n}`, volumeHandle: `csi-${n}`, driverName: DRIVER_SOURCE, nodeName: NODE, volumeLifecycleMode: "Ephemeral" };
+        await writeFile(join(parent, "vol_data.json"), JSON.stringify({ ...volData, volumeHandle: "csi-another-volume" }));
+        await unpublish(target);
+        expect((await mountsAt(target)).map((m) => m.source)).toEqual([DRIVER_SOURCE]);
+        await writeFile(join(parent, "vol_data.json"), JSON.stringify({ ...volData, driverName: "other.csi.example.com" }));
+        await unpublish(target);
+        expect((await mountsAt(target)).map((m) => m.source)).toEqual([DRIVER_SOURCE]);
+        await writeFile(join(parent, "vol_data.json"), JSON.stringify(volData));
+        await unpublish(target);
+        expect(await mountsAt(target)).toEqual([]);
+        expect(existsSync(target)).toBe(false);
+      } finally {
+        if ((await mountsAt(target)).length > 0) execFileSync("umount", [target]);
+      }
+    });
+  });
+
+  describe("11. path elements swapped under the driver", () => {
+    it("the volume's directory moved away and replaced by a symlink: unpublish fails while the tmpfs is still mounted, keeps the record, and removes nothing", async () => {
+      const { parent, target } = await newTarget();
+      await publish(target);
+      const moved = `${parent}-moved`;
+      const outside = await mkdtemp(join(tmpdir(), "outside-"));
+      try {
+        await mkdir(join(outside, "mount"));
+        execFileSync("mv", [parent, moved]);
+        await symlink(outside, parent);
+        const details = await expectGrpcError(unpublish(target), grpc.status.FAILED_PRECONDITION);
+        expect(details).toContain(`the driver's tmpfs of this target is still mounted at ${join(moved, "mount")}, but the target path no longer leads to it`);
+        expect(existsSync(join(outside, "mount"))).toBe(true);
+        expect((await mountsAt(join(moved, "mount"))).map((m) => m.source)).toEqual([DRIVER_SOURCE]);
+        // Put back as kubelet had it: the retry unmounts the recorded tmpfs and removes the target.
+        execFileSync("rm", [parent]);
+        execFileSync("mv", [moved, parent]);
+        await unpublish(target);
+        expect(await mountsAt(target)).toEqual([]);
+        expect(existsSync(target)).toBe(false);
+      } finally {
+        await removeTestTree(outside);
+      }
+    });
+
+    it("the volume's directory swapped for a symlink while a first publish waits for the provider: the failed publish unmounts its tmpfs and removes nothing elsewhere", async () => {
+      const { parent, target } = await newTarget();
+      const hidden = `${parent}-hidden`;
+      const outside = await mkdtemp(join(tmpdir(), "outside-"));
+      try {
+        await mkdir(join(outside, "mount"));
+        await writeFile(join(outside, "keep"), "node data");
+        const before = await snapshot(outside);
+        // While the driver waits for the answer, kubelet's directory (with the
+        // driver's new tmpfs in it) goes elsewhere and a symlink to the decoy takes its place.
+        provider.behaviour = () => {
+          execFileSync("mv", [parent, hidden]);
+          execFileSync("ln", ["-s", outside, parent]);
+          return { error: { code: "FailedToMount" } };
+        };
+        await expectGrpcError(publish(target), grpc.status.UNKNOWN);
+        expect(await snapshot(outside)).toEqual(before);
+        expect(await mountsAt(join(hidden, "mount"))).toEqual([]);
+        expect(await mountsAt(join(outside, "mount"))).toEqual([]);
+        // Put back as kubelet had it: the directory the driver made is removed by the next unpublish.
+        execFileSync("rm", [parent]);
+        execFileSync("mv", [hidden, parent]);
+        await unpublish(target);
+        expect(existsSync(target)).toBe(false);
+      } finally {
+        if ((await lstat(parent).catch(() => undefined))?.isSymbolicLink()) execFileSync("rm", [parent]);
+        if (existsSync(hidden)) execFileSync("mv", [hidden, parent]);
+        await removeTestTree(outside);
       }
     });
   });

@@ -52,6 +52,9 @@ beforeAll(async () => {
     spc("huge", "azure", { keyvaultName: "kv-never", tenantID: "tenant-1", padding: "x".repeat(5 * 1024 * 1024) }),
     // above its --max-request-bytes (1 MiB) but within gRPC's limit
     spc("large", "azure", { keyvaultName: "kv-never", tenantID: "tenant-1", padding: "x".repeat(2 * 1024 * 1024) }),
+    // above the test provider's gRPC limit (4 MiB, the same as the driver's default --max-call-recv-msg-size)
+    spc("huge-fake", "fake", { padding: "x".repeat(5 * 1024 * 1024) }),
+    spc("drop", "drop"),
   ];
   // YAML is a superset of JSON: one document per class
   await writeFile(join(base, "spc", "classes.yaml"), classes.join("\n---\n"));
@@ -77,8 +80,8 @@ afterAll(async () => {
   await removeTestTree(base);
 });
 
-function publish(spcName: string, pod = "app-0") {
-  return csi.call(
+function publish(spcName: string, pod = "app-0", client = csi) {
+  return client.call(
     "Node",
     "NodePublishVolume",
     {
@@ -146,7 +149,45 @@ describe("message sizes", () => {
   });
 });
 
+describe("message sizes with the default flags", () => {
+  it("a 5 MiB class the provider refuses is reported as the provider refusing the request, not as a too-large answer", async () => {
+    // Both limits are 4 MiB: only the sizes in gRPC's text tell which side refused.
+    const defaults = await startDriverProcess(join(base, "csi-defaults.sock"), [
+      "--nodeid=errors-node",
+      `--kubelet-dir=${base}`,
+      `--secret-provider-class-dir=${join(base, "spc")}`,
+      `--provider-volume=${providers}`,
+      "--additional-provider-volume-paths=",
+      "--metrics-addr=",
+      "--health-addr=",
+    ]);
+    const client = csiClient(defaults.socketPath);
+    try {
+      const details = await expectGrpcError(publish("huge-fake", "app-0", client), grpc.status.INVALID_ARGUMENT);
+      expect(details).toMatch(/provider "fake" refused the Mount request: it is \d+ bytes, more than the 4194304 bytes the provider accepts/);
+      expect(details).not.toContain("raise --max-call-recv-msg-size");
+    } finally {
+      client.close();
+      await defaults.stop();
+    }
+  }, 120_000);
+});
+
 describe("a provider that is not there", () => {
+  it("a socket whose process accepts connections and drops them: said so, not \"not running\"", async () => {
+    const dropper = createServer((connection) => connection.destroy());
+    await new Promise<void>((r) => dropper.listen(join(providers, "drop.sock"), r));
+    try {
+      const details = await expectGrpcError(publish("drop"), grpc.status.UNAVAILABLE);
+      expect(details).toContain(
+        `provider "drop" did not answer: a process accepts connections on ${join(providers, "drop.sock")} but closes them (or answers something other than gRPC) before any call can be made; check the drop provider's pod on this node`,
+      );
+      expect(details).not.toContain("is not running");
+    } finally {
+      await new Promise((r) => dropper.close(r));
+    }
+  });
+
   it("a socket nobody serves: the provider is not running on this node", async () => {
     // a provider killed without cleaning up leaves its socket behind
     const dead = spawn(process.execPath, ["-e", `require("node:net").createServer().listen(${JSON.stringify(join(providers, "dead.sock"))}, () => console.log("up"))`], {

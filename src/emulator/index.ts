@@ -104,7 +104,7 @@ export interface EmulatorOptions {
   /** The AKS cluster id in the emulated API server's certificate (default: random, 24 hex digits). */
   clusterId?: string;
   /**
-   * Event Grid's clock: retry schedule, response timeout (never under 1 s),
+   * Event Grid's clock: retry schedule, response timeout (never under 5 s),
    * lock durations, release delays and time to live are multiplied by it
    * (default 1 = real time; tests use e.g. 0.001).
    */

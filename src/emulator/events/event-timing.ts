@@ -8,7 +8,7 @@ export const RETRY_SCHEDULE_SECONDS = [10, 30, 60, 300, 600, 1800, 3600, 3 * 360
 const LATER_RETRY_SECONDS = 12 * 3600;
 const RESPONSE_TIMEOUT_SECONDS = 30;
 /** A busy machine must not turn a slow answer into a failure: the scaled timeout never goes below this. */
-const MIN_RESPONSE_TIMEOUT_MS = 1000;
+const MIN_RESPONSE_TIMEOUT_MS = 5000;
 
 export class EventTiming {
   readonly timeScale: number;

@@ -15,6 +15,8 @@ export interface WebhookRequest {
   /** PEM bundle of the CAs the endpoint's certificate must chain to. */
   ca: string;
   timeoutMs: number;
+  /** Aborts the request (the emulator is closing). */
+  signal: AbortSignal;
 }
 
 export interface WebhookAnswer {
@@ -38,6 +40,7 @@ export function sendToWebhook(req: WebhookRequest): Promise<WebhookAnswer> {
         ca: req.ca,
         agent: false,
         timeout: req.timeoutMs,
+        signal: req.signal,
         checkServerIdentity: (host: string, cert: PeerCertificate) => {
           if (isSelfSigned(cert)) return new Error(`the endpoint's certificate (${cert.subject?.CN ?? "no CN"}) is self-signed; Event Grid accepts only CA-issued certificates`);
           return checkServerIdentity(host, cert);

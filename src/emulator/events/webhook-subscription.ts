@@ -119,6 +119,8 @@ export class WebhookSubscription {
   #dispatchScheduled = false;
   #closed = false;
   readonly #timers = new Set<NodeJS.Timeout>();
+  /** Ends requests still under way when the subscription goes away. */
+  readonly #closing = new AbortController();
   readonly #counters = { eventsMatched: 0, eventsDropped: 0, eventsDelivered: 0, eventsDeadLettered: 0, deliveryAttempts: 0, deliveriesSucceeded: 0, deliveriesFailed: 0 };
   #lastDeliveryError: string | undefined;
   readonly #deadLetters: DeadLetter[] = [];
@@ -256,6 +258,7 @@ export class WebhookSubscription {
 
   close(): void {
     this.#closed = true;
+    this.#closing.abort();
     for (const timer of this.#timers) clearTimeout(timer);
     this.#timers.clear();
   }
@@ -375,6 +378,7 @@ export class WebhookSubscription {
       body,
       ca: this.config.caCertificates ?? this.#deps.emulatorCaPem,
       timeoutMs: this.#deps.timing.responseTimeoutMs(),
+      signal: this.#closing.signal,
     });
   }
 

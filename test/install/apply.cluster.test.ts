@@ -67,6 +67,10 @@ const VALUE_SETS: Record<string, Record<string, unknown>> = {
     logVerbosity: 6,
     logFormatJSON: true,
   },
+  // The admission policies' CEL is compiled and type-checked by the API server.
+  "SecretSync controller on": {
+    syncController: { enabled: true, tokenRequestAudience: [{ audience: "api://AzureADTokenExchange" }, { audience: "api://AKSIdentityBinding" }] },
+  },
 };
 
 describe.each(Object.entries(VALUE_SETS))("chart with %s", (_name, values) => {
@@ -115,7 +119,17 @@ describe("deploy/", () => {
   it("has an optional Secret-sync RBAC file the API server accepts", () => {
     const run = kubectl(["apply", "--server-side", "--field-manager=sscsi-install-test", "--dry-run=server", "--validate=strict", "-f", join(DEPLOY_DIR, "rbac-secretprovidersyncing.yaml")]);
     expect(run.stderr).toBe("");
-    expect(run.stdout).toContain("clusterrole.rbac.authorization.k8s.io/csi-secrets-store-sync serverside-applied (server dry run)");
+    expect(run.stdout).toContain("clusterrole.rbac.authorization.k8s.io/secretprovidersyncing-role serverside-applied (server dry run)");
+    expect(run.stdout).toContain("clusterrolebinding.rbac.authorization.k8s.io/secretprovidersyncing-rolebinding serverside-applied (server dry run)");
+  });
+});
+
+describe("deploy/secrets-store-sync-controller.yaml", () => {
+  it("is accepted by the API server, admission policies and their CEL included", () => {
+    const run = kubectl(["apply", "--server-side", "--field-manager=sscsi-install-test", "--dry-run=server", "--validate=strict", "-f", join(DEPLOY_DIR, "secrets-store-sync-controller.yaml")]);
+    expect(run.stderr).toBe("");
+    expect(run.stdout).toContain("deployment.apps/secrets-store-sync-controller-manager serverside-applied (server dry run)");
+    expect(run.stdout).toContain("validatingadmissionpolicy.admissionregistration.k8s.io/secrets-store-sync-controller-create-update-policy serverside-applied (server dry run)");
   });
 });
 
@@ -152,7 +166,8 @@ describe("driver RBAC, enforced by the API server", () => {
     const objects = render({ ...values, linux: { crds: { enabled: false } } }, { releaseName: release, noHooks: true }).filter((o) =>
       ["ClusterRole", "ClusterRoleBinding", "ServiceAccount"].includes(o.kind),
     );
-    const run = kubectl(["apply", "--server-side", "--field-manager=sscsi-install-test", "-f", "-"], objects.map((o) => YAML.stringify(o)).join("---\n"));
+    // The roles have upstream's fixed names, so another test may have applied them: take them over.
+    const run = kubectl(["apply", "--server-side", "--force-conflicts", "--field-manager=sscsi-install-test", "-f", "-"], objects.map((o) => YAML.stringify(o)).join("---\n"));
     expect(run.stderr).toBe("");
     for (const o of objects) created.push(`${o.kind.toLowerCase()}/${o.metadata.name}`);
     return objects;

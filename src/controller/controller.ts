@@ -12,7 +12,7 @@ import { ProviderClients } from "../shared/provider-api/provider-client.ts";
 import { keyOf, type SecretSync } from "./api/secret-sync.ts";
 import { EventRecorder } from "./kube/event-recorder.ts";
 import { Informer } from "./kube/informer.ts";
-import { DEFAULT_LEASE_TIMINGS, LeaderElector } from "./kube/leader-election.ts";
+import { LeaderElector } from "./kube/leader-election.ts";
 import { SecretSyncStatusWriter, secretSyncsPath } from "./kube/secret-sync-status.ts";
 import { SecretWriter } from "./kube/secret-writer.ts";
 import { ControllerMetrics } from "./metrics.ts";
@@ -29,8 +29,6 @@ export interface ControllerDependencies {
   metrics?: ControllerMetrics;
   /** Called once if this replica led and lost its Lease (main.ts exits, so the pod restarts as a stand-by). */
   onLeadershipLost?: () => void;
-  /** Lease timings (tests shorten them). */
-  leaseTimings?: typeof DEFAULT_LEASE_TIMINGS;
 }
 
 export interface RunningController {
@@ -185,7 +183,7 @@ export async function startController(options: ControllerOptions, deps: Controll
       namespace: options.leaderElectionNamespace,
       name: options.leaderElectionId,
       identity,
-      ...(deps.leaseTimings ?? DEFAULT_LEASE_TIMINGS),
+      ...options.lease,
     });
     const e = elector;
     logger.info({ lease: `${options.leaderElectionNamespace}/${options.leaderElectionId}`, identity }, "waiting to lead");

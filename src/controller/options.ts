@@ -39,6 +39,24 @@ export const CONTROLLER_FLAGS = {
     usage: "namespace of the Lease (default: the pod's namespace, $SYNC_CONTROLLER_POD_NAMESPACE)",
   } as FlagSpec<"string">,
   "leader-election-id": { kind: "string", default: "secrets-store-sync-controller-leader", usage: "name of the Lease" } as FlagSpec<"string">,
+  "leader-elect-lease-duration": {
+    kind: "duration",
+    default: 15_000,
+    usage: "how long a stand-by waits after the last renewal it saw before it takes the Lease over",
+    validate: (v: number) => (v >= 1000 ? undefined : "must be at least 1s"),
+  } as FlagSpec<"duration">,
+  "leader-elect-renew-deadline": {
+    kind: "duration",
+    default: 10_000,
+    usage: "how long the leader keeps trying to renew before it stops leading",
+    validate: (v: number) => (v >= 500 ? undefined : "must be at least 500ms"),
+  } as FlagSpec<"duration">,
+  "leader-elect-retry-period": {
+    kind: "duration",
+    default: 2_000,
+    usage: "how often the Lease is renewed or tried",
+    validate: (v: number) => (v >= 100 ? undefined : "must be at least 100ms"),
+  } as FlagSpec<"duration">,
   "rotation-poll-interval": {
     kind: "duration",
     default: 120_000,
@@ -80,6 +98,7 @@ export interface ControllerOptions {
   leaderElect: boolean;
   leaderElectionNamespace: string;
   leaderElectionId: string;
+  lease: { leaseDurationMs: number; renewDeadlineMs: number; retryPeriodMs: number };
   rotationIntervalMs: number;
   concurrency: number;
   maxCallRecvMsgSize: number;
@@ -104,6 +123,7 @@ export function parseControllerOptions(argv: readonly string[], env: NodeJS.Proc
     leaderElect: f["leader-elect"],
     leaderElectionNamespace: f["leader-election-namespace"] || pod.namespace,
     leaderElectionId: f["leader-election-id"],
+    lease: { leaseDurationMs: f["leader-elect-lease-duration"], renewDeadlineMs: f["leader-elect-renew-deadline"], retryPeriodMs: f["leader-elect-retry-period"] },
     rotationIntervalMs: f["rotation-poll-interval"],
     concurrency: f["max-concurrent-reconciles"],
     maxCallRecvMsgSize: f["max-call-recv-msg-size"],
@@ -122,6 +142,10 @@ export function checkControllerOptions(options: ControllerOptions): void {
     throw new Error(
       "SYNC_CONTROLLER_POD_NAME and SYNC_CONTROLLER_POD_UID must be set (the downward API's metadata.name and metadata.uid): providers receive them as the pod of each Mount",
     );
+  }
+  const { leaseDurationMs, renewDeadlineMs, retryPeriodMs } = options.lease;
+  if (!(leaseDurationMs > renewDeadlineMs && renewDeadlineMs > retryPeriodMs)) {
+    throw new Error("the leader election timings must satisfy lease duration > renew deadline > retry period (defaults 15s, 10s, 2s)");
   }
   if (options.leaderElect && !options.leaderElectionNamespace) {
     throw new Error("--leader-elect needs the Lease's namespace: set SYNC_CONTROLLER_POD_NAMESPACE or --leader-election-namespace");

@@ -20,8 +20,6 @@ export interface LeaderElectionOptions {
   retryPeriodMs: number;
 }
 
-export const DEFAULT_LEASE_TIMINGS = { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 };
-
 interface LeaseSpec {
   holderIdentity?: string;
   leaseDurationSeconds?: number;

@@ -93,15 +93,25 @@ export class Reconciler {
 
     const files = await this.deps.mounts.files(ss, spc, freshAfter);
     const data = await buildSecretData(ss, classRef, files);
-    const syncHash = await this.deps.hashes.hash(data, spc, ss);
     const conditions = ss.status?.conditions ?? [];
     const initialized = conditions.some((c) => c.type === ConditionType.Created) && conditions.some((c) => c.type === ConditionType.Updated);
-    if (syncHash === ss.status?.syncHash && !hasFailure(ss) && initialized) {
+    const mustWrite = !ss.status?.syncHash || hasFailure(ss) || !initialized;
+    // The hash is slow to derive the first time (PBKDF2): when the Secret is
+    // written anyway, it is derived while the write is under way.
+    const hashing = this.deps.hashes.hash(data, spc, ss);
+    if (!mustWrite && (await hashing) === ss.status?.syncHash) {
       logger.debug({ secretSync: key }, "secret up to date");
       return "unchanged";
     }
 
-    const written = await this.deps.writer.write(ss, data);
+    let written;
+    try {
+      written = await this.deps.writer.write(ss, data);
+    } catch (err) {
+      await hashing.catch(() => undefined);
+      throw err;
+    }
+    const syncHash = await hashing;
     this.deps.metrics.secretWrites.inc({ result: written });
     const now = new Date();
     let next = initialConditions(ss, now);

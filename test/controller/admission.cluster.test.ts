@@ -193,4 +193,26 @@ describe("the chart's admission policies", () => {
     expect(res.status).toBe(422);
     expect(message(res)).toContain("one of spec.secretObject.labels is not a valid label");
   });
+
+  it("and the CRD's own rules refuse reserved label and annotation keys and other keys in a TLS Secret, as upstream's", async () => {
+    const create = (name: string, secretObject: object) =>
+      rawRequest(admin, "POST", `/apis/${SS_GROUP}/${SS_VERSION}/namespaces/${NS}/secretsyncs`, {
+        apiVersion: `${SS_GROUP}/${SS_VERSION}`,
+        kind: "SecretSync",
+        metadata: { name },
+        spec: { secretProviderClassName: "kv", serviceAccountName: "app", secretObject },
+      });
+    const label = await create("reserved-label", { type: "Opaque", labels: { "secrets-store.sync.x-k8s.io/x": "" }, data: [{ sourcePath: "a", targetKey: "a" }] });
+    expect(label.status).toBe(422);
+    expect(message(label)).toContain("Labels should not contain secrets-store.sync.x-k8s.io. This key is reserved for the controller.");
+    const annotation = await create("reserved-annotation", { type: "Opaque", annotations: { "secrets-store.sync.x-k8s.io": "x" }, data: [{ sourcePath: "a", targetKey: "a" }] });
+    expect(annotation.status).toBe(422);
+    expect(message(annotation)).toContain("Annotations should not contain secrets-store.sync.x-k8s.io.");
+    const tls = await create("tls-key", { type: "kubernetes.io/tls", data: [{ sourcePath: "a", targetKey: "cert.pem" }] });
+    expect(tls.status).toBe(422);
+    expect(message(tls)).toContain("A kubernetes.io/tls Secret takes only the keys tls.crt and tls.key.");
+    const defaulted = await create("default-type", { data: [{ sourcePath: "a", targetKey: "a" }] });
+    expect(defaulted.status).toBe(201);
+    expect((defaulted.json as { spec: { secretObject: { type: string } } }).spec.secretObject.type).toBe("Opaque");
+  });
 });

@@ -25,7 +25,15 @@ import { startCluster } from "../test/harness/cluster.ts";
 import { applyYaml, loadKubeConfig, rawRequest } from "../test/harness/kube.ts";
 import { startProvider, startTestEmulator } from "../test/provider/env.ts";
 import { controllerChartObjects } from "../test/controller/stack.ts";
+import { readFileSync } from "node:fs";
 import { rssMiB, runConcurrently } from "./samples.ts";
+
+/** CPU time (user + system) a process has used, in seconds. */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /, "").split(" ");
+  // utime and stime are the 14th and 15th fields of /proc/<pid>/stat (12th and 13th after the command).
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
 
 const { values: args } = parseArgs({
   options: {
@@ -130,6 +138,7 @@ async function main(): Promise<void> {
     await sleep(3000);
     if (controller.exitCode !== null) throw new Error(`the controller exited:\n${output}`);
     const idle = rssMiB(controller.pid!);
+    const cpuAtStart = cpuSeconds(controller.pid!);
     log(`controller idle: ${idle.toFixed(1)} MiB RSS`);
 
     // The SecretSyncs, 20 requests at a time, as a bulk apply would.
@@ -176,22 +185,26 @@ async function main(): Promise<void> {
       if (Date.now() - started > 20 * 60_000) throw new Error(`not synced after 20 minutes: ${done} of ${SECRET_SYNCS} statuses`);
     }
     const afterSync = rssMiB(controller.pid!);
+    const cpuFirstSync = cpuSeconds(controller.pid!) - cpuAtStart;
     log(`every Secret written ${(secretsAt / 1000).toFixed(1)} s after the first SecretSync was created; every status recorded after ${(statusAt / 1000).toFixed(1)} s`);
 
     // Let the first ticks pass, then count Key Vault reads over whole intervals.
     await sleep(INTERVAL_MS * 1.2);
     emulator.resetCounters();
+    const cpuBeforeRotation = cpuSeconds(controller.pid!);
     const metricsBefore = await metric(output, "secretsync_provider_calls_total");
     await sleep(INTERVAL_MS * INTERVALS);
     const counters = emulator.counters();
     const reads = counters[`getSecret:${VAULT}`] ?? 0;
     const calls = (await metric(output, "secretsync_provider_calls_total")) - metricsBefore;
     const steady = rssMiB(controller.pid!);
+    const cpuPerInterval = (cpuSeconds(controller.pid!) - cpuBeforeRotation) / INTERVALS;
     const result = [
       `machine: ${cpus().length} CPUs (${cpus()[0]?.model ?? "?"}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}`,
       `${SECRET_SYNCS} SecretSyncs over ${CLASSES} classes (${NAMESPACES} namespaces, ${OBJECTS_PER_CLASS} Key Vault secrets per class), rotation every ${args.interval}`,
       `controller RSS: idle ${idle.toFixed(1)} MiB, peak during the first sync ${peak.toFixed(1)} MiB, after it ${afterSync.toFixed(1)} MiB, after ${INTERVALS} rotation intervals ${steady.toFixed(1)} MiB`,
       `time to first sync of all: every Secret ${(secretsAt / 1000).toFixed(1)} s, every status ${(statusAt / 1000).toFixed(1)} s (creating the SecretSyncs took ${(created / 1000).toFixed(1)} s)`,
+      `controller CPU: ${cpuFirstSync.toFixed(1)} s for the first sync of all (${((cpuFirstSync * 1000) / SECRET_SYNCS).toFixed(0)} ms per SecretSync), ${cpuPerInterval.toFixed(1)} s per rotation interval`,
       `Key Vault reads per rotation interval: ${(reads / INTERVALS).toFixed(0)} (${CLASSES} classes x ${OBJECTS_PER_CLASS} objects = ${CLASSES * OBJECTS_PER_CLASS}; one read per SecretSync would be ${SECRET_SYNCS * OBJECTS_PER_CLASS}); provider calls per interval: ${(calls / INTERVALS).toFixed(0)}; Entra ID token requests in ${INTERVALS} intervals: ${counters.token ?? 0}`,
     ];
     console.log(`\n${result.join("\n")}\n`);

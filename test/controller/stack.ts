@@ -175,15 +175,24 @@ export async function startSyncStack(options: StackOptions): Promise<SyncStack> 
       for (const p of running) await p.kill();
       await provider.stop();
       await emulator.close();
-      // The admission policies are cluster-wide: leave none behind for other tests.
-      for (const o of chartObjects.filter((o) => o.kind.startsWith("ValidatingAdmissionPolicy"))) {
-        await objects.delete(o as KubernetesObject).catch((err: unknown) => {
-          if (apiErrorCode(err) !== 404) throw err;
-        });
-      }
+      await removeChartObjects(kc, chartObjects);
     },
   };
   return stack;
+}
+
+/**
+ * Removes what controllerChartObjects() applied: the admission policies and
+ * the roles are cluster-wide, with fixed names, so none is left behind for
+ * other tests.
+ */
+export async function removeChartObjects(kc: KubeConfig, chartObjects: K8sObject[]): Promise<void> {
+  const objects = KubernetesObjectApi.makeApiClient(kc);
+  for (const o of [...chartObjects].reverse()) {
+    await objects.delete(o as KubernetesObject).catch((err: unknown) => {
+      if (apiErrorCode(err) !== 404) throw err;
+    });
+  }
 }
 
 function startedPorts(output: string): { metricsPort: number; healthPort: number } | undefined {

@@ -29,7 +29,9 @@ function kubectl(args: string[], input?: string): { status: number | null; stdou
  */
 function dryRun(objects: K8sObject[], extra: string[] = []): string {
   const input = objects.map((o) => YAML.stringify(o)).join("---\n");
-  const run = kubectl(["apply", "--server-side", "--field-manager=sscsi-install-test", "--dry-run=server", "--validate=strict", ...extra, "-f", "-"], input);
+  // --force-conflicts: the RBAC objects have upstream's fixed names, so another
+  // test may have created them already; who owns a field is not what is tested.
+  const run = kubectl(["apply", "--server-side", "--force-conflicts", "--field-manager=sscsi-install-test", "--dry-run=server", "--validate=strict", ...extra, "-f", "-"], input);
   if (run.status !== 0) throw new Error(`server-side dry run refused:\n${run.stderr}`);
   expect(run.stderr, "the API server warned").toBe("");
   return run.stdout;
@@ -100,7 +102,7 @@ describe("the CSIDriver on this API server", () => {
 
 describe("deploy/", () => {
   it("is accepted by the API server (kubectl apply -k deploy/)", () => {
-    const run = kubectl(["apply", "--server-side", "--field-manager=sscsi-install-test", "--dry-run=server", "--validate=strict", "-k", DEPLOY_DIR]);
+    const run = kubectl(["apply", "--server-side", "--force-conflicts", "--field-manager=sscsi-install-test", "--dry-run=server", "--validate=strict", "-k", DEPLOY_DIR]);
     expect(run.status, run.stderr).toBe(0);
     // deploy/ targets Kubernetes 1.30, which has no serviceAccountTokenInSecrets;
     // 1.35 and newer say so, and nothing else may be warned about.
@@ -117,7 +119,7 @@ describe("deploy/", () => {
   });
 
   it("has an optional Secret-sync RBAC file the API server accepts", () => {
-    const run = kubectl(["apply", "--server-side", "--field-manager=sscsi-install-test", "--dry-run=server", "--validate=strict", "-f", join(DEPLOY_DIR, "rbac-secretprovidersyncing.yaml")]);
+    const run = kubectl(["apply", "--server-side", "--force-conflicts", "--field-manager=sscsi-install-test", "--dry-run=server", "--validate=strict", "-f", join(DEPLOY_DIR, "rbac-secretprovidersyncing.yaml")]);
     expect(run.stderr).toBe("");
     expect(run.stdout).toContain("clusterrole.rbac.authorization.k8s.io/secretprovidersyncing-role serverside-applied (server dry run)");
     expect(run.stdout).toContain("clusterrolebinding.rbac.authorization.k8s.io/secretprovidersyncing-rolebinding serverside-applied (server dry run)");
@@ -126,7 +128,7 @@ describe("deploy/", () => {
 
 describe("deploy/secrets-store-sync-controller.yaml", () => {
   it("is accepted by the API server, admission policies and their CEL included", () => {
-    const run = kubectl(["apply", "--server-side", "--field-manager=sscsi-install-test", "--dry-run=server", "--validate=strict", "-f", join(DEPLOY_DIR, "secrets-store-sync-controller.yaml")]);
+    const run = kubectl(["apply", "--server-side", "--force-conflicts", "--field-manager=sscsi-install-test", "--dry-run=server", "--validate=strict", "-f", join(DEPLOY_DIR, "secrets-store-sync-controller.yaml")]);
     expect(run.stderr).toBe("");
     expect(run.stdout).toContain("deployment.apps/secrets-store-sync-controller-manager serverside-applied (server dry run)");
     expect(run.stdout).toContain("validatingadmissionpolicy.admissionregistration.k8s.io/secrets-store-sync-controller-create-update-policy serverside-applied (server dry run)");

@@ -129,7 +129,7 @@ export async function startController(options: ControllerOptions, deps: Controll
     handlers: {
       onAdd: (spc) => classChanged(spc, spc.metadata.uid),
       onUpdate: (old, spc) => {
-        if (old.metadata.uid === spc.metadata.uid && generationOf(old as never) === generationOf(spc as never)) return;
+        if (old.metadata.uid === spc.metadata.uid && generationOf(old) === generationOf(spc)) return;
         classChanged(spc, old.metadata.uid);
       },
       onDelete: (spc) => classChanged(spc, spc.metadata.uid),

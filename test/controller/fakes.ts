@@ -42,5 +42,5 @@ export function secretSync(name: string, overrides: Partial<SecretSync["spec"]> 
 }
 
 export function secretProviderClass(name: string, namespace = "team-a", uid = `uid-spc-${name}`, provider = "fake"): SecretProviderClass {
-  return { metadata: { name, namespace, uid, generation: 1 } as SecretProviderClass["metadata"], spec: { provider, parameters: { objects: "a" } } };
+  return { metadata: { name, namespace, uid, generation: 1 }, spec: { provider, parameters: { objects: "a" } } };
 }

@@ -121,7 +121,7 @@ describe("the provider call", () => {
     await m.files(secretSync("a", { serviceAccountName: "one" }), spc, 0);
     await m.files(secretSync("b", { serviceAccountName: "two" }), spc, 0);
     await m.files(secretSync("c", { serviceAccountName: "one", namespace: "team-b" }), { ...spc, metadata: { ...spc.metadata, namespace: "team-b" } }, 0);
-    await m.files(secretSync("d", { serviceAccountName: "one" }), { ...spc, metadata: { ...spc.metadata, generation: 2 } } as typeof spc, 0);
+    await m.files(secretSync("d", { serviceAccountName: "one" }), { ...spc, metadata: { ...spc.metadata, generation: 2 } }, 0);
     expect(counts()).toEqual({ calls: 4, shared: 0 });
   });
 

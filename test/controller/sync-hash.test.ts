@@ -40,12 +40,12 @@ describe("syncHash", () => {
   });
 
   it("takes missing generations as 0 and no forceSynchronization as empty", () => {
-    const unicode = syncHashInput(new Map([["k", Buffer.from("é")]]), { ...spc, metadata: { ...spc.metadata, generation: undefined } } as SecretProviderClass, {
+    const zero = syncHashInput(new Map([["k", Buffer.from("é")]]), { ...spc, metadata: { ...spc.metadata, generation: undefined } }, {
       ...ss,
       metadata: { ...ss.metadata, generation: undefined },
       spec: { ...ss.spec, forceSynchronization: undefined },
     });
-    expect(unicode.password.toString("utf8")).toBe('12:{"k":"w6k="}c0ffee00-aaaa-4bbb-8ccc-ddddeeeeffff|0|5a9e7c1e-1111-4222-8333-944455556666|0|');
+    expect(zero.password.toString("utf8")).toBe('12:{"k":"w6k="}c0ffee00-aaaa-4bbb-8ccc-ddddeeeeffff|0|5a9e7c1e-1111-4222-8333-944455556666|0|');
   });
 
   it("changes with the data, the class generation, the SecretSync generation and forceSynchronization", async () => {
@@ -53,7 +53,7 @@ describe("syncHash", () => {
     const base = await hashes.hash(data, spc, ss);
     const variants = [
       hashes.hash(new Map([["password", Buffer.from("hunter3")]]), spc, ss),
-      hashes.hash(data, { ...spc, metadata: { ...spc.metadata, generation: 8 } } as SecretProviderClass, ss),
+      hashes.hash(data, { ...spc, metadata: { ...spc.metadata, generation: 8 } }, ss),
       hashes.hash(data, spc, { ...ss, metadata: { ...ss.metadata, generation: 4 } }),
       hashes.hash(data, spc, { ...ss, spec: { ...ss.spec, forceSynchronization: "rotate-2" } }),
     ];

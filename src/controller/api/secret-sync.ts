@@ -65,7 +65,7 @@ export interface SecretSyncStatus {
 export interface SecretSync {
   apiVersion?: string;
   kind?: string;
-  metadata: ObjectMeta & { generation?: number };
+  metadata: ObjectMeta;
   spec: SecretSyncSpec;
   status?: SecretSyncStatus;
 }

@@ -47,7 +47,7 @@ interface Pending {
 }
 
 export const mountKey = (namespace: string, spc: SecretProviderClass, serviceAccount: string) =>
-  `${namespace}\0${spc.metadata.uid ?? ""}\0${(spc.metadata as { generation?: number }).generation ?? 0}\0${serviceAccount}`;
+  `${namespace}\0${spc.metadata.uid ?? ""}\0${spc.metadata.generation ?? 0}\0${serviceAccount}`;
 
 export class SharedMounts {
   private readonly providers: ProviderClients;

@@ -27,7 +27,7 @@ export function syncHashInput(data: ReadonlyMap<string, Buffer>, spc: SecretProv
   for (const key of [...data.keys()].sort()) sorted[key] = data.get(key)!.toString("base64");
   const json = Buffer.from(JSON.stringify(sorted), "utf8");
   const generation = (obj: { metadata: { generation?: number } }) => String(obj.metadata.generation ?? 0);
-  const tail = [spc.metadata.uid ?? "", generation(spc as SecretProviderClass & { metadata: { generation?: number } }), ss.metadata.uid ?? "", generation(ss), ss.spec.forceSynchronization ?? ""].join("|");
+  const tail = [spc.metadata.uid ?? "", generation(spc), ss.metadata.uid ?? "", generation(ss), ss.spec.forceSynchronization ?? ""].join("|");
   return { password: Buffer.concat([Buffer.from(`${json.length}:`), json, Buffer.from(tail, "utf8")]), salt: Buffer.from(ss.metadata.uid ?? "", "utf8") };
 }
 

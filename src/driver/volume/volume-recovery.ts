@@ -41,7 +41,10 @@ export async function recoverMountedVolumes(ctx: DriverContext, jitter: () => nu
     } catch {
       continue;
     }
-    const state = await inspectTarget(target, ctx.options.drivername).catch(() => undefined);
+    const state = await inspectTarget(target, ctx.options.drivername).catch((err: unknown) => {
+      logLeftAlone(ctx, target, st, `the target could not be inspected (${(err as Error).message})`);
+      return undefined;
+    });
     // Nothing mounted there (the pod is gone, or never mounted): nothing to adopt.
     if (state?.kind !== "foreign-mount") continue;
     if (!state.onTarget || state.driverMountBelow) {

@@ -183,6 +183,10 @@ describe("objects chosen by pattern or tag", () => {
     expect(counter("getSecret")).toBeGreaterThanOrEqual(4);
     expect(counter("getSecret")).toBeLessThanOrEqual(5);
     expect(counter("getKey")).toBe(1);
+    // the lists are counted as what they are
+    const metrics = await provider.metrics();
+    expect(metrics).toMatch(/keyvault_http_requests_total\{vault="kv-ext",operation="list_secrets",status_code="200"\} [1-9]/);
+    expect(metrics).toMatch(/keyvault_request_duration_seconds_count\{operation="list",object_type="key",result="ok"\} [1-9]/);
   });
 
   it("a pattern refuses objectVersion and objectVersionHistory, and a prefix that is not a clean path", async () => {

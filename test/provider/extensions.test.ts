@@ -27,6 +27,8 @@ function seed(): SeedDocument {
   const pki = makePki();
   return {
     vaults: [
+      // more objects than a pattern lists (keyvault.ts MAX_LISTED_OBJECTS)
+      { name: "kv-huge", secrets: Array.from({ length: 10_001 }, (_, i) => ({ name: `h-${i}`, value: "x" })) },
       {
         name: VAULT,
         secrets: [
@@ -210,6 +212,20 @@ describe("objects chosen by pattern or tag", () => {
     expect(err.details).toMatch(
       /^failed to mount objects, error: failed to get objectType:secret, objectName:fe-\*, objectVersion:: listing the secrets of key vault "kv-ext" for the objectName pattern "fe-\*" was refused: the identity needs the access policy permission "List" on secrets, or the RBAC data action Microsoft\.KeyVault\/vaults\/secrets\/readMetadata\/action \(role Key Vault Secrets User\): key vault "kv-ext" .*Forbidden \(HTTP 403\)/,
     );
+  });
+
+  it("a vault holding more objects than a pattern lists is refused, naming the bound, after at most 401 pages", async () => {
+    emulator.resetCounters();
+    const err = await provider.client.mountError({
+      attributes: podAttributes({ keyvaultName: "kv-huge", tenantID: emulator.tenantId, objects: objectsYaml([{ objectName: "h-1", objectType: "secret" }, { objectName: "h-1?", objectType: "secret" }]) }),
+      secrets: as(SP),
+    });
+    expect(err.code).toBe(status.FAILED_PRECONDITION);
+    expect(err.details).toBe(
+      'failed to mount objects, error: failed to get objectType:secret, objectName:h-1?, objectVersion:: key vault "kv-huge" holds more than 10000 objects of type secret, more than an objectName pattern lists: name the objects instead',
+    );
+    expect(counter("listSecrets")).toBeLessThanOrEqual(401);
+    expect(counter("getSecret")).toBeLessThanOrEqual(1);
   });
 
   it("a new match appears and a deleted or disabled one disappears on the next mount", async () => {

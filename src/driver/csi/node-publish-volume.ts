@@ -24,7 +24,7 @@ import type { PodRef } from "../kube/kube-client.ts";
 import { buildPodStatus } from "../kube/pod-status.ts";
 import { nextRefreshAt } from "../rotation/volume-refresh.ts";
 import { newVolumeRecord, type MountedVolume } from "../volume/mounted-volumes.ts";
-import { MAX_STACKED_MOUNTS, VolumeTarget, type VolumeClaim, type VolumeMount } from "../volume/target.ts";
+import { MAX_STACKED_MOUNTS, VolumeTarget, type TargetState, type VolumeClaim, type VolumeMount } from "../volume/target.ts";
 import { fetchContent, reportMissingObjects } from "../volume/volume-content.ts";
 import { providerOf } from "../../shared/provider-api/provider-client.ts";
 import { POD_NAME_KEY, POD_NAMESPACE_KEY, POD_UID_KEY, PROVIDER_NAME_KEY, SPC_NAME_KEY } from "../../shared/provider-api/volume-attributes.ts";
@@ -94,7 +94,7 @@ export async function nodePublishVolume(ctx: DriverContext, req: NodePublishVolu
     for (let round = 0; state.kind === "driver-tmpfs"; round++) {
       const other = target.otherTargetOf(state.mount);
       if (other) throw failedPrecondition(`target path ${target.path} shows the volume of another target (${other}); refusing to share it`);
-      if (state.complete) return await republish(ctx, req, target, state.mount, group, deadlines);
+      if (state.complete) return await republish(ctx, req, target, state, group, deadlines);
       // Mounted, but the first write never completed (the driver stopped
       // between mounting and writing): the mount is the driver's own and
       // holds nothing yet, so start again.
@@ -184,14 +184,15 @@ async function republish(
   ctx: DriverContext,
   req: NodePublishVolumeRequest,
   target: VolumeTarget,
-  mount: VolumeMount,
+  state: Extract<TargetState, { kind: "driver-tmpfs" }>,
   group: number | undefined,
   deadlines: PublishDeadlines,
 ): Promise<PublishOutcome> {
   let provider = req.volume_context[PROVIDER_NAME_KEY] ?? "";
+  const mount = state.mount;
   // The pod's fsGroup cannot change, but whether kubelet delegates it can
   // (a driver upgrade): the files take the group kubelet sends now.
-  if (await target.regroup(mount, group)) {
+  if (state.group !== group && (await target.regroup(mount, group))) {
     ctx.logger.info({ target: target.path, group: group ?? null }, "gave the mounted files the group kubelet sent (the pod's fsGroup)");
   }
   let known = ctx.volumes.get(target.path);

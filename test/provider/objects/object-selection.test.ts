@@ -2,7 +2,7 @@
 // optional in the objects YAML, a pattern's matches from a list, the bounds
 // on them; and the driver's reading of missing versions.
 import { describe, expect, it } from "vitest";
-import { checkSelection, selectMatches } from "../../../src/provider/objects/object-selection.ts";
+import { checkSelection, selectMatches, type ListedEntry } from "../../../src/provider/objects/object-selection.ts";
 import { carriesTags, parseObjectTags, patternRegExp } from "../../../src/provider/objects/objects.ts";
 import { parseObjects } from "../../../src/provider/objects/objects-yaml.ts";
 import { describeMissing, isMissingFile, missingFiles, missingObjects, missingVersion } from "../../../src/shared/provider-api/missing-objects.ts";
@@ -61,7 +61,7 @@ describe("matching", () => {
 
   it("a pattern's matches: enabled, not managed by a certificate, tagged, sorted, under the prefix", () => {
     const [pattern] = parseObjects(yaml("objectName: fe-*\nobjectType: secret\nobjectAlias: web/\nobjectTags: env=prod")).objects;
-    const listed = [
+    const listed: ListedEntry[] = [
       { name: "fe-b", enabled: true, managed: false, tags: { env: "prod" } },
       { name: "FE-a", enabled: true, managed: false, tags: { env: "prod", x: "y" } },
       { name: "fe-off", enabled: false, managed: false, tags: { env: "prod" } },

@@ -48,6 +48,19 @@ export class LruCache<K, V> {
     }
   }
 
+  /** The keys, least recently used first. */
+  keys(): IterableIterator<K> {
+    return this.entries.keys();
+  }
+
+  /** Forgets one entry (its value goes to onEvict). */
+  delete(key: K): void {
+    const entry = this.entries.get(key);
+    if (!entry) return;
+    this.entries.delete(key);
+    this.options.onEvict?.(entry.value);
+  }
+
   getOrCreate(key: K, create: () => V): V {
     const found = this.get(key);
     if (found !== undefined) return found;

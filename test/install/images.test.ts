@@ -27,7 +27,7 @@ beforeAll(async () => {
   if (major < 24) throw new Error(`these tests run the bundles with the test's own Node, which is ${process.version}; Node 24 is required`);
   buildDir = mkdtempSync(join(tmpdir(), "sscsi-image-build-"));
   cleanup.push(buildDir);
-  bundles = await bundlePrograms({ programs: ["driver", "provider"], outdir: join(buildDir, "dist"), buildInfo: BUILD, quiet: true });
+  bundles = await bundlePrograms({ programs: ["driver", "controller", "provider"], outdir: join(buildDir, "dist"), buildInfo: BUILD, quiet: true });
 }, 120_000);
 
 afterAll(async () => {
@@ -181,13 +181,16 @@ function rssKiB(pid: number): number {
   return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN);
 }
 
-// file, program, bundle, install directory, worker scripts beside the bundle
-const IMAGES: [string, Image["program"], string, string, string[]][] = [
-  ["Dockerfile.driver", "driver", "secrets-store-csi-driver.mjs", "/opt/secrets-store-csi-driver", []],
-  ["Dockerfile.provider", "provider", "secrets-store-csi-provider-azure.mjs", "/opt/secrets-store-csi-provider-azure", ["objects-worker.mjs"]],
+/** The SecretSync controller, which the driver's image holds beside the driver. */
+const CONTROLLER = { bundleName: "secrets-store-sync-controller.mjs", installDir: "/opt/secrets-store-sync-controller", workers: [] as string[] };
+
+// file, program, bundle, install directory, worker scripts beside the bundle, other programs in the image
+const IMAGES: [string, Image["program"], string, string, string[], (typeof CONTROLLER)[]][] = [
+  ["Dockerfile.driver", "driver", "secrets-store-csi-driver.mjs", "/opt/secrets-store-csi-driver", [], [CONTROLLER]],
+  ["Dockerfile.provider", "provider", "secrets-store-csi-provider-azure.mjs", "/opt/secrets-store-csi-provider-azure", ["objects-worker.mjs"], []],
 ];
 
-describe.each(IMAGES)("%s", (file, program, bundleName, installDir, workers) => {
+describe.each(IMAGES)("%s", (file, program, bundleName, installDir, workers, others) => {
   const image = readImage(file, program);
 
   it("builds on an exactly pinned Node 24 and bundles in the build stage", () => {
@@ -212,24 +215,28 @@ describe.each(IMAGES)("%s", (file, program, bundleName, installDir, workers) => 
   it("copies the bundle, its worker scripts, its on-demand chunks, its proto files and its licence notices, and nothing else", () => {
     const root = assemble(image);
     const files = listFiles(root);
-    const chunks = files.filter((f) => f.startsWith(`${installDir.slice(1)}/chunks/`));
-    // Code loaded on first use only: the PKCS#12 reader in both programs.
-    expect(chunks.some((f) => /\/pkcs12-[A-Z0-9]+\.mjs$/.test(f))).toBe(true);
+    const programs = [{ bundleName, installDir, workers }, ...others];
+    const chunks = files.filter((f) => programs.some((p) => f.startsWith(`${p.installDir.slice(1)}/chunks/`)));
+    // Code loaded on first use only: the PKCS#12 reader in every program.
+    for (const p of programs) expect(chunks.some((f) => f.startsWith(p.installDir.slice(1)) && /\/pkcs12-[A-Z0-9]+\.mjs$/.test(f)), p.bundleName).toBe(true);
     expect(chunks.every((f) => f.endsWith(".mjs"))).toBe(true);
     expect(files.filter((f) => !chunks.includes(f))).toEqual(
-      [
-        `${installDir}/${bundleName}`,
-        ...workers.map((w) => `${installDir}/${w}`),
-        `${installDir}/THIRD-PARTY-NOTICES.txt`,
-        `${installDir}/proto/csi.proto`,
-        `${installDir}/proto/pluginregistration.proto`,
-        `${installDir}/proto/provider.proto`,
-      ]
+      programs
+        .flatMap((p) => [
+          `${p.installDir}/${p.bundleName}`,
+          ...p.workers.map((w) => `${p.installDir}/${w}`),
+          `${p.installDir}/THIRD-PARTY-NOTICES.txt`,
+          `${p.installDir}/proto/csi.proto`,
+          `${p.installDir}/proto/pluginregistration.proto`,
+          `${p.installDir}/proto/provider.proto`,
+        ])
         .map((p) => p.slice(1))
         .sort(),
     );
-    const notices = readFileSync(join(root, installDir, "THIRD-PARTY-NOTICES.txt"), "utf8");
-    expect(notices).toMatch(/@grpc\/grpc-js@\S+ \(Apache-2\.0\)/);
+    for (const p of programs) {
+      const notices = readFileSync(join(root, p.installDir, "THIRD-PARTY-NOTICES.txt"), "utf8");
+      expect(notices).toMatch(/@grpc\/grpc-js@\S+ \(Apache-2\.0\)/);
+    }
   });
 
   it("prints the version stamped at build time", () => {
@@ -313,6 +320,31 @@ describe("Dockerfile.driver at run time", () => {
     const rss = rssKiB(started.child.pid!);
     console.log(`driver bundle: healthy ${readyMs} ms after spawn, RSS ${(rss / 1024).toFixed(1)} MiB`);
     expect(await stop(started)).toBe(0);
+  });
+});
+
+describe("the SecretSync controller in Dockerfile.driver", () => {
+  const image = readImage("Dockerfile.driver", "driver");
+
+  it("is where the chart's command runs it, prints its version and explains a missing pod identity, as an unprivileged user", () => {
+    const root = assemble(image);
+    const chart = readFileSync(join(REPO_ROOT, "charts", "secrets-store-csi-driver-azure", "templates", "sync-controller-deployment.yaml"), "utf8");
+    const command = /command: (\[.*\])/.exec(chart)?.[1];
+    expect(JSON.parse(command!)).toEqual(["node", "--lite-mode", `${CONTROLLER.installDir}/${CONTROLLER.bundleName}`]);
+    // The image's files are readable by the chart's user (65532).
+    const asUser = process.getuid?.() === 0 ? { uid: 65532, gid: 65532 } : {};
+    const script = join(root, CONTROLLER.installDir, CONTROLLER.bundleName);
+    const version = spawnSync(process.execPath, ["--lite-mode", script, "--version"], { encoding: "utf8", env: { PATH: "/usr/bin:/bin" }, cwd: "/", ...asUser });
+    expect(version.stderr).toBe("");
+    expect(JSON.parse(version.stdout)).toEqual({ BuildVersion: BUILD.version, GitCommit: BUILD.commit, BuildDate: BUILD.date });
+    const unnamed = spawnSync(process.execPath, ["--lite-mode", script], { encoding: "utf8", env: { PATH: "/usr/bin:/bin" }, cwd: "/", ...asUser });
+    expect(unnamed.status).toBe(2);
+    expect(unnamed.stderr).toContain("SYNC_CONTROLLER_POD_NAME and SYNC_CONTROLLER_POD_UID must be set");
+  });
+
+  it("keeps the Kubernetes client package, yaml and PKCS#12 out of its start-up", () => {
+    const controller = bundles.find((b) => b.program === "controller")!;
+    expect([...controller.startupPackages.keys()].filter((p) => ["@kubernetes/client-node", "undici", "yaml", "node-forge", "@azure/identity"].includes(p))).toEqual([]);
   });
 });
 

@@ -1,9 +1,10 @@
 // A Helm post-renderer for the node tier only (a postrenderer/v1 plugin that
 // runs this file): this machine has no pod network to the API server, Key
 // Vault or Entra ID (no kube-proxy, no routes), so both DaemonSets join the
-// node's network, the driver reaches the API server on loopback, its listeners
+// node's network (and so does the SecretSync controller's Deployment), the
+// driver and the controller reach the API server on loopback, their listeners
 // bind the node's loopback address instead of every interface, and the
-// provider resolves Key Vault and Entra ID to the emulator. Nothing else in the
+// providers resolve Key Vault and Entra ID to the emulator. Nothing else in the
 // chart's output changes.
 //
 // Usage: node host-network-patch.ts '<json HostNetworkPatch>' < manifests > patched
@@ -31,6 +32,7 @@ interface PodSpec {
   dnsPolicy?: string;
   hostAliases?: { ip: string; hostnames: string[] }[];
   containers: Container[];
+  initContainers?: Container[];
 }
 interface Doc {
   kind?: string;
@@ -42,7 +44,7 @@ export function patchManifests(text: string, patch: HostNetworkPatch): string {
   const docs = YAML.parseAllDocuments(text);
   for (const doc of docs) {
     const obj = doc.toJSON() as Doc | null;
-    const spec = obj?.kind === "DaemonSet" ? obj.spec?.template?.spec : undefined;
+    const spec = obj?.kind === "DaemonSet" || obj?.kind === "Deployment" ? obj.spec?.template?.spec : undefined;
     if (!obj || !spec) continue;
     const component = obj.metadata?.labels?.["app.kubernetes.io/component"];
     spec.hostNetwork = true;
@@ -50,13 +52,18 @@ export function patchManifests(text: string, patch: HostNetworkPatch): string {
     spec.dnsPolicy = "Default";
     for (const c of spec.containers) {
       // ":port" listeners would bind every interface of the node; keep them on its loopback address.
-      c.args = c.args?.map((a) => a.replace(/^(--(?:metrics|health)-addr)=:(\d+)$/, `$1=${patch.nodeAddress}:$2`));
+      c.args = c.args?.map((a) => a.replace(/^(--(?:metrics|health)-addr|--metrics-bind-address|--health-probe-bind-address)=:(\d+)$/, `$1=${patch.nodeAddress}:$2`));
     }
     if (component === "driver") {
       const driver = spec.containers.find((c) => c.name === "secrets-store");
       driver?.env?.push({ name: "KUBERNETES_SERVICE_HOST", value: patch.apiServerHost }, { name: "KUBERNETES_SERVICE_PORT", value: String(patch.apiServerPort) });
     }
-    if (component === "provider-azure") spec.hostAliases = [{ ip: patch.emulatorAddress, hostnames: patch.emulatorHostnames }];
+    if (component === "sync-controller") {
+      // The controller reaches the API server as the driver does; its provider sidecar reaches the emulator.
+      const manager = spec.containers.find((c) => c.name === "manager");
+      manager?.env?.push({ name: "KUBERNETES_SERVICE_HOST", value: patch.apiServerHost }, { name: "KUBERNETES_SERVICE_PORT", value: String(patch.apiServerPort) });
+    }
+    if (component === "provider-azure" || component === "sync-controller") spec.hostAliases = [{ ip: patch.emulatorAddress, hostnames: patch.emulatorHostnames }];
     doc.contents = doc.createNode(obj) as typeof doc.contents;
   }
   return docs.map((d) => d.toString()).join("---\n");

@@ -229,7 +229,10 @@ describe("patterns, tags and optional objects through driver, provider and Key V
     ].map((v) => JSON.stringify(v));
     for (const set of seen) expect(consistent).toContain(set);
     expect(await volume(target)).toEqual({ "web/app-a": "alpha", "web/app-new": "november" });
-    expect((await statusObjects("web-pod", "web")).map((o) => o.id)).toEqual(["secret/app-a", "secret/app-new"]);
+    // the status object follows the swap
+    await waitFor(async () => JSON.stringify((await statusObjects("web-pod", "web")).map((o) => o.id)) === JSON.stringify(["secret/app-a", "secret/app-new"]), {
+      description: "the status object to list the new matches",
+    });
     await waitFor(async () => (await secretData("web-new"))?.value === "november", { description: "the Secret synced from the new match", timeoutMs: 30_000 });
   });
 
@@ -248,7 +251,7 @@ describe("patterns, tags and optional objects through driver, provider and Key V
     await waitFor(async () => (await volume(target)).later === "now here", { description: "rotation to add the object", timeoutMs: 30_000, intervalMs: 100 });
     expect(await volume(target)).toEqual({ "db-password": "hunter2", later: "now here" });
     await waitFor(async () => (await secretData("maybe"))?.later === "now here", { description: "the Secret to get the key", timeoutMs: 30_000 });
-    expect((await statusObjects("maybe-pod", "maybe"))[1]).toEqual({ id: "secret/later", version: created.properties.version });
+    await waitFor(async () => (await statusObjects("maybe-pod", "maybe"))[1]?.version === created.properties.version, { description: "the status object to record the version" });
     expect(await events("maybe-pod", "MountRotationComplete")).toEqual([`Normal: successfully rotated mounted contents for spc ${NS}/maybe`]);
 
     // disabled again: the file and the key go, and a new Warning is raised

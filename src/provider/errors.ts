@@ -13,6 +13,7 @@ export const ERROR_CLASSES = [
   "CertificateNotFound",
   "NotFound",
   "Forbidden",
+  "ObjectDisabled",
   "Unauthorized",
   "AuthenticationFailed",
   "BadParameter",

@@ -67,6 +67,33 @@ beforeAll(async () => {
       }),
     ),
   );
+  await writeFile(
+    join(dir, "extensions.yaml"),
+    yamlDoc(
+      spc(
+        "extended",
+        objects(
+          { objectName: "web-*", objectType: "secret", objectTags: "team=web,env=prod", objectAlias: "web/" },
+          { objectName: "feature-flag", objectType: "secret", optional: "true" },
+          { objectName: "db", objectType: "secret", objectTags: "env=prod" },
+        ),
+        {
+          namespace: "team-e",
+          secretObjects: [
+            { secretName: "web", type: "Opaque", data: [{ objectName: "web/web-frontend", key: "frontend" }, { objectName: "feature-flag", key: "flag" }] },
+            { secretName: "typo", type: "Opaque", data: [{ objectName: "webb/web-frontend", key: "frontend" }] },
+          ],
+        },
+      ),
+    ),
+  );
+  await writeFile(
+    join(dir, "extensions-refused.yaml"),
+    [
+      yamlDoc(spc("pattern-version", objects({ objectName: "web-*", objectType: "secret", objectVersion: "0123456789abcdef0123456789abcdef" }), { namespace: "team-e" })),
+      yamlDoc(spc("bad-optional", objects({ objectName: "db", objectType: "secret", optional: "maybe" }), { namespace: "team-e" })),
+    ].join("\n---\n"),
+  );
   await writeFile(join(dir, "driver.yaml"), yamlDoc({ apiVersion: "secrets-store.csi.x-k8s.io/v1", kind: "SecretProviderClass", metadata: { name: "no-provider" }, spec: { parameters: { a: "b" } } }));
   await writeFile(join(dir, "broken.yaml"), "apiVersion: v1\nkind: [unclosed\n");
   const bound = (clientID?: string) => ({ useAzureTokenProxy: "true", ...(clientID ? { clientID } : {}) });
@@ -141,11 +168,50 @@ describe("secrets-store-csi-lint", () => {
     expect(run.stdout).toContain("upstream: fails too: the same message");
   });
 
-  it("the examples in this repository are fine", async () => {
-    const run = await runLint([resolve(import.meta.dirname, "../../examples")]);
+  it("knows this provider's extensions: accepts them, and says what upstream's provider does instead", async () => {
+    const run = await runLint([join(dir, "extensions.yaml")]);
+    expect(run.status, run.stdout).toBe(1);
+    expect(run.stdout).toContain(`team-e/extended (${join(dir, "extensions.yaml")}): refused here`);
+    expect(run.stdout).toContain(
+      'differs: objects[0]: objectName "web-*" is a pattern (an extension of this provider): every enabled secret whose name matches is mounted, at "web/<name>"; ' +
+        "upstream's provider takes it for a literal name, which Key Vault refuses, and fails the mount",
+    );
+    expect(run.stdout).toContain(
+      "differs: objects[0]: objectTags team=web, env=prod (an extension of this provider): only objects carrying these tags are mounted; upstream's provider ignores objectTags and mounts the object whatever its tags",
+    );
+    expect(run.stdout).toContain("differs: objects[2]: objectTags env=prod (an extension of this provider)");
+    expect(run.stdout).toContain(
+      'differs: objects[1]: optional "true" (an extension of this provider): when Key Vault does not have the object or it is disabled, the volume is mounted without it and the pod gets a Warning event; ' +
+        "upstream's provider ignores optional and fails the mount then",
+    );
+    // a pattern's matches and an optional object's file may be synced; a path no match can have may not
+    expect(run.stdout).toContain("note: secretObjects[0] (secretName web): feature-flag comes from an optional object (objects[1]): while Key Vault does not have it, the Secret is synced without the key flag");
+    expect(run.stdout).not.toContain("refused: secretObjects[0]");
+    expect(run.stdout).toContain("refused: secretObjects[1] (secretName typo): the Secret is not synced: file matching objectName webb/web-frontend not found in the pod");
+
+    const refused = await runLint(["--output", "json", join(dir, "extensions-refused.yaml")]);
+    const result = JSON.parse(refused.stdout) as LintResult;
+    const finding = (name: string) => result.classes.find((c) => c.name === name)!.findings.find((f) => f.kind === "refused")!;
+    expect(finding("pattern-version")).toMatchObject({ upstream: "refuses", message: expect.stringContaining('objectVersion cannot be given with the objectName pattern "web-*"') });
+    expect(finding("bad-optional")).toMatchObject({ upstream: "mounts", upstreamDetail: "it ignores optional", message: expect.stringContaining('optional "maybe" is neither "true" nor "false"') });
+  });
+
+  it("the examples in this repository are fine, those of the extensions beyond upstream differ only by them", async () => {
+    const examples = resolve(import.meta.dirname, "../../examples");
+    const run = await runLint(["--output", "json", examples]);
     expect(run.status, run.stdout).toBe(0);
-    expect(run.stdout).toMatch(/^\d+ SecretProviderClasses: (\d+) fine, 0 refused here, 0 mount differently from upstream$/m);
-    expect(run.stdout).not.toMatch(/: (refused here|mounts differently)/);
+    const result = JSON.parse(run.stdout) as LintResult;
+    expect(result.summary.refused).toBe(0);
+    for (const c of result.classes) {
+      if (c.source.includes("/beyond-upstream-")) {
+        // the fsGroup example uses no provider extension: the driver's feature is fine to a lint
+        expect(c.verdict, c.source).toBe(c.source.includes("fsgroup") ? "fine" : "differs");
+        for (const f of c.findings.filter((x) => x.kind === "differs")) expect(f.message, c.source).toContain("(an extension of this provider)");
+      } else {
+        expect(c.verdict, `${c.source}: ${JSON.stringify(c.findings)}`).toBe("fine");
+      }
+    }
+    expect(result.classes.filter((c) => c.source.includes("/beyond-upstream-")).length).toBeGreaterThanOrEqual(2);
   });
 
   it("exits 2, naming the problem, when the input cannot be read", async () => {

@@ -48,6 +48,19 @@ export interface VersionInfo {
   enabled: boolean;
 }
 
+/** An object as Key Vault's list operations describe it, without its value. */
+export interface ListedObject {
+  name: string;
+  enabled: boolean;
+  /** Managed by a certificate (the certificate's secret or key). */
+  managed: boolean;
+  tags: Record<string, string>;
+  contentType?: string;
+}
+
+/** A list that scans more objects than this is refused: a pattern is for vaults of usual size. */
+export const MAX_LISTED_OBJECTS = 10_000;
+
 export interface RetryOptions {
   maxAttempts: number;
   baseDelayMs: number;
@@ -80,7 +93,7 @@ interface VaultClients {
   gates: Record<ObjectType, Gate>;
 }
 
-type Operation = "get" | "list_versions";
+type Operation = "get" | "list_versions" | "list";
 
 const DEFAULT_RETRY: RetryOptions = { maxAttempts: 6, baseDelayMs: 500, maxDelayMs: 16_000 };
 const RETRY_DEADLINE_MARGIN_MS = 100;
@@ -93,9 +106,10 @@ export function operationOf(method: string, url: string): string {
   } catch {
     return "other";
   }
-  const [collection, , rest] = path.split("/").filter((p, i) => i > 0 && p !== "");
+  const [collection, name, rest] = path.split("/").filter((p, i) => i > 0 && p !== "");
   const kind = collection === "secrets" ? "secret" : collection === "keys" ? "key" : collection === "certificates" ? "certificate" : undefined;
   if (!kind || method !== "GET") return "other";
+  if (name === undefined) return `list_${kind}s`;
   if (rest === "versions") return `list_${kind}_versions`;
   return `get_${kind}`;
 }
@@ -127,6 +141,13 @@ function firstLine(text: string): string {
 }
 
 const KNOWN_NOT_FOUND = new Set(["SecretNotFound", "KeyNotFound", "CertificateNotFound"]);
+
+/** The inner error code of a Key Vault error body ("SecretDisabled", "ForbiddenByRbac", ...), when the SDK kept it. */
+function innerErrorCode(details: unknown): string | undefined {
+  const error = (details as { error?: { innerError?: { code?: unknown }; innererror?: { code?: unknown } } } | undefined)?.error;
+  const code = error?.innerError?.code ?? error?.innererror?.code;
+  return typeof code === "string" ? code : undefined;
+}
 
 /** Turns whatever the SDK threw into a ProviderError (code + stable class + message naming the vault and what to fix). */
 export function classify(err: unknown, vault: VaultRef, ctx: CallContext, auth?: Pick<AuthConfig, "mode" | "tenantId" | "clientId" | "cloud">): ProviderError {
@@ -161,7 +182,11 @@ export function classify(err: unknown, vault: VaultRef, ctx: CallContext, auth?:
       return new ProviderError(status.NOT_FOUND, cls, detail);
     }
     if (statusCode === 401) return new ProviderError(status.PERMISSION_DENIED, "Unauthorized", detail);
-    if (statusCode === 403) return new ProviderError(status.PERMISSION_DENIED, "Forbidden", detail);
+    if (statusCode === 403) {
+      // a disabled object is refused as forbidden too; the inner code tells it apart from missing access
+      const disabled = /Disabled$/.test(innerErrorCode((err as { details?: unknown }).details) ?? "");
+      return new ProviderError(status.PERMISSION_DENIED, disabled ? "ObjectDisabled" : "Forbidden", detail);
+    }
     if (statusCode === 400) return new ProviderError(status.INVALID_ARGUMENT, "BadParameter", detail);
     if (statusCode === 429) return new ProviderError(status.RESOURCE_EXHAUSTED, "Throttled", detail);
     if (statusCode === 408 || statusCode >= 500) return new ProviderError(status.UNAVAILABLE, "ServiceUnavailable", detail);
@@ -422,6 +447,7 @@ export class KeyVaultReader {
         contentType: secret.properties.contentType,
         kid: secret.properties.certificateKeyId,
         version: secret.properties.version ?? lastSegment(secret.properties.id),
+        tags: secret.properties.tags,
       };
     });
   }
@@ -439,6 +465,7 @@ export class KeyVaultReader {
         y: jwk?.y,
         kid: jwk?.kid ?? key.id,
         version: lastSegment(jwk?.kid ?? key.id) || (key.properties.version ?? ""),
+        tags: key.properties.tags,
       };
     });
   }
@@ -448,7 +475,7 @@ export class KeyVaultReader {
       const cert = version
         ? await clients.certificates.getCertificateVersion(name, version, { abortSignal })
         : await clients.certificates.getCertificate(name, { abortSignal });
-      return { cer: cert.cer, id: cert.properties.id, version: cert.properties.version ?? lastSegment(cert.properties.id) };
+      return { cer: cert.cer, id: cert.properties.id, version: cert.properties.version ?? lastSegment(cert.properties.id), tags: cert.properties.tags, enabled: cert.properties.enabled };
     });
   }
 
@@ -461,6 +488,31 @@ export class KeyVaultReader {
       if (type === "secret") for await (const p of clients.secrets.listPropertiesOfSecretVersions(name, { abortSignal })) add(p);
       else if (type === "key") for await (const p of clients.keys.listPropertiesOfKeyVersions(name, { abortSignal })) add(p);
       else for await (const p of clients.certificates.listPropertiesOfCertificateVersions(name, { abortSignal })) add(p);
+      return out;
+    });
+  }
+
+  /**
+   * The objects of one type in the vault (every page), as the list operation
+   * describes them: names, enabled, managed, tags, content type; no values.
+   * Shared like reads: one list per identity, vault and type in flight.
+   */
+  listObjects(identity: Identity, vault: VaultRef, type: ObjectType, ctx: CallContext): Promise<ListedObject[]> {
+    return this.run(identity, vault, type, "", "list", "", ctx, async (clients, abortSignal) => {
+      const out: ListedObject[] = [];
+      const add = (p: { name?: string; id?: string; enabled?: boolean; managed?: boolean; tags?: Record<string, string>; contentType?: string }) => {
+        if (out.length >= MAX_LISTED_OBJECTS) {
+          throw new ProviderError(
+            status.FAILED_PRECONDITION,
+            "InvalidArgument",
+            `key vault "${vault.name}" holds more than ${MAX_LISTED_OBJECTS} objects of type ${type}, more than an objectName pattern lists: name the objects instead`,
+          );
+        }
+        out.push({ name: p.name ?? lastSegment(p.id), enabled: p.enabled === true, managed: p.managed === true, tags: p.tags ?? {}, contentType: p.contentType });
+      };
+      if (type === "secret") for await (const p of clients.secrets.listPropertiesOfSecrets({ abortSignal })) add(p);
+      else if (type === "key") for await (const p of clients.keys.listPropertiesOfKeys({ abortSignal })) add(p);
+      else for await (const p of clients.certificates.listPropertiesOfCertificates({ abortSignal })) add(p);
       return out;
     });
   }

@@ -14,10 +14,12 @@ import {
   checkFileCount,
   checkPathConflicts,
   cleanFileName,
+  isPattern,
   MAX_VERSION_HISTORY,
   OBJECT_TYPES,
   objectPrefix,
   parseFileMode,
+  parseObjectTags,
   type KeyVaultObject,
   type ObjectLimits,
   type ObjectType,
@@ -25,7 +27,8 @@ import {
   type ParseObjectsResult,
 } from "./objects.ts";
 
-const STRING_FIELDS = ["objectName", "objectAlias", "objectVersion", "objectType", "objectFormat", "objectEncoding", "filePermission"] as const;
+// objectTags and optional are this provider's extensions (upstream ignores both).
+const STRING_FIELDS = ["objectName", "objectAlias", "objectVersion", "objectType", "objectFormat", "objectEncoding", "filePermission", "objectTags", "optional"] as const;
 const KNOWN_FIELDS = new Set<string>([...STRING_FIELDS, "objectVersionHistory"]);
 
 function lineOf(source: string, node: YamlNode | null | undefined): number {
@@ -135,6 +138,32 @@ function parseItem(item: string): RawObject {
   return result;
 }
 
+const TRUE_WORDS = new Set(["1", "t", "T", "TRUE", "true", "True"]);
+const FALSE_WORDS = new Set(["", "0", "f", "F", "FALSE", "false", "False"]);
+
+/** optional: the words strconv.ParseBool takes, as the other boolean parameters. */
+function parseOptional(text: string, fail: (message: string) => never): boolean {
+  if (TRUE_WORDS.has(text)) return true;
+  if (FALSE_WORDS.has(text)) return false;
+  return fail(`optional "${text}" is neither "true" nor "false"`);
+}
+
+/**
+ * A pattern's objectAlias is the prefix of every match's file ("" for none):
+ * prefix + name must be a clean relative path, e.g. "certs/" or "app-".
+ */
+function checkFilePrefix(prefix: string, fail: (message: string) => never): void {
+  if (prefix === "") return;
+  const sample = `${prefix}x`;
+  let clean: string;
+  try {
+    clean = cleanFileName(sample);
+  } catch (err) {
+    return fail(`objectAlias "${prefix}" (the prefix of every match's file): ${(err as Error).message}`);
+  }
+  if (clean !== sample) fail(`objectAlias "${prefix}" is the prefix of every match's file and must be a clean path ("dir/", "dir/name-"): write "${clean.slice(0, -1)}"`);
+}
+
 /** Parses and validates every object. Throws the first error (INVALID_ARGUMENT). */
 export function parseObjects(objects: string, limits?: ObjectLimits): ParseObjectsResult {
   const items = parseObjectList(objects);
@@ -176,14 +205,20 @@ export function parseObjects(objects: string, limits?: ObjectLimits): ParseObjec
     if (encoding !== "" && encoding !== "utf-8" && encoding !== "hex" && encoding !== "base64") {
       fail(`invalid objectEncoding: ${s.objectEncoding}, should be hex, base64 or utf-8`);
     }
+    const pattern = isPattern(s.objectName);
     const givenName = s.objectAlias || s.objectName;
     let fileName = givenName;
-    try {
-      fileName = cleanFileName(givenName);
-    } catch (err) {
-      fail((err as Error).message);
+    if (pattern) {
+      fileName = s.objectAlias;
+      checkFilePrefix(s.objectAlias, fail);
+    } else {
+      try {
+        fileName = cleanFileName(givenName);
+      } catch (err) {
+        fail((err as Error).message);
+      }
     }
-    if (fileName !== givenName) {
+    if (fileName !== givenName && !pattern) {
       warnings.push({
         index,
         message: `${s.objectAlias ? "objectAlias" : "objectName"} "${givenName}" is written as "${fileName}" (upstream's driver refuses "${givenName}": invalid filepath); write "${fileName}"`,
@@ -192,9 +227,22 @@ export function parseObjects(objects: string, limits?: ObjectLimits): ParseObjec
       });
     }
     if (s.objectName === "") fail("objectName must not be empty");
-    if (!/^[0-9a-zA-Z-]{1,127}$/.test(s.objectName)) {
+    if (pattern) {
+      if (!/^[0-9a-zA-Z*?-]{1,127}$/.test(s.objectName)) {
+        fail(`objectName pattern "${s.objectName}" may hold only what Key Vault names hold (0-9, a-z, A-Z and -) and the wildcards * and ?, 1-127 characters`);
+      }
+      if (s.objectVersion !== "") fail(`objectVersion cannot be given with the objectName pattern "${s.objectName}": a pattern mounts the current version of every match`);
+      if (raw.history !== 0) fail(`objectVersionHistory cannot be given with the objectName pattern "${s.objectName}": a pattern mounts the current version of every match`);
+    } else if (!/^[0-9a-zA-Z-]{1,127}$/.test(s.objectName)) {
       fail(`objectName "${s.objectName}" is not a valid Key Vault object name (1-127 characters of 0-9, a-z, A-Z and -)`);
     }
+    let tags: Record<string, string> = {};
+    try {
+      tags = parseObjectTags(s.objectTags);
+    } catch (err) {
+      fail((err as Error).message);
+    }
+    const optional = parseOptional(s.optional, fail);
     if (s.objectVersion !== "" && !/^[0-9a-zA-Z-]+$/.test(s.objectVersion)) {
       fail(`objectVersion "${s.objectVersion}" is not a valid Key Vault version id`);
     }
@@ -220,6 +268,9 @@ export function parseObjects(objects: string, limits?: ObjectLimits): ParseObjec
       objectEncoding: encoding === "hex" || encoding === "base64" ? encoding : "utf-8",
       fileMode,
       fileName,
+      pattern,
+      tags,
+      optional,
     });
   });
   if (limits) checkFileCount(parsed, limits.maxFiles);

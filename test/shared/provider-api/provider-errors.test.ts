@@ -44,17 +44,16 @@ beforeAll(async () => {
   await mkdir(join(base, "spc"));
   await mkdir(providers);
   await mkdir(join(base, "pods", "0000-2222"), { recursive: true });
-  const classes = [
-    spc("fake", "fake"),
-    spc("dead", "dead"),
-    spc("azure", "azure", { keyvaultName: "kv-never", tenantID: "tenant-1" }),
-    // above the provider's gRPC limit (4 MiB)
-    spc("huge", "azure", { keyvaultName: "kv-never", tenantID: "tenant-1", padding: "x".repeat(5 * 1024 * 1024) }),
-    // above its --max-request-bytes (1 MiB) but within gRPC's limit
-    spc("large", "azure", { keyvaultName: "kv-never", tenantID: "tenant-1", padding: "x".repeat(2 * 1024 * 1024) }),
-  ];
-  // YAML is a superset of JSON: one document per class
-  await writeFile(join(base, "spc", "classes.yaml"), classes.join("\n---\n"));
+  // YAML is a superset of JSON: one document per class. The driver reads the
+  // files in name order on every publish and stops at the file that holds the
+  // class, so the small classes come first: otherwise each of the 300 publishes
+  // below would parse the 7 MiB of the two large ones too.
+  const small = [spc("fake", "fake"), spc("dead", "dead"), spc("azure", "azure", { keyvaultName: "kv-never", tenantID: "tenant-1" })];
+  await writeFile(join(base, "spc", "1-small.yaml"), small.join("\n---\n"));
+  // above its --max-request-bytes (1 MiB) but within gRPC's limit
+  await writeFile(join(base, "spc", "2-large.yaml"), spc("large", "azure", { keyvaultName: "kv-never", tenantID: "tenant-1", padding: "x".repeat(2 * 1024 * 1024) }));
+  // above the provider's gRPC limit (4 MiB)
+  await writeFile(join(base, "spc", "3-huge.yaml"), spc("huge", "azure", { keyvaultName: "kv-never", tenantID: "tenant-1", padding: "x".repeat(5 * 1024 * 1024) }));
   fake = await startFakeProvider(join(providers, "fake.sock"));
   driver = await startDriverProcess(join(base, "csi.sock"), [
     "--nodeid=errors-node",

@@ -216,7 +216,7 @@ describe("SecretSyncer against a real kube-apiserver", () => {
     await createNamespace(admin, NS);
 
     // The driver runs with the ClusterRoles the project ships, bound to a test user.
-    const repo = join(import.meta.dirname, "..", "..");
+    const repo = join(import.meta.dirname, "..", "..", "..");
     await applyYaml(admin, await readFile(join(repo, "deploy", "rbac-secretproviderclass.yaml"), "utf8"));
     await applyYaml(admin, await readFile(join(repo, "deploy", "rbac-secretprovidersyncing.yaml"), "utf8"));
     const rbac = admin.makeApiClient(RbacAuthorizationV1Api);

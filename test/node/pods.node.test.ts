@@ -12,7 +12,6 @@ import { StorageV1Api, type V1Pod } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { applyYaml, apiErrorCode, waitFor } from "../harness/kube.ts";
 import { mountsUnder } from "../harness/host-state.ts";
-import { freePort } from "../harness/processes.ts";
 import { startDriverProcess, type DriverProcess } from "../support/driver-process.ts";
 import {
   DRIVER_NAME,
@@ -95,8 +94,9 @@ describe("kubelet mounts secrets-store volumes into real pods", () => {
         resolve(REPO, "src/emulator/dns-hook.ts"),
         resolve(REPO, "src/provider/main.ts"),
         `--endpoint=unix://${join(providerDir, "azure.sock")}`,
-        `--healthz-port=${await freePort()}`,
-        `--prometheus-port=${await freePort()}`,
+        // kernel-picked ports on loopback: nothing here reads them, and none is taken from anyone
+        "--healthz-addr=127.0.0.1:0",
+        "--metrics-addr=127.0.0.1:0",
         // identity binding: the cluster CA; the token proxy and the API server are the emulator's (DNS hook)
         `--token-proxy-ca-file=${stack.emulator.caCertPath}`,
       ],

@@ -107,30 +107,28 @@ describe("cloudEnvFileName", () => {
     // warm up: the code paths are loaded before memory is measured
     await provider.client.mountError({ attributes: stackCloud(join(cloudDir, "zero")), secrets: SP });
     const rssBefore = rssBytes(provider.pid);
-    const started = Date.now();
     const hostile = [join(cloudDir, "zero"), "/dev/zero", join(cloudDir, "fifo"), join(cloudDir, "subdir")].flatMap((path) =>
       Array.from({ length: 6 }, (_, i) => ({ path, pod: `hostile-${i}` })),
     );
+    // Answers, not durations, prove that nothing blocked: an open of the FIFO
+    // waits for a writer forever, a read of /dev/zero never ends, and 24 of
+    // them would fill libuv's 4 threads so the normal mount's file read could
+    // not start. Each call then ends at its 30 s deadline as DEADLINE_EXCEEDED,
+    // not with the refusal text or the file's contents checked here.
     const refusals = hostile.map(({ path, pod }) =>
       provider.client.mountError({ attributes: { ...stackCloud(path), "csi.storage.k8s.io/pod.name": pod }, secrets: SP }, 30_000).then((err) => {
-        expect(err.details).toBe(refusal(path));
-        return Date.now() - started;
+        expect([err.code, err.details]).toEqual([status.INVALID_ARGUMENT, refusal(path)]);
       }),
     );
     const normal = provider.client.mount({ attributes: stackCloud(join(cloudDir, "good.json")), secrets: SP }, 30_000).then((res) => {
       expect(Buffer.from(res.files[0]!.contents).toString()).toBe("one");
-      return Date.now() - started;
     });
-    const [normalMs, ...refusedMs] = await Promise.all([normal, ...refusals]);
+    await Promise.all([normal, ...refusals]);
     // libuv's thread pool is free: another cloud file read works right after
     await provider.client.mount({ attributes: stackCloud(join(cloudDir, "good.json")), secrets: SP });
     const growth = rssBytes(provider.pid) - rssBefore;
-    const slowest = Math.max(...refusedMs);
-    console.log(`cloud file refusals: ${hostile.length} refused, slowest after ${slowest} ms; normal mount ${normalMs} ms; RSS growth ${(growth / MiB).toFixed(2)} MiB`);
+    console.log(`cloud file refusals: ${hostile.length} refused; RSS growth ${(growth / MiB).toFixed(2)} MiB`);
     expect(growth).toBeLessThan(10 * MiB);
-    // generous bounds that a blocked read or a filled thread pool would break (the deadline is 30 s)
-    expect(slowest).toBeLessThan(10_000);
-    expect(normalMs).toBeLessThan(10_000);
   });
 });
 
@@ -187,58 +185,66 @@ describe("limits, checked before any Key Vault request", () => {
 });
 
 describe("a hostile objects list does not hold the event loop", () => {
-  it("another tenant's warm mount and /healthz are served while a 1 MiB list is parsed and refused", async () => {
+  it("another tenant's warm mounts and /healthz are served while 1 MiB lists are parsed and refused", async () => {
     // another tenant, warm: its token and Key Vault client are cached
     const warm = () => provider.client.mount({ attributes: attrs({}, "tenant-b"), secrets: SP });
     await warm();
-    // just under --max-request-bytes, so it is parsed (off the event loop) and refused on its count
+    // just under --max-request-bytes, so each is parsed (off the event loop) and refused on its count
     const items = Array.from({ length: 16_000 }, (_, i) => ({ objectName: `h-${i}`, objectType: "secret" }));
     const hostileObjects = objectsYaml(items);
     expect(JSON.stringify(attrs({ objects: hostileObjects })).length).toBeLessThan(MiB);
 
+    // What happened, in the order it happened. The provider parses large lists
+    // one at a time in its worker, so from the hostile tenant's first refusal
+    // to its last it is busy parsing the others: whatever completes in that
+    // stretch was served while a hostile parse ran. The warm mounts are the
+    // proof that the event loop stayed free: they share the connection the
+    // hostile lists arrive on, and with the lists parsed on the event loop none
+    // completes in that stretch (0 of them in such a build, against hundreds).
     const events: string[] = [];
-    const healthLatencies: number[] = [];
-    let polling = true;
-    const poll = (async () => {
-      while (polling) {
-        const t = performance.now();
-        const res = await fetch(`http://127.0.0.1:${provider.healthPort}/healthz`);
-        expect(res.status).toBe(200);
-        healthLatencies.push(performance.now() - t);
-        await new Promise((r) => setTimeout(r, 10));
+    const HOSTILE_LISTS = 4;
+    let refused = 0;
+    const hostile = Array.from({ length: HOSTILE_LISTS }, (_, i) =>
+      provider.client.mountError({ attributes: attrs({ objects: hostileObjects }, `tenant-a-${i}`), secrets: SP }).then((err) => {
+        events.push("hostile refused");
+        refused++;
+        return err;
+      }),
+    );
+    // The other tenant and the kubelet's probe keep coming while the hostile calls are pending.
+    const keepGoing = async (what: string, call: () => Promise<void>) => {
+      while (refused < HOSTILE_LISTS) {
+        await call();
+        events.push(what);
       }
-    })();
-    const lagMax = async () => Number(/^nodejs_eventloop_lag_max_seconds (\S+)$/m.exec(await provider.metrics())?.[1]) * 1000;
-    await lagMax(); // the maximum restarts at every scrape
-    const started = performance.now();
-    const hostile = provider.client.mountError({ attributes: attrs({ objects: hostileObjects }, "tenant-a"), secrets: SP }).then((err) => {
-      events.push("hostile refused");
-      return { err, ms: performance.now() - started };
-    });
-    // the warm mount starts after the hostile one is on its way
-    await new Promise((r) => setTimeout(r, 20));
-    const warmStarted = performance.now();
-    const warmMs = await warm().then(() => {
-      events.push("warm mount done");
-      return performance.now() - warmStarted;
-    });
-    const { err, ms: hostileMs } = await hostile;
-    polling = false;
-    await poll;
-    const providerLagMs = await lagMax();
-    expect(err.details).toBe(
-      "failed to mount objects, error: objects lists 16000 objects, more than the 1000 this provider accepts in one mount (--max-objects-per-mount); split them over several SecretProviderClasses",
-    );
-    const maxHealth = Math.max(...healthLatencies);
+    };
+    const probe = async () => {
+      const res = await fetch(`http://127.0.0.1:${provider.healthPort}/healthz`);
+      expect(res.status).toBe(200);
+      await res.text();
+    };
+    const others = [keepGoing("warm mount done", async () => void (await warm())), keepGoing("healthz answered", probe)];
+    const errors = await Promise.all(hostile);
+    await Promise.all(others);
+    for (const err of errors) {
+      expect(err.details).toBe(
+        "failed to mount objects, error: objects lists 16000 objects, more than the 1000 this provider accepts in one mount (--max-objects-per-mount); split them over several SecretProviderClasses",
+      );
+    }
+    // The stretch from the first to the last refusal: the other lists being parsed.
+    const during = events.slice(events.indexOf("hostile refused"), events.lastIndexOf("hostile refused"));
+    const count = (what: string) => during.filter((e) => e === what).length;
     console.log(
-      `hostile 1 MiB list refused after ${hostileMs.toFixed(0)} ms; warm mount ${warmMs.toFixed(1)} ms; ` +
-        `/healthz ${healthLatencies.length} probes, max ${maxHealth.toFixed(1)} ms; the provider's event loop lag at most ${providerLagMs.toFixed(1)} ms`,
+      `while ${HOSTILE_LISTS - 1} hostile 1 MiB lists were parsed one after another: ${count("warm mount done")} warm mounts of another tenant done, ` +
+        `/healthz answered ${count("healthz answered")} times`,
     );
-    // causality, not timing: the warm mount did not wait for the hostile parse...
-    expect(events).toEqual(["warm mount done", "hostile refused"]);
-    // ...and no health probe waited for it either
-    expect(healthLatencies.length).toBeGreaterThan(1);
-    expect(maxHealth).toBeLessThan(hostileMs / 2);
-    expect(providerLagMs).toBeLessThan(hostileMs / 2);
+    expect(count("hostile refused")).toBe(HOSTILE_LISTS - 1);
+    // Counts, not durations: a parse costs many warm mounts' or probes' worth of
+    // CPU on any machine, so these floors hold with a wide margin however busy
+    // the machine is (on the shared 2-core machine, beside CPU hogs: dozens of each).
+    expect(count("warm mount done")).toBeGreaterThanOrEqual(2);
+    // /healthz kept answering all along (it has its own connection, so these
+    // count answers, not the loop's freedom, which the warm mounts prove)
+    expect(count("healthz answered")).toBeGreaterThanOrEqual(3);
   });
 });

@@ -6,7 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ProviderClient } from "./client.ts";
-import { freePort, MAIN } from "./env.ts";
+import { freePorts } from "../harness/processes.ts";
+import { MAIN } from "./env.ts";
 
 const run = (...args: string[]) => spawnSync(process.execPath, [MAIN, ...args], { encoding: "utf8", timeout: 30_000 });
 
@@ -34,7 +35,8 @@ describe("command line", () => {
   it("serves on an owner-only socket, accepts upstream flags, answers health and metrics", async () => {
     const dir = mkdtempSync(join(tmpdir(), "provider-main-"));
     const socket = join(dir, "azure.sock");
-    const [healthPort, metricsPort] = [await freePort(), await freePort()];
+    // upstream's port flags bind every interface: ports free on all of them
+    const [healthPort, metricsPort] = await freePorts(undefined, 2);
     const child = spawn(
       process.execPath,
       [MAIN, `--endpoint=unix://${socket}`, `--healthz-port=${healthPort}`, `--prometheus-port=${metricsPort}`, "--healthz-path=/live", "--healthz-timeout=2s", "--metrics-backend=Prometheus", "--log-format-json", "-v=5", "--construct-pem-chain=true", "--write-cert-and-key-in-separate-files=false", "--cloud-name=AzureChinaCloud"],

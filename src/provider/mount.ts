@@ -11,6 +11,7 @@ import type { AuthConfig, Identity, IdentityCache } from "./auth/identity.ts";
 import { authError, describeIdentity } from "./auth/identity.ts";
 import { publicKeyPem } from "./formats/key.ts";
 import type { CallContext, KeyVaultReader, VaultRef } from "./keyvault/keyvault.ts";
+import type { ProviderMetrics } from "./metrics.ts";
 import { conflictError, isHistoryMode, objectPrefix, type KeyVaultObject } from "./objects/objects.ts";
 import { ObjectsParser } from "./objects/objects-parser.ts";
 import { parseMountRequest, type MountRequestFields, type ParameterDefaults } from "./objects/parameters.ts";
@@ -58,13 +59,14 @@ export class MountService {
   private readonly identities: IdentityCache;
   private readonly reader: KeyVaultReader;
   private readonly logger: Logger;
-  readonly objectsParser = new ObjectsParser();
+  readonly objectsParser: ObjectsParser;
 
-  constructor(options: MountOptions, identities: IdentityCache, reader: KeyVaultReader, logger: Logger) {
+  constructor(options: MountOptions, identities: IdentityCache, reader: KeyVaultReader, logger: Logger, metrics?: ProviderMetrics) {
     this.options = options;
     this.identities = identities;
     this.reader = reader;
     this.logger = logger;
+    this.objectsParser = new ObjectsParser({ onWaiting: (waiting) => metrics?.objectsListsWaiting.set(waiting) });
   }
 
   close(): void {

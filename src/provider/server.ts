@@ -50,6 +50,10 @@ export interface ProviderConfig extends Omit<MountOptions, "cloudEnvFileDirs" | 
   budgetWindowMs: number;
   maxIdentities?: number;
   identityIdleMs?: number;
+  /** Identity/vault pairs whose Key Vault clients are kept (--max-cached-vaults). */
+  maxCachedVaults?: number;
+  /** Series with tenant-chosen names per metric (--max-metric-series). */
+  maxMetricSeries?: number;
 }
 
 interface MountRequestMessage {
@@ -80,13 +84,19 @@ export class ProviderServer {
   private readonly config: ProviderConfig & MountOptions;
   private grpcServer: RunningGrpcServer | undefined;
 
-  constructor(config: ProviderConfig, logger: Logger, metrics = new ProviderMetrics({ defaultMetrics: true })) {
+  constructor(config: ProviderConfig, logger: Logger, metrics = new ProviderMetrics({ defaultMetrics: true, maxSeries: config.maxMetricSeries })) {
     this.config = { cloudEnvFileDirs: DEFAULT_CLOUD_ENV_FILE_DIRS, limits: DEFAULT_LIMITS, ...config };
     this.logger = logger;
     this.metrics = metrics;
     this.identities = new IdentityCache({ metrics, maxEntries: config.maxIdentities, idleMs: config.identityIdleMs });
-    this.reader = new KeyVaultReader({ metrics, logger, budget: { requests: config.budgetRequests, windowMs: config.budgetWindowMs } });
-    this.mounts = new MountService(this.config, this.identities, this.reader, logger);
+    this.reader = new KeyVaultReader({
+      metrics,
+      logger,
+      budget: { requests: config.budgetRequests, windowMs: config.budgetWindowMs },
+      maxCachedVaults: config.maxCachedVaults,
+      clientIdleMs: config.identityIdleMs,
+    });
+    this.mounts = new MountService(this.config, this.identities, this.reader, logger, metrics);
   }
 
   get address(): string {

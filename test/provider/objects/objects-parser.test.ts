@@ -58,7 +58,7 @@ describe("objects parser worker", () => {
     const oom = Object.assign(new Error("Worker terminated due to reaching memory limit: JS heap out of memory"), { code: "ERR_WORKER_OUT_OF_MEMORY" });
     expect([workerFailure(oom).code, workerFailure(oom).message]).toEqual([
       status.INVALID_ARGUMENT,
-      "the objects list needs more memory to parse than the 36 MiB one list may use: list fewer objects, or write them more simply",
+      "the objects list needs more memory to parse than the 56 MiB one list may use: list fewer objects, or write them more simply",
     ]);
     expect(workerFailure(new TypeError("x")).code).toBe(status.INTERNAL);
   });

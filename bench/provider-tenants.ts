@@ -8,11 +8,12 @@
 //   vaults     2,000 made-up vault names from one identity, then idle
 //   names      4,000 object names, then 4,000 vault names
 //   nxdomain   300 vault names whose hosts do not resolve
-//   lists      40 parallel 1 MiB objects lists (16,000 objects each), after ordinary mounts
+//   lists      20 and 40 parallel 1 MiB objects lists from as many namespaces, after ordinary mounts:
+//              16,000 objects (over the YAML budget), and the costliest the limits let through
 //   keys       4 lists of one 30,000-key mapping (289 KB) beside an ordinary 140-object list
 //
 // Run as root (port 443 on a loopback address, cgroups), after `node scripts/bundle.ts provider`:
-//   node bench/provider-tenants.ts [case ...] [--idle-ms=N] [--limit-mib=N] [--heap-snapshots]
+//   node bench/provider-tenants.ts [case ...] [--idle-ms=N] [--limit-mib=N] [--heap-snapshots] [--node-flag=F ...]
 // --heap-snapshots writes a heap snapshot of the provider (after a full GC) at
 // the end of each case, and prints the constructors holding the most memory.
 import { readFileSync, readdirSync, rmSync, mkdtempSync } from "node:fs";
@@ -40,6 +41,8 @@ const option = (name: string, fallback: number) => Number(args.find((a) => a.sta
 const IDLE_MS = option("idle-ms", 30_000);
 const LIMIT_MIB = option("limit-mib", 192);
 const HEAP_SNAPSHOTS = args.includes("--heap-snapshots");
+/** --node-flag=X (repeatable): more Node flags for the provider, to try settings. */
+const EXTRA_NODE_FLAGS = args.filter((a) => a.startsWith("--node-flag=")).map((a) => a.slice("--node-flag=".length));
 const CASES = ["vaults", "names", "nxdomain", "lists", "keys"] as const;
 type Case = (typeof CASES)[number];
 const chosen = args.filter((a) => !a.startsWith("--")) as Case[];
@@ -174,7 +177,7 @@ function summariseSnapshot(path: string, label: string): string | undefined {
 async function start(emulator: Awaited<ReturnType<typeof startTestEmulator>>, name: string, extraEnv: NodeJS.ProcessEnv = {}, flags: string[] = []): Promise<Subject> {
   const parent = await MemoryCgroup.create(`provider-tenants-${process.pid}-${name}`, { limitBytes: LIMIT_MIB * MiB });
   const dir = mkdtempSync(join(tmpdir(), "provider-tenants-"));
-  const nodeFlags = ["--lite-mode", ...(HEAP_SNAPSHOTS ? ["--heapsnapshot-signal=SIGUSR2", `--diagnostic-dir=${dir}`] : [])];
+  const nodeFlags = ["--lite-mode", ...EXTRA_NODE_FLAGS, ...(HEAP_SNAPSHOTS ? ["--heapsnapshot-signal=SIGUSR2", `--diagnostic-dir=${dir}`] : [])];
   process.env.SSCSI_PROVIDER_PROGRAM = BUNDLE;
   process.env.SSCSI_NODE_FLAGS = nodeFlags.join(" ");
   try {
@@ -201,6 +204,18 @@ function ordinaryList(): string {
   const text = objectsYaml(Array.from({ length: 140 }, (_, i) => ({ objectName: `s-${i}`, objectType: "secret", objectAlias: `config/secret-file-${i}.txt` })));
   if (text.length <= 8 * 1024) throw new Error("the ordinary list must be above 8 KiB");
   return text;
+}
+
+/** The costliest list the limits let through: 1,000 objects with 1 KiB aliases (just under 1 MiB), refused on the last object. */
+function costliestList(tag: string): string {
+  const segment = (c: string) => c.repeat(235);
+  return objectsYaml(
+    Array.from({ length: 1000 }, (_, i) => ({
+      objectName: `h-${i}`,
+      objectType: i === 999 ? "bogus" : "secret",
+      objectAlias: `${tag}/${segment("a")}/${segment("b")}/${segment("c")}/${segment("d")}/${i}`,
+    })),
+  );
 }
 
 const oneSecret = objectsYaml([{ objectName: "s-0", objectType: "secret" }]);
@@ -291,21 +306,31 @@ const run: Record<Case, (emulator: Awaited<ReturnType<typeof startTestEmulator>>
       const objects140 = ordinaryList();
       await runLimited(250, 10, (i) => subject.provider.client.mount({ attributes: attrs(VAULT, objects140, `ordinary-${i}`), secrets: SP }));
       const before = subject.read();
-      console.log(`lists: 40 parallel 1 MiB objects lists (16,000 objects each), after 250 ordinary mounts of 140 objects`);
-      console.log(`  before: ${fmt(before)}`);
-      const hostile = objectsYaml(Array.from({ length: 16_000 }, (_, i) => ({ objectName: `h-${i}`, objectType: "secret" })));
-      for (const parallel of [20, 40]) {
-        const codes = new Map<string, number>();
-        await Promise.all(
-          Array.from({ length: parallel }, async (_, i) => {
-            // each tenant's list differs, so nothing is shared or cached
-            const code = await mountQuietly(subject, attrs(VAULT, hostile.replace("h-0", `h-0-${parallel}-${i}`), `hostile-${i}`, `tenant-${i}`), 120_000);
-            codes.set(code, (codes.get(code) ?? 0) + 1);
-          }),
-        );
-        const peak = subject.peak();
-        console.log(`  ${parallel} parallel: codes ${JSON.stringify(Object.fromEntries(codes))}; peak RSS ${peak.rss.toFixed(1)} MiB, cgroup ${peak.cgroup.toFixed(1)} MiB; now ${fmt(subject.read())}; OOM kills ${subject.group.oomKills()}`);
+      console.log(`lists: parallel 1 MiB objects lists from as many namespaces, after 250 ordinary mounts of 140 objects`);
+      console.log(`  before: ${fmt(before)}; ${await subject.heap()}`);
+      const many = objectsYaml(Array.from({ length: 16_000 }, (_, i) => ({ objectName: `h-${i}`, objectType: "secret" })));
+      const kinds: Array<[string, (tag: string) => string]> = [
+        ["16,000 objects (refused by the YAML budget)", (tag) => many.replace("h-0", `h-0-${tag}`)],
+        ["1,000 objects with 1 KiB aliases (parsed, refused on the last)", costliestList],
+      ];
+      for (const [kind, list] of kinds) {
+        for (const parallel of [20, 40]) {
+          const codes = new Map<string, number>();
+          await Promise.all(
+            Array.from({ length: parallel }, async (_, i) => {
+              // each tenant's list differs, so nothing is shared or cached
+              const code = await mountQuietly(subject, attrs(VAULT, list(`${parallel}-${i}`), `hostile-${i}`, `tenant-${i}`), 120_000);
+              codes.set(code, (codes.get(code) ?? 0) + 1);
+            }),
+          );
+          const peak = subject.peak();
+          console.log(
+            `  ${parallel} parallel, ${kind}: codes ${JSON.stringify(Object.fromEntries(codes))}; peak RSS ${peak.rss.toFixed(1)} MiB, cgroup ${peak.cgroup.toFixed(1)} MiB; ` +
+              `limit hit ${subject.group.failCount()} times, OOM kills ${subject.group.oomKills()}`,
+          );
+        }
       }
+      console.log(`  now: ${fmt(subject.read())}`);
       await idleAndReport(subject, "the lists");
     } finally {
       await subject.stop();
@@ -344,7 +369,7 @@ async function main(): Promise<void> {
   readFileSync(BUNDLE); // fails early, naming the file, when the bundle is missing
   const emulator = await startTestEmulator(SEED);
   emulatorTenant = emulator.emulator.tenantId;
-  console.log(`provider ${BUNDLE} with node --lite-mode, memory cgroup limit ${LIMIT_MIB} MiB, Node ${process.version}`);
+  console.log(`provider ${BUNDLE} with node --lite-mode${EXTRA_NODE_FLAGS.map((f) => ` ${f}`).join("")}, memory cgroup limit ${LIMIT_MIB} MiB, Node ${process.version}`);
   try {
     for (const c of chosen.length ? chosen : CASES) await run[c](emulator);
   } finally {

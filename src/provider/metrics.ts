@@ -156,7 +156,7 @@ export class ProviderMetrics {
     });
     this.objectsListsWaiting = new Gauge({
       name: "objects_lists_waiting",
-      help: "Large objects lists waiting for the parser's worker thread (at most 16, 4 per namespace)",
+      help: "Large objects lists waiting for the parser's worker thread (at most 8, 2 per namespace)",
       registers,
     });
   }

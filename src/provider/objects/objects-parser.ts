@@ -31,9 +31,13 @@ export const loadObjectsYaml = () => import("./objects-yaml.ts");
 
 /** Lists up to this many UTF-16 units are parsed on the event loop. */
 export const INLINE_PARSE_LIMIT = 8 * 1024;
-/** Large lists waiting for the worker at most, in all and per tenant; more are refused as RESOURCE_EXHAUSTED. */
-const MAX_QUEUED = 16;
-const MAX_QUEUED_PER_TENANT = 4;
+/**
+ * Large lists waiting for the worker at most, in all and per tenant; more are
+ * refused as RESOURCE_EXHAUSTED (kubelet retries). A waiting list holds its
+ * Mount request, about twice the list's size: 8 waiting 1 MiB lists hold 16 MiB.
+ */
+const MAX_QUEUED = 8;
+const MAX_QUEUED_PER_TENANT = 2;
 /** Worker time a tenant used counts half after this long, in the queue's order. */
 const USAGE_HALF_LIFE_MS = 30_000;
 const IDLE_MS = 10_000;

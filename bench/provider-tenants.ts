@@ -188,6 +188,7 @@ async function start(emulator: Awaited<ReturnType<typeof startTestEmulator>>, na
     return new Subject(provider, parent, dir);
   } catch (err) {
     await parent.remove();
+    rmSync(dir, { recursive: true, force: true });
     throw err;
   }
 }

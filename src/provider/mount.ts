@@ -17,6 +17,7 @@ import type { CallContext, KeyVaultReader, ListedObject, VaultRef } from "./keyv
 import { carriesTags, conflictError, describeTags, isHistoryMode, objectPrefix, type KeyVaultObject, type ObjectType } from "./objects/objects.ts";
 import { checkSelection, selectMatches, type Selection } from "./objects/object-selection.ts";
 import { missingVersion } from "../shared/provider-api/missing-objects.ts";
+import type { ProviderMetrics } from "./metrics.ts";
 import { ObjectsParser } from "./objects/objects-parser.ts";
 import { parseMountRequest, type MountRequestFields, type ParameterDefaults } from "./objects/parameters.ts";
 import { CONTENT_TYPE_PKCS12, secretFiles, type ObjectFile } from "./formats/secret.ts";
@@ -86,13 +87,14 @@ export class MountService {
   private readonly identities: IdentityCache;
   private readonly reader: KeyVaultReader;
   private readonly logger: Logger;
-  readonly objectsParser = new ObjectsParser();
+  readonly objectsParser: ObjectsParser;
 
-  constructor(options: MountOptions, identities: IdentityCache, reader: KeyVaultReader, logger: Logger) {
+  constructor(options: MountOptions, identities: IdentityCache, reader: KeyVaultReader, logger: Logger, metrics?: ProviderMetrics) {
     this.options = options;
     this.identities = identities;
     this.reader = reader;
     this.logger = logger;
+    this.objectsParser = new ObjectsParser({ onWaiting: (waiting) => metrics?.objectsListsWaiting.set(waiting) });
   }
 
   close(): void {

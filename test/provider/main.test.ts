@@ -26,6 +26,8 @@ describe("command line", () => {
     [["--construct-pem-chain=maybe"], 'invalid boolean value "maybe" for flag --construct-pem-chain'],
     [["--cloud-name=AzureMoonCloud"], 'cloudName AzureMoonCloud is not valid, error: autorest/azure: There is no cloud environment matching the name "AZUREMOONCLOUD"'],
     [["--keyvault-request-budget=0"], 'invalid value "0" for flag --keyvault-request-budget: must be greater than zero'],
+    [["--max-cached-vaults=0"], 'invalid value "0" for flag --max-cached-vaults: must be greater than zero'],
+    [["--max-metric-series=-1"], 'invalid value "-1" for flag --max-metric-series: must be greater than zero'],
   ])("%j exits 2 with a clear message", (args, message) => {
     const res = run(...args);
     expect(res.status).toBe(2);

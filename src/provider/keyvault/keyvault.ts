@@ -1,18 +1,17 @@
 // Reads from Key Vault with the official SDK clients, at bounded cost:
-// - clients are cached per identity and vault (no new challenge/token per mount),
-//   and the first request of a new client goes alone so that only one
-//   authentication challenge is answered;
+// - clients are cached per identity and vault (no new challenge/token per mount)
+//   in a bounded cache (vault-clients.ts), and the first request of a new
+//   client goes alone so that only one authentication challenge is answered;
 // - identical reads in flight (same identity, vault, type, name, version) are
 //   sent once (single-flight);
 // - 429/5xx/network failures are retried with backoff that honours
 //   Retry-After, but never past the caller's deadline (the SDK's own retries
 //   are off);
-// - every HTTP request takes a token from the vault's request budget first.
+// - every HTTP request takes a token from the vault's request budget first
+//   (buckets kept for at most --max-cached-vaults vaults: a bucket unused for
+//   a budget window is full again, so dropping it loses nothing).
 import { AsyncLocalStorage } from "node:async_hooks";
 import type { PipelinePolicy, PipelineRequest, PipelineResponse, SendRequest } from "@azure/core-rest-pipeline";
-import type { CertificateClient } from "@azure/keyvault-certificates";
-import type { KeyClient } from "@azure/keyvault-keys";
-import type { SecretClient } from "@azure/keyvault-secrets";
 import { status } from "@grpc/grpc-js";
 import { scopedSignal } from "../../shared/abort.ts";
 import type { Logger } from "../../shared/logger.ts";
@@ -29,6 +28,8 @@ import type { ProviderMetrics } from "../metrics.ts";
 import type { ObjectType } from "../objects/objects.ts";
 import type { FetchedSecret } from "../formats/secret.ts";
 import { raceSignal, sleep } from "./singleflight.ts";
+import { VaultClientCache, VaultClients, type Gate } from "./vault-clients.ts";
+import { vaultAgentPolicy } from "./vault-agent.ts";
 import { isMsalNetworkError, probeTlsTrust } from "../auth/tls-probe.ts";
 
 export interface VaultRef {
@@ -73,24 +74,19 @@ export interface KeyVaultReaderOptions {
   /** Per-vault request budget: `requests` per `windowMs`. */
   budget: { requests: number; windowMs: number };
   retry?: Partial<RetryOptions>;
+  /** Identity/vault pairs whose SDK clients are kept, and vaults whose budget is (--max-cached-vaults). */
+  maxCachedVaults?: number;
+  /** Clients unused for this long are dropped (--identity-idle-timeout). */
+  clientIdleMs?: number;
 }
+
+/** --max-cached-vaults: far above the vaults one node's pods read, small enough that made-up names cost little. */
+export const DEFAULT_MAX_CACHED_VAULTS = 256;
 
 interface Flight {
   promise: Promise<unknown>;
   controller: AbortController;
   waiters: number;
-}
-
-interface Gate {
-  open: boolean;
-  pending: Promise<void> | undefined;
-}
-
-interface VaultClients {
-  secrets: SecretClient;
-  keys: KeyClient;
-  certificates: CertificateClient;
-  gates: Record<ObjectType, Gate>;
 }
 
 type Operation = "get" | "list_versions" | "list";
@@ -239,6 +235,8 @@ export class KeyVaultReader {
   private readonly retry: RetryOptions;
   private readonly budgetOptions: { requests: number; windowMs: number };
   private readonly budgets: LruCache<string, TokenBucket>;
+  private readonly vaultClients: VaultClientCache;
+  /** Reads in flight; an entry lives only as long as its read, so calls in flight bound it. */
   private readonly flights = new Map<string, Flight>();
   /** The calling context, visible to the pipeline policies (budget deadline). */
   private readonly context = new AsyncLocalStorage<CallContext>();
@@ -248,7 +246,13 @@ export class KeyVaultReader {
     this.logger = options.logger;
     this.retry = { ...DEFAULT_RETRY, ...options.retry };
     this.budgetOptions = options.budget;
-    this.budgets = new LruCache({ maxEntries: 1024, idleMs: 3600_000 });
+    const maxCachedVaults = options.maxCachedVaults ?? DEFAULT_MAX_CACHED_VAULTS;
+    this.budgets = new LruCache({ maxEntries: maxCachedVaults, idleMs: options.budget.windowMs });
+    this.vaultClients = new VaultClientCache({
+      maxEntries: maxCachedVaults,
+      idleMs: options.clientIdleMs ?? 3600_000,
+      onSize: (size) => this.metrics?.cachedVaultClients.set(size),
+    });
   }
 
   /** Reads currently in flight (for tests and debugging). */
@@ -285,28 +289,20 @@ export class KeyVaultReader {
       },
     };
     return [
+      { policy: vaultAgentPolicy, position: "perRetry" },
       { policy: budgetPolicy, position: "perRetry" },
       { policy: countingPolicy, position: "perRetry" },
     ];
   }
 
   private clients(sdk: AzureSdk, identity: Identity, vault: VaultRef): VaultClients {
-    const existing = identity.attachments.get(vault.url) as VaultClients | undefined;
-    if (existing) return existing;
-    const options = {
-      retryOptions: { maxRetries: 0 },
-      additionalPolicies: this.policies(vault),
-      userAgentOptions: { userAgentPrefix: `secrets-store-csi-provider-azure/${BUILD_VERSION}` },
-    };
-    const gate = (): Gate => ({ open: false, pending: undefined });
-    const clients: VaultClients = {
-      secrets: new sdk.SecretClient(vault.url, identity.credential, options),
-      keys: new sdk.KeyClient(vault.url, identity.credential, options),
-      certificates: new sdk.CertificateClient(vault.url, identity.credential, options),
-      gates: { secret: gate(), key: gate(), cert: gate() },
-    };
-    identity.attachments.set(vault.url, clients);
-    return clients;
+    return this.vaultClients.get(identity.key, vault.url, identity.credential, () =>
+      new VaultClients(sdk, vault.url, identity.credential, {
+        retryOptions: { maxRetries: 0 },
+        additionalPolicies: this.policies(vault),
+        userAgentOptions: { userAgentPrefix: `secrets-store-csi-provider-azure/${BUILD_VERSION}` },
+      }),
+    );
   }
 
   /**

@@ -8,8 +8,15 @@
 // The provider imports this module on its first mount (objects-parser.ts),
 // not at start-up: the YAML parser is about a sixth of the code it would
 // otherwise compile before it answers, some 10 ms.
-import { isMap, isScalar, isSeq, parseDocument, type Document, type Node as YamlNode } from "yaml";
+//
+// Reading stays linear in the text: each text is lexed against a budget
+// before it is built into a document (yaml-budget.ts), and duplicate keys are
+// found with a set, in the mappings yaml.v3 decodes (the document's and each
+// object's), with yaml.v3's message; the YAML library's own check compares
+// every key with every other (30,000 keys: over 100 s).
+import { isAlias, isMap, isScalar, isSeq, parseDocument, type Document, type Node as YamlNode, type YAMLMap } from "yaml";
 import { invalidArgument } from "../errors.ts";
+import { YamlBudget } from "./yaml-budget.ts";
 import {
   checkFileCount,
   checkPathConflicts,
@@ -59,9 +66,37 @@ function scalarText(node: YamlNode): string {
   return text;
 }
 
+/** What yaml.v3 compares to call two keys the same: their kind and their value. */
+function keyIdentity(key: unknown): string {
+  if (isScalar(key)) return `scalar\n${String(key.value)}`;
+  if (isAlias(key)) return `alias\n${key.source}`;
+  return isMap(key) ? "map\n" : isSeq(key) ? "seq\n" : "null\n";
+}
+
+/** yaml.v3's error for a mapping that has a key twice (the first repeat), or undefined. */
+function duplicateKey(map: YAMLMap, source: string): string | undefined {
+  const seen = new Map<string, YamlNode | null>();
+  for (const pair of map.items) {
+    const identity = keyIdentity(pair.key);
+    const first = seen.get(identity);
+    if (first !== undefined) {
+      const key = pair.key as YamlNode | null;
+      const name = isScalar(key) ? String(key.value) : "";
+      return `line ${lineOf(source, key)}: mapping key ${JSON.stringify(name)} already defined at line ${lineOf(source, first)}`;
+    }
+    seen.set(identity, pair.key as YamlNode | null);
+  }
+  return undefined;
+}
+
+function parseYaml(text: string, budgets: readonly YamlBudget[]): Document {
+  YamlBudget.spend(text, budgets);
+  return parseDocument(text, { schema: "failsafe", uniqueKeys: false, prettyErrors: false });
+}
+
 /** Parses the `objects` YAML into the list of raw item strings. */
-export function parseObjectList(objects: string): string[] {
-  const doc = parseDocument(objects, { schema: "failsafe", uniqueKeys: true, prettyErrors: false });
+export function parseObjectList(objects: string, budget?: YamlBudget): string[] {
+  const doc = parseYaml(objects, budget ? [budget] : []);
   const problem = firstError(doc);
   if (problem) throw invalidArgument(`failed to yaml unmarshal objects, error: ${problem}`);
   const root = doc.contents;
@@ -69,6 +104,8 @@ export function parseObjectList(objects: string): string[] {
   if (!isMap(root)) {
     throw invalidArgument(`failed to yaml unmarshal objects, error: yaml: unmarshal errors:\n  line ${lineOf(objects, root)}: cannot unmarshal ${yamlTag(root)} into the objects mapping (expected "array:")`);
   }
+  const duplicate = duplicateKey(root, objects);
+  if (duplicate) throw invalidArgument(`failed to yaml unmarshal objects, error: yaml: unmarshal errors:\n  ${duplicate}`);
   const array = root.get("array", true) as YamlNode | undefined;
   if (array === undefined || array === null || (isScalar(array) && scalarText(array) === "")) return [];
   if (!isSeq(array)) {
@@ -106,15 +143,17 @@ function parseInt32(node: YamlNode, source: string): number {
   return value;
 }
 
-function parseItem(item: string): RawObject {
+function parseItem(item: string, budgets: readonly YamlBudget[]): RawObject {
   const strings = Object.fromEntries(STRING_FIELDS.map((f) => [f, ""])) as RawObject["strings"];
   const result: RawObject = { strings, history: 0, unknownKeys: [] };
-  const doc = parseDocument(item, { schema: "failsafe", uniqueKeys: true, prettyErrors: false });
+  const doc = parseYaml(item, budgets);
   const problem = firstError(doc);
   if (problem) throw new Error(problem);
   const root = doc.contents;
   if (root === null || (isScalar(root) && scalarText(root) === "")) return result;
   if (!isMap(root)) throw new Error(`yaml: unmarshal errors:\n  line ${lineOf(item, root)}: cannot unmarshal ${yamlTag(root)} into KeyVaultObject`);
+  const duplicate = duplicateKey(root, item);
+  if (duplicate) throw new Error(`yaml: unmarshal errors:\n  ${duplicate}`);
   const errors: string[] = [];
   for (const pair of root.items) {
     const key = isScalar(pair.key) ? String(pair.key.value) : "";
@@ -166,7 +205,7 @@ function checkFilePrefix(prefix: string, fail: (message: string) => never): void
 
 /** Parses and validates every object. Throws the first error (INVALID_ARGUMENT). */
 export function parseObjects(objects: string, limits?: ObjectLimits): ParseObjectsResult {
-  const items = parseObjectList(objects);
+  const items = parseObjectList(objects, limits && YamlBudget.forList(limits.maxObjects));
   if (limits && items.length > limits.maxObjects) {
     throw invalidArgument(
       `objects lists ${items.length} objects, more than the ${limits.maxObjects} this provider accepts in one mount (--max-objects-per-mount); split them over several SecretProviderClasses`,
@@ -175,10 +214,11 @@ export function parseObjects(objects: string, limits?: ObjectLimits): ParseObjec
   const parsed: KeyVaultObject[] = [];
   const unknownKeys: ParseObjectsResult["unknownKeys"] = [];
   const warnings: ObjectWarning[] = [];
+  const itemsBudget = limits && YamlBudget.forItems(limits.maxObjects);
   items.forEach((item, index) => {
     let raw: RawObject;
     try {
-      raw = parseItem(item);
+      raw = parseItem(item, limits && itemsBudget ? [itemsBudget, YamlBudget.forItem(limits.maxObjects)] : []);
     } catch (err) {
       throw invalidArgument(`unmarshal failed for keyVaultObjects at index ${index}, error: ${(err as Error).message}`);
     }

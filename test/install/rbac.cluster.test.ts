@@ -94,7 +94,15 @@ describe("chart RBAC against the calls the driver makes", () => {
     });
     const pod = await core.createNamespacedPod({
       namespace: NS,
-      body: { metadata: { name: "app" }, spec: { nodeName: NODE, containers: [{ name: "c", image: "registry.k8s.io/pause:3.10" }] } },
+      body: {
+        metadata: { name: "app" },
+        spec: {
+          nodeName: NODE,
+          // The CSI volume the driver's recovery proves the tmpfs against after its restart.
+          volumes: [{ name: "secrets", csi: { driver: "secrets-store.csi.k8s.io", readOnly: true, volumeAttributes: { secretProviderClass: "app" } } }],
+          containers: [{ name: "c", image: "registry.k8s.io/pause:3.10" }],
+        },
+      },
     });
     const uid = pod.metadata!.uid!;
 

@@ -111,7 +111,7 @@ export interface Environment {
 
 const MiB = 1024 * 1024;
 
-class StackRun {
+export class StackRun {
   private instances = 0;
   private readonly env: Environment;
   private readonly stack: Stack;

@@ -48,15 +48,27 @@ function asImageRuns(dockerfile: string, bundle: string): { argv: string[]; env:
   return { argv, env: Object.fromEntries(dockerEnv(stage)) };
 }
 
-export function ourStack(bundles: { driver: string; provider: string }): Stack {
+/**
+ * What a run adds to the image's command line: Node flags before the bundle
+ * (bench/trace.ts loads its hook with --import) and environment.
+ */
+export interface Additions {
+  nodeFlags?: (program: "driver" | "provider") => string[];
+  env?: (program: "driver" | "provider") => Record<string, string>;
+}
+
+export function ourStack(bundles: { driver: string; provider: string }, additions: Additions = {}): Stack {
   const driver = asImageRuns("Dockerfile.driver", bundles.driver);
   const provider = asImageRuns("Dockerfile.provider", bundles.provider);
+  const flags = (program: "driver" | "provider") => additions.nodeFlags?.(program) ?? [];
+  const extraEnv = (program: "driver" | "provider") => additions.env?.(program) ?? {};
   return {
     name: "ours",
     description: `esbuild bundles (scripts/bundle.ts) on Node ${process.version}, started as the images start them: \`${["node", ...driver.argv.slice(1).map((a) => basename(a))].join(" ")}\``,
     driver: (s) => ({
       command: driver.argv[0]!,
       args: [
+        ...flags("driver"),
         ...driver.argv.slice(1),
         `--endpoint=unix://${s.socket}`,
         `--nodeid=${s.nodeId}`,
@@ -69,12 +81,12 @@ export function ourStack(bundles: { driver: string; provider: string }): Stack {
         "--enable-secret-rotation=true",
         `--rotation-poll-interval=${s.rotationInterval}`,
       ],
-      env: { ...baseEnv(), ...driver.env },
+      env: { ...baseEnv(), ...driver.env, ...extraEnv("driver") },
     }),
     provider: (s) => ({
       command: provider.argv[0]!,
-      args: [...provider.argv.slice(1), `--endpoint=unix://${s.socket}`, `--healthz-port=${s.healthPort}`, `--prometheus-port=${s.metricsPort}`],
-      env: { ...baseEnv(), ...provider.env, NODE_EXTRA_CA_CERTS: s.caFile },
+      args: [...flags("provider"), ...provider.argv.slice(1), `--endpoint=unix://${s.socket}`, `--healthz-port=${s.healthPort}`, `--prometheus-port=${s.metricsPort}`],
+      env: { ...baseEnv(), ...provider.env, NODE_EXTRA_CA_CERTS: s.caFile, ...extraEnv("provider") },
     }),
   };
 }

@@ -28,6 +28,7 @@ import { MAX_STACKED_MOUNTS, VolumeTarget, type VolumeClaim, type VolumeMount } 
 import { fetchContent } from "../volume/volume-content.ts";
 import { providerOf } from "../../shared/provider-api/provider-client.ts";
 import { POD_NAME_KEY, POD_NAMESPACE_KEY, POD_UID_KEY, PROVIDER_NAME_KEY, SPC_NAME_KEY } from "../../shared/provider-api/volume-attributes.ts";
+import { traceStep } from "../../shared/trace.ts";
 
 export interface NodePublishVolumeRequest {
   volume_id: string;
@@ -63,12 +64,12 @@ export function validatePublishRequest(req: NodePublishVolumeRequest): void {
 
 export async function nodePublishVolume(ctx: DriverContext, req: NodePublishVolumeRequest, deadlines: PublishDeadlines): Promise<PublishOutcome> {
   validatePublishRequest(req);
-  const target = await VolumeTarget.open(ctx, req.target_path, req.volume_id, "NodePublishVolume");
+  const target = await traceStep("open", () => VolumeTarget.open(ctx, req.target_path, req.volume_id, "NodePublishVolume"));
   try {
     // 2. What is there: a republish of the driver's volume, nothing, or something to refuse.
     const volumeContext = req.volume_context;
     const claim = claimOf(volumeContext);
-    let state = await target.inspect(claim);
+    let state = await traceStep("inspect", () => target.inspect(claim));
     for (let round = 0; state.kind === "driver-tmpfs"; round++) {
       const other = target.otherTargetOf(state.mount);
       if (other) throw failedPrecondition(`target path ${target.path} shows the volume of another target (${other}); refusing to share it`);
@@ -88,7 +89,7 @@ export async function nodePublishVolume(ctx: DriverContext, req: NodePublishVolu
     if (!spcName) throw invalidArgument("secretProviderClass is not set");
     const pod = podFromContext(volumeContext);
     const kube = requireKube(ctx);
-    const spc = await kube.getSecretProviderClass(pod.namespace, spcName);
+    const spc = await traceStep("get SecretProviderClass", () => kube.getSecretProviderClass(pod.namespace, spcName));
     const provider = providerOf(spc);
     try {
       await ctx.providers.get(provider);
@@ -101,14 +102,19 @@ export async function nodePublishVolume(ctx: DriverContext, req: NodePublishVolu
     const secrets = req.secrets ?? {};
     let mount: VolumeMount | undefined;
     try {
-      mount = await target.mountTmpfs(state.kind === "absent");
-      const content = await fetchContent(ctx, { targetPath: target.path, spc, volumeContext, secrets, currentObjectVersions: [], deadline: deadlines.provider });
+      const absent = state.kind === "absent";
+      mount = await traceStep("mount tmpfs", () => target.mountTmpfs(absent));
+      const content = await traceStep("provider Mount", () =>
+        fetchContent(ctx, { targetPath: target.path, spc, volumeContext, secrets, currentObjectVersions: [], deadline: deadlines.provider }),
+      );
       checkDeadline(deadlines, "writing the files");
-      await target.write(mount, content.files);
+      const written = mount;
+      await traceStep("write files", () => target.write(written, content.files));
 
       // 5. Record it: the status object, the driver's own record, the synced Secrets.
       try {
-        await kube.upsertPodStatus(buildPodStatus({ pod, spcName, nodeName: ctx.options.nodeId, targetPath: target.path, objectVersions: content.objectVersions }));
+        const podStatus = buildPodStatus({ pod, spcName, nodeName: ctx.options.nodeId, targetPath: target.path, objectVersions: content.objectVersions });
+        await traceStep("create SecretProviderClassPodStatus", () => kube.upsertPodStatus(podStatus));
       } catch (err) {
         throw new DriverError(
           status.UNAVAILABLE,

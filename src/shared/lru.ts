@@ -48,6 +48,13 @@ export class LruCache<K, V> {
     }
   }
 
+  delete(key: K): void {
+    const entry = this.entries.get(key);
+    if (!entry) return;
+    this.entries.delete(key);
+    this.options.onEvict?.(entry.value);
+  }
+
   getOrCreate(key: K, create: () => V): V {
     const found = this.get(key);
     if (found !== undefined) return found;

@@ -129,8 +129,8 @@ async function traceStack(env: Environment, stack: Stack, plan: Plan, traceDir: 
     cpu[name] = { driver: (cpuMs(driver.program.pid) - before.driver) / count, provider: (cpuMs(provider.program.pid) - before.provider) / count };
   };
   try {
-    // The first publish fetches the identity's token: not counted.
-    await driver.publish(plan.publishes);
+    // The first publish of programs just started (the identity's token, code loaded on first use, new connections).
+    await phase("NodePublishVolume (the programs' first)", 1, () => timedCall("NodePublishVolume (the programs' first)", () => driver.publish(plan.publishes)));
     await driver.unpublish(plan.publishes);
     await phase("NodePublishVolume", plan.publishes, (i) => timedCall("NodePublishVolume", () => driver.publish(i)));
     for (let i = 0; i < plan.publishes; i++) await driver.verify(i);

@@ -5,8 +5,9 @@
 // net, tls, https and fetch use — answer SSCSI_EMULATOR_ADDRESS (default
 // 127.0.0.1) for names equal to or ending in ".<suffix>" of a suffix in
 // SSCSI_EMULATOR_HOSTS (comma list; default: the public, US Gov and China
-// Key Vault and login hosts, and kubernetes.default.svc.cluster.local, where
-// the emulator plays the API server and identity binding's token proxy).
+// Key Vault and login hosts, Event Grid's eventgrid.azure.net (namespace
+// topics), and kubernetes.default.svc.cluster.local, where the emulator plays
+// the API server and identity binding's token proxy).
 // Names in SSCSI_EMULATOR_NXDOMAIN (comma list) fail with ENOTFOUND instead,
 // as Key Vault's DNS answers for a vault that does not exist. The variables
 // are read on every lookup, so a test may set them after importing this
@@ -22,6 +23,7 @@ export const DEFAULT_EMULATED_HOSTS = [
   "login.microsoftonline.com",
   "login.microsoftonline.us",
   "login.chinacloudapi.cn",
+  "eventgrid.azure.net",
   "kubernetes.default.svc.cluster.local",
 ];
 

@@ -4,15 +4,19 @@
 // Vault host names (kv1.vault.azure.net) reach it through dns-hook.ts. The
 // same HTTPS port plays the cluster address of AKS identity binding
 // (kubernetes.default.svc.cluster.local): the API server's certificate and the
-// token proxy, chosen by TLS server name (server/cluster-front.ts).
+// token proxy, chosen by TLS server name (server/cluster-front.ts). Every new
+// version raises a Key Vault event on the vaults' Event Grid system topic
+// (events/), pushed to webhook subscriptions and pulled from namespace
+// topics served at <namespace>.<region>-1.eventgrid.azure.net.
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
+import type { SecureContext } from "node:tls";
 import { isIP } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { KeyObject } from "node:crypto";
+import { createPrivateKey, type KeyObject } from "node:crypto";
 import { createLogger, type Logger } from "../shared/logger.ts";
 import { TokenIssuer } from "./auth/access-tokens.ts";
 import { TOKEN_EXCHANGE_AUDIENCE } from "./auth/client-assertion.ts";
@@ -24,7 +28,16 @@ import { EmulatorMetrics } from "./emulator-metrics.ts";
 import { InternalServerError } from "./errors/key-vault-errors.ts";
 import { ServiceError } from "./errors/service-error.ts";
 import { FaultInjector, type FaultRule } from "./fault-injector.ts";
-import { ADMIN_PREFIX, AdminHandler } from "./handlers/admin-handler.ts";
+import { ADMIN_PREFIX, AdminHandler, type AccessTokenRequest } from "./handlers/admin-handler.ts";
+import { EventGridHandler } from "./handlers/event-grid-handler.ts";
+import { EventBroker, type RaiseRequest } from "./events/event-broker.ts";
+import type { NamespaceConfig, NamespaceTopicConfig, WebhookSubscriptionConfig } from "./events/event-config.ts";
+import type { NamespaceStatus } from "./events/event-grid-namespace.ts";
+import { EventTiming } from "./events/event-timing.ts";
+import type { KeyVaultEvent } from "./events/key-vault-events.ts";
+import type { ReleaseOrder, WebhookSubscriptionStatus } from "./events/webhook-subscription.ts";
+import { applicationToken } from "./events/webhook-token.ts";
+import { EventGridServerNames } from "./server/event-grid-names.ts";
 import { certificateRoutes } from "./handlers/certificates-handler.ts";
 import { EntraIdHandler } from "./handlers/entra-id-handler.ts";
 import { ImdsHandler } from "./handlers/imds-handler.ts";
@@ -34,7 +47,7 @@ import { keyRoutes } from "./handlers/keys-handler.ts";
 import { secretRoutes } from "./handlers/secrets-handler.ts";
 import type { VaultScope } from "./handlers/wire.ts";
 import { RequestCounters } from "./request-counters.ts";
-import type { SeedDocument } from "./seed-document.ts";
+import { validateSeedDocument, type SeedDocument } from "./seed-document.ts";
 import { DEFAULT_TENANT_ID, Seeder } from "./seeder.ts";
 import { Exchange, hostnameOf } from "./server/exchange.ts";
 import { Router } from "./server/router.ts";
@@ -54,6 +67,16 @@ export { TOKEN_EXCHANGE_AUDIENCE } from "./auth/client-assertion.ts";
 export { BUILT_IN_ROLES } from "./auth/role-definitions.ts";
 export type { ClusterIdentity } from "./server/cluster-front.ts";
 export { IDENTITY_BINDING_AUDIENCE } from "../shared/identity-binding.ts";
+export type { AccessTokenRequest } from "./handlers/admin-handler.ts";
+export type { RaiseRequest } from "./events/event-broker.ts";
+export type * from "./events/event-config.ts";
+export type { NamespaceStatus } from "./events/event-grid-namespace.ts";
+export type { KeyVaultEvent } from "./events/key-vault-events.ts";
+export type { QueueSubscriptionStatus } from "./events/queue-subscription.ts";
+export type { DeadLetter, ProvisioningState, ReleaseOrder, WebhookSubscriptionStatus } from "./events/webhook-subscription.ts";
+export { EVENT_GRID_APP_ID, SECURE_WEBHOOK_ROLE } from "./events/webhook-token.ts";
+export { EVENT_GRID_RESOURCE } from "./events/event-grid-namespace.ts";
+export { KEY_VAULT_EVENT_TYPES } from "./events/key-vault-events.ts";
 
 /** Issuer of the service-account tokens minted by issueServiceAccountToken (its key is trusted). */
 export const EMULATOR_SERVICE_ACCOUNT_ISSUER = "https://oidc.keyvault-emulator.invalid";
@@ -80,6 +103,48 @@ export interface EmulatorOptions {
   tokenLifetimeSeconds?: number;
   /** The AKS cluster id in the emulated API server's certificate (default: random, 24 hex digits). */
   clusterId?: string;
+  /**
+   * Event Grid's clock: retry schedule, response timeout (never under 5 s),
+   * lock durations, release delays and time to live are multiplied by it
+   * (default 1 = real time; tests use e.g. 0.001).
+   */
+  eventTimeScale?: number;
+}
+
+/** Event Grid as the emulator plays it (see the README's events section). */
+export interface EmulatorEvents {
+  readonly timeScale: number;
+  /** Adds or replaces a push subscription; resolves after the first handshake attempt. */
+  addWebhookSubscription(config: WebhookSubscriptionConfig): Promise<WebhookSubscriptionStatus>;
+  removeWebhookSubscription(name: string): boolean;
+  webhookSubscription(name: string): WebhookSubscriptionStatus | undefined;
+  webhookSubscriptions(): WebhookSubscriptionStatus[];
+  /** Runs a subscription's handshake again (e.g. once its receiver is up). */
+  revalidate(name: string): Promise<WebhookSubscriptionStatus>;
+  /** Adds or replaces a namespace with its topics and queue subscriptions. */
+  addNamespace(config: NamespaceConfig): NamespaceStatus;
+  /** Adds or replaces one topic of an existing namespace. */
+  addNamespaceTopic(namespace: string, topic: NamespaceTopicConfig): NamespaceStatus;
+  removeNamespace(name: string): boolean;
+  namespace(name: string): NamespaceStatus | undefined;
+  namespaces(): NamespaceStatus[];
+  /** Raises NearExpiry / Expired / VaultAccessPolicyChanged (or any Key Vault event) now. */
+  raise(request: RaiseRequest): KeyVaultEvent;
+  /** Recent events (up to 1000), oldest first. */
+  published(): KeyVaultEvent[];
+  /** Keeps events back from one destination ("<webhook>" or "<namespace>/<topic>/<subscription>") or all. */
+  hold(destination?: string): void;
+  /** Lets held events go, in the order they were raised or reversed; returns how many. */
+  release(destination?: string, order?: ReleaseOrder): number;
+  /** Delivers a logged event again with the same id; returns to how many destinations. */
+  redeliver(eventId: string, destination?: string): number;
+}
+
+export interface ServerCertificate {
+  keyPem: string;
+  /** Leaf, then the emulator's CA. */
+  certificatePem: string;
+  caCertificatePem: string;
 }
 
 export interface ServiceAccountTokenOptions {
@@ -121,6 +186,11 @@ export interface Emulator {
   counters(): Record<string, number>;
   resetCounters(): void;
   faults: { add(rule: FaultRule): void; clear(): void; list(): FaultRule[] };
+  events: EmulatorEvents;
+  /** An app-only Entra ID token signed with the emulated Entra ID's key (default app: Event Grid). */
+  issueAccessToken(options: AccessTokenRequest): string;
+  /** A TLS server certificate from the emulator's CA (for a test's webhook receiver, which webhooks trust by default). */
+  issueServerCertificate(names: string[]): Promise<ServerCertificate>;
   close(): Promise<void>;
 }
 
@@ -130,8 +200,9 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   const clouds = cloudsFor(options.extraDnsSuffixes);
   const defaultTenantId = options.defaultTenantId ?? DEFAULT_TENANT_ID;
 
+  if (options.seed) validateSeedDocument(options.seed);
   const ca = await createCertificateAuthority();
-  const names = [...certificateHostNames(clouds), "127.0.0.1", "::1"];
+  const names = [...certificateHostNames(clouds), "*.eventgrid.azure.net", "127.0.0.1", "::1"];
   if (isIP(host) && host !== "0.0.0.0" && host !== "::") names.push(host);
   const tls = await issueServerCertificate(ca, names);
   const ownDataDir = options.dataDir === undefined;
@@ -146,9 +217,33 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   const secrets = new SecretService(objects);
   const keys = new KeyService(objects);
   const certificates = new CertificateService(objects, keys);
-  const seeder = new Seeder({ store, directory, secrets, keys, certificates, defaultTenantId });
   directory.addTenant(defaultTenantId);
   const tokens = await TokenIssuer.create(options.tokenLifetimeSeconds);
+  let httpsPort = 0;
+  const portSuffix = (): string => (httpsPort === 443 ? "" : `:${httpsPort}`);
+  const broker = new EventBroker({
+    timing: new EventTiming(options.eventTimeScale),
+    tokens,
+    emulatorCaPem: ca.pem,
+    tenantId: defaultTenantId,
+    keyVaultDnsSuffix: clouds[0]!.keyVaultDnsSuffix,
+    portSuffix,
+    vault: (name) => store.getVault(name),
+    version: (vault, kind, name, version) => {
+      const { object, record } = objects.resolve(vault.name, kind, name, version);
+      return { name: object.name, version: record.version, attributes: record.attributes };
+    },
+    logger,
+  });
+  objects.onNewVersion((created) => {
+    // an event that cannot be raised must never fail the write that caused it
+    try {
+      broker.newVersion(created);
+    } catch (err) {
+      logger.error({ err, vault: created.vault.name, kind: created.kind, name: created.name }, "raising a Key Vault event failed");
+    }
+  });
+  const seeder = new Seeder({ store, directory, secrets, keys, certificates, defaultTenantId, applyEvents: (doc) => broker.configure(doc) });
   const serviceAccountKey: KeyObject = await generatePrivateKey({ kty: "RSA", keySize: 2048 });
   const serviceAccountKeyId = "keyvault-emulator-sa";
   directory.putServiceAccountIssuer({ issuer: EMULATOR_SERVICE_ACCOUNT_ISSUER, keys: [{ kid: serviceAccountKeyId, key: serviceAccountKey }] });
@@ -170,9 +265,9 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   const entraId = new EntraIdHandler({ directory, tokens, counters, faults, tenants });
   const imds = new ImdsHandler({ directory, tokens, counters, faults });
   const tokenProxy = new TokenProxyHandler({ entraId, counters });
+  const eventGrid = new EventGridHandler({ broker, tokens, directory, counters });
+  const eventGridNames = new EventGridServerNames(ca, createPrivateKey(tls.keyPem));
 
-  let httpsPort = 0;
-  const portSuffix = (): string => (httpsPort === 443 ? "" : `:${httpsPort}`);
   const clusterFront = await ClusterFront.create(ca, tls, counters, { clusterId: options.clusterId, portSuffix });
   const vaultUrl = (vault: string, dnsSuffix = clouds[0]!.keyVaultDnsSuffix): string => `https://${vault.toLowerCase()}.${dnsSuffix}${portSuffix()}/`;
 
@@ -194,6 +289,19 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     );
   };
 
+  const issueAccessToken = (request: AccessTokenRequest): string =>
+    applicationToken(tokens, {
+      tenantId: request.tenantId ?? defaultTenantId,
+      audience: request.audience,
+      roles: request.roles,
+      appId: request.appId,
+      lifetimeSeconds: request.expiresInSeconds,
+    });
+  const issueReceiverCertificate = async (hostNames: string[]): Promise<ServerCertificate> => {
+    const issued = await issueServerCertificate(ca, hostNames, { commonName: hostNames[0] });
+    return { keyPem: issued.keyPem, certificatePem: issued.certificatePem, caCertificatePem: ca.pem };
+  };
+
   const admin = new AdminHandler({
     counters,
     faults,
@@ -202,6 +310,9 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     seed: (doc) => seeder.apply(doc),
     vaults: () => store.listVaults().map((v) => ({ name: v.name, tenantId: v.tenantId, url: vaultUrl(v.name) })),
     issueServiceAccountToken,
+    issueAccessToken,
+    issueServerCertificate: issueReceiverCertificate,
+    events: broker,
   });
 
   const observe = (exchange: Exchange): void => {
@@ -234,6 +345,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       if (route === "tokenProxy") return tokenProxy.handle(exchange);
       if (exchange.path.startsWith(ADMIN_PREFIX)) return admin.handle(exchange);
       if (route === "apiServer") return tokenProxy.answerAsApiServer(exchange);
+      if (EventGridHandler.handles(exchange.hostname)) return eventGrid.handle(exchange);
       const vaultHost = parseVaultHost(exchange.hostname, clouds);
       if (vaultHost) return vaultPipeline.handle(exchange, vaultHost.vault, vaultHost.cloud);
       if (await entraId.handle(exchange)) return;
@@ -256,14 +368,19 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
 
   if (options.seed) {
     try {
-      await seeder.apply(options.seed);
+      // Event destinations come after listening: handshakes and validation URLs need the port.
+      await seeder.apply({ ...options.seed, webhookSubscriptions: undefined, eventGridNamespaces: undefined });
     } catch (err) {
       if (ownDataDir) await rm(dataDir, { recursive: true, force: true });
       throw err;
     }
   }
 
-  const httpsServer = createHttpsServer({ key: tls.keyPem, cert: tls.certificatePem, SNICallback: clusterFront.selectContext }, onHttpsRequest);
+  const selectContext = (servername: string, done: (err: Error | null, context?: SecureContext) => void): void => {
+    if (eventGridNames.handles(servername)) eventGridNames.select(servername, done);
+    else clusterFront.selectContext(servername, done);
+  };
+  const httpsServer = createHttpsServer({ key: tls.keyPem, cert: tls.certificatePem, SNICallback: selectContext }, onHttpsRequest);
   const imdsServer = createHttpServer(onImdsRequest);
   httpsPort = await listen(httpsServer, options.port ?? 0, host);
   let imdsPort: number;
@@ -272,6 +389,17 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   } catch (err) {
     await closeServer(httpsServer);
     throw err;
+  }
+
+  if (options.seed && (options.seed.webhookSubscriptions || options.seed.eventGridNamespaces)) {
+    try {
+      await broker.configure(options.seed);
+    } catch (err) {
+      broker.close();
+      await Promise.all([closeServer(httpsServer), closeServer(imdsServer)]);
+      if (ownDataDir) await rm(dataDir, { recursive: true, force: true });
+      throw err;
+    }
   }
 
   const imdsHost = urlHost(options.imdsHost ?? host);
@@ -297,7 +425,28 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     counters: () => counters.snapshot(),
     resetCounters: () => counters.reset(),
     faults: { add: (rule) => faults.add(rule), clear: () => faults.clear(), list: () => faults.list() },
+    events: {
+      timeScale: broker.timing.timeScale,
+      addWebhookSubscription: (config) => broker.addWebhookSubscription(config),
+      removeWebhookSubscription: (name) => broker.removeWebhookSubscription(name),
+      webhookSubscription: (name) => broker.webhookSubscription(name),
+      webhookSubscriptions: () => broker.webhookSubscriptions(),
+      revalidate: (name) => broker.revalidate(name),
+      addNamespace: (config) => broker.addNamespace(config),
+      addNamespaceTopic: (namespace, topic) => broker.addNamespaceTopic(namespace, topic),
+      removeNamespace: (name) => broker.removeNamespace(name),
+      namespace: (name) => broker.namespaceStatus(name),
+      namespaces: () => broker.namespaceStatuses(),
+      raise: (request) => broker.raise(request),
+      published: () => broker.published(),
+      hold: (destination) => broker.hold(destination),
+      release: (destination, order) => broker.releaseHeld(destination, order),
+      redeliver: (eventId, destination) => broker.redeliver(eventId, destination),
+    },
+    issueAccessToken,
+    issueServerCertificate: issueReceiverCertificate,
     close: async () => {
+      broker.close();
       await Promise.all([closeServer(httpsServer), closeServer(imdsServer)]);
       if (ownDataDir) await rm(dataDir, { recursive: true, force: true });
     },

@@ -1,7 +1,10 @@
 // The seed document (a JSON or YAML file, or an object passed to
 // startEmulator/seed): vaults with their secrets, keys and certificates, app
 // registrations, managed identities, role assignments and trusted
-// service-account token issuers. Validated with messages that name the path.
+// service-account token issuers, and what receives the vaults' events
+// (webhook subscriptions, Event Grid namespaces; see events/event-config.ts).
+// Validated with messages that name the path.
+import { EventConfigError, validateNamespace, validateWebhookSubscription, type NamespaceConfig, type WebhookSubscriptionConfig } from "./events/event-config.ts";
 import { VERSION_LIST_ORDERS, type VersionListOrder } from "./store/key-vault-store.ts";
 
 /** Epoch seconds or an ISO-8601 date. */
@@ -17,6 +20,10 @@ export interface SeedDocument {
   managedIdentities?: SeedManagedIdentity[];
   roleAssignments?: SeedRoleAssignment[];
   serviceAccountIssuers?: SeedServiceAccountIssuer[];
+  /** Push subscriptions on the vaults' events (applied after the vaults: seeded versions raise no events). */
+  webhookSubscriptions?: WebhookSubscriptionConfig[];
+  /** Event Grid namespaces whose topics receive the vaults' events for pull delivery. */
+  eventGridNamespaces?: NamespaceConfig[];
 }
 
 export interface SeedVault {
@@ -27,6 +34,9 @@ export interface SeedVault {
   recoverableDays?: number;
   /** The order version listings come in: oldest-first (default), newest-first, or version-id (sorted by id, unrelated to time). */
   versionListOrder?: VersionListOrder;
+  /** Parts of the vault's resource id, the topic of its events (defaults: the zero subscription, resource group keyvault-emulator). */
+  subscriptionId?: string;
+  resourceGroup?: string;
   secrets?: SeedSecret[];
   keys?: SeedKey[];
   certificates?: SeedCertificate[];
@@ -156,8 +166,8 @@ export class SeedError extends Error {}
 
 type Json = Record<string, unknown>;
 
-const TOP_LEVEL = ["tenantId", "vaults", "applications", "apps", "managedIdentities", "roleAssignments", "serviceAccountIssuers"];
-const VAULT_FIELDS = ["name", "tenantId", "softDelete", "recoverableDays", "versionListOrder", "secrets", "keys", "certificates"];
+const TOP_LEVEL = ["tenantId", "vaults", "applications", "apps", "managedIdentities", "roleAssignments", "serviceAccountIssuers", "webhookSubscriptions", "eventGridNamespaces"];
+const VAULT_FIELDS = ["name", "tenantId", "softDelete", "recoverableDays", "versionListOrder", "subscriptionId", "resourceGroup", "secrets", "keys", "certificates"];
 const COMMON = ["enabled", "nbf", "exp", "tags", "created"];
 const SECRET_FIELDS = ["name", "versions", "value", "contentType", ...COMMON];
 const KEY_FIELDS = ["name", "versions", "kty", "keySize", "curve", "keyOps", "jwk", "pem", ...COMMON];
@@ -177,6 +187,8 @@ export function validateSeedDocument(input: unknown): SeedDocument {
     optional(vault, "tenantId", path, "string");
     optional(vault, "softDelete", path, "boolean");
     optional(vault, "recoverableDays", path, "number");
+    optional(vault, "subscriptionId", path, "string");
+    optional(vault, "resourceGroup", path, "string");
     if (vault.versionListOrder !== undefined && !VERSION_LIST_ORDERS.includes(vault.versionListOrder as VersionListOrder)) {
       throw new SeedError(`${path}.versionListOrder must be one of ${VERSION_LIST_ORDERS.join(", ")}`);
     }
@@ -230,6 +242,19 @@ export function validateSeedDocument(input: unknown): SeedDocument {
       if (!Array.isArray(jwks.keys)) throw new SeedError(`${path}.jwks.keys must be a list`);
     }
   });
+  for (const [key, check] of [
+    ["webhookSubscriptions", validateWebhookSubscription],
+    ["eventGridNamespaces", validateNamespace],
+  ] as const) {
+    list(doc, key, "seed", (item, path) => {
+      try {
+        check(item, path);
+      } catch (err) {
+        if (err instanceof EventConfigError) throw new SeedError(err.message);
+        throw err;
+      }
+    });
+  }
   return doc as SeedDocument;
 }
 

@@ -37,6 +37,8 @@ export interface SeederDeps {
   keys: KeyService;
   certificates: CertificateService;
   defaultTenantId: string;
+  /** Applies the webhook subscriptions and namespaces of a seed (after its vaults and principals). */
+  applyEvents?(doc: SeedDocument): Promise<void>;
 }
 
 /** A UUID derived from a text, so re-seeding the same principal keeps its object id. */
@@ -102,6 +104,8 @@ export class Seeder {
       if (seedVault.softDelete !== undefined) vault.softDelete = seedVault.softDelete;
       if (seedVault.recoverableDays !== undefined) vault.recoverableDays = seedVault.recoverableDays;
       if (seedVault.versionListOrder !== undefined) vault.versionListOrder = seedVault.versionListOrder;
+      if (seedVault.subscriptionId !== undefined) vault.subscriptionId = seedVault.subscriptionId;
+      if (seedVault.resourceGroup !== undefined) vault.resourceGroup = seedVault.resourceGroup;
       store.putVault(vault);
       directory.addTenant(vault.tenantId);
 
@@ -172,6 +176,7 @@ export class Seeder {
       if (!principal) throw new SeedError(`seed.roleAssignments[${i}].principal "${assignment.principal}" is no known application or managed identity`);
       directory.addRoleAssignment(roleAssignment(principal, assignment));
     }
+    if (doc.webhookSubscriptions || doc.eventGridNamespaces) await this.#deps.applyEvents?.(doc);
   }
 
   async #seedKey(vault: VaultRecord, name: string, v: SeedKeyVersion, index: number, count: number, path: string): Promise<void> {

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { CertificateClient } from "@azure/keyvault-certificates";
 import { SecretClient } from "@azure/keyvault-secrets";
 import { ClientSecretCredential } from "@azure/identity";
+import { AzureKeyCredential, EventGridReceiverClient } from "@azure/eventgrid-namespaces";
 import "../../src/emulator/dns-hook.ts";
 
 const MAIN = new URL("../../src/emulator/main.ts", import.meta.url).pathname;
@@ -111,6 +112,45 @@ describe("keyvault-emulator CLI", () => {
     started.child.kill("SIGTERM");
     expect(await exited).toBe(0);
     expect(started.output()).toContain("shutting down");
+  });
+
+  it("serves the namespace topics of --event-namespace, fed by the vaults' events", async () => {
+    const events = await run([
+      "--listen=127.0.0.1:0",
+      "--imds-listen=127.0.0.1:0",
+      `--seed=${join(dir, "seed.yaml")}`,
+      "--event-time-scale=0.01",
+      "--event-namespace=ns-cli/kv-events/controller",
+    ]);
+    try {
+      const namespaces = events.ready.eventGridNamespaces as Array<{ name: string; endpoint: string; topics: string[] }>;
+      expect(namespaces).toEqual([{ name: "ns-cli", endpoint: `https://ns-cli.eastus-1.eventgrid.azure.net:${events.ready.port as number}`, topics: ["kv-events"] }]);
+      expect(events.ready.eventTimeScale).toBe(0.01);
+      expect(events.output()).not.toMatch(/accessKeys/);
+      const ca = readFileSync(events.ready.caCertPath as string, "utf8");
+      const admin = (await (await fetch(`${events.ready.imdsEndpoint as string}/_emulator/events/namespaces/ns-cli`)).json()) as { accessKeys: string[] };
+      const credential = new ClientSecretCredential("3a2b1c00-0000-4000-8000-000000000001", CLIENT_ID, "cli-secret", {
+        authorityHost: events.ready.authorityHost as string,
+        disableInstanceDiscovery: true,
+        tlsOptions: { ca },
+      });
+      const written = await new SecretClient((events.ready.vaultUrls as string[])[0]!, credential, { tlsOptions: { ca } }).setSecret("db", "third");
+      const receiver = new EventGridReceiverClient(namespaces[0]!.endpoint, new AzureKeyCredential(admin.accessKeys[0]!), "kv-events", "controller", { tlsOptions: { ca } });
+      const { details } = await receiver.receiveEvents({ maxWaitTime: 10 });
+      expect(details.map((d) => [d.event.type, (d.event.data as { Version: string }).Version])).toEqual([["Microsoft.KeyVault.SecretNewVersionCreated", written.properties.version]]);
+    } finally {
+      const exited = exitOf(events.child);
+      events.child.kill("SIGTERM");
+      expect(await exited).toBe(0);
+    }
+  });
+
+  it("refuses a webhook that is not https", async () => {
+    const child = spawn(process.execPath, [MAIN, "--listen=127.0.0.1:0", "--imds-listen=127.0.0.1:0", "--webhook=http://127.0.0.1:1/events"], { stdio: ["ignore", "pipe", "pipe"] });
+    let stderr = "";
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    expect(await exitOf(child)).toBe(2);
+    expect(stderr).toContain("endpointUrl must be an https URL");
   });
 
   it("refuses a bad seed naming the field", async () => {

@@ -35,6 +35,7 @@ describe("dns-hook", () => {
     expect(await lookupCallback("kv1.vault.azure.net", {})).toEqual({ address: "127.0.0.42", family: 4 });
     expect(await lookupCallback("KV1.Vault.Azure.Net", { all: true })).toEqual([{ address: "127.0.0.42", family: 4 }]);
     expect(await dnsPromises.lookup("login.microsoftonline.com")).toEqual({ address: "127.0.0.42", family: 4 });
+    expect(await dnsPromises.lookup("ns1.eastus-1.eventgrid.azure.net")).toEqual({ address: "127.0.0.42", family: 4 });
     expect(await dns.promises.lookup("kv.vault.usgovcloudapi.net", { all: true })).toEqual([{ address: "127.0.0.42", family: 4 }]);
     // The ESM named export is the patched function too.
     const viaNamed = await new Promise((resolve) => namedLookup("kv.vault.azure.cn", (_e, address) => resolve(address)));

@@ -60,8 +60,13 @@ export class TokenIssuer {
       xms_cc: ["cp1"],
     };
     if (principal.kind === "managedIdentity") claims.xms_mirid = principal.resourceId;
-    const accessToken = signJwt(claims, this.#privateKey, { kid: this.keyId, x5t: this.keyId });
+    const accessToken = this.sign(claims);
     return { accessToken, expiresOn: now + lifetimeSeconds, notBefore: now - 300, expiresIn: lifetimeSeconds };
+  }
+
+  /** Signs arbitrary claims with the Entra ID key (published in the JWKS). */
+  sign(claims: Record<string, unknown>): string {
+    return signJwt(claims, this.#privateKey, { kid: this.keyId, x5t: this.keyId });
   }
 
   /** Verifies signature and lifetime; audience and tenant are checked by the caller. */

@@ -1,13 +1,17 @@
 // The emulator's own control endpoints under /_emulator/ (on the HTTPS port
 // for every host name, and on the plain-HTTP IMDS port): counters, fault
-// rules, seeding, the CA certificate, metrics, health, and minting test
-// service-account tokens. Not part of any Azure API.
+// rules, seeding, the CA certificate, metrics, health, minting test
+// service-account tokens, Entra ID app tokens and CA-issued server
+// certificates (for a test's webhook receiver), and the events endpoints
+// (events-admin.ts). Not part of any Azure API.
 import YAML from "yaml";
 import type { Registry } from "prom-client";
 import { validateFaultRule, type FaultInjector, type FaultRule } from "../fault-injector.ts";
+import type { EventBroker } from "../events/event-broker.ts";
 import type { RequestCounters } from "../request-counters.ts";
 import { SeedError, validateSeedDocument, type SeedDocument } from "../seed-document.ts";
 import type { Exchange, HttpResult } from "../server/exchange.ts";
+import { handleEventsAdmin } from "./events-admin.ts";
 
 export const ADMIN_PREFIX = "/_emulator/";
 
@@ -19,6 +23,18 @@ export interface AdminDeps {
   seed(doc: SeedDocument): Promise<void>;
   vaults(): Array<{ name: string; tenantId: string; url: string }>;
   issueServiceAccountToken(options: { namespace: string; serviceAccount: string; audience?: string; expiresInSeconds?: number }): string;
+  issueAccessToken(options: AccessTokenRequest): string;
+  issueServerCertificate(names: string[]): Promise<{ keyPem: string; certificatePem: string; caCertificatePem: string }>;
+  events: EventBroker;
+}
+
+/** An app-only Entra ID access token (see Emulator.issueAccessToken). */
+export interface AccessTokenRequest {
+  audience: string;
+  tenantId?: string;
+  roles?: string[];
+  appId?: string;
+  expiresInSeconds?: number;
 }
 
 export class AdminHandler {
@@ -42,6 +58,8 @@ export class AdminHandler {
     const { counters, faults } = this.#deps;
     const path = exchange.path.slice(ADMIN_PREFIX.length).replace(/\/+$/, "");
     const method = exchange.method;
+    const events = await handleEventsAdmin(this.#deps.events, method, path, async () => parseBody(await exchange.body()));
+    if (events) return events;
     switch (`${method} ${path}`) {
       case "GET counters":
         return { status: 200, body: counters.snapshot() };
@@ -86,6 +104,28 @@ export class AdminHandler {
           expiresInSeconds: typeof body.expiresInSeconds === "number" ? body.expiresInSeconds : undefined,
         });
         return { status: 200, body: { token } };
+      }
+      case "POST access-token": {
+        const body = parseBody(await exchange.body()) as Record<string, unknown>;
+        if (typeof body.audience !== "string") throw new SeedError("audience is a required string");
+        const roles = body.roles;
+        if (roles !== undefined && (!Array.isArray(roles) || roles.some((r) => typeof r !== "string"))) throw new SeedError("roles must be a list of strings");
+        const token = this.#deps.issueAccessToken({
+          audience: body.audience,
+          tenantId: typeof body.tenantId === "string" ? body.tenantId : undefined,
+          roles: roles as string[] | undefined,
+          appId: typeof body.appId === "string" ? body.appId : undefined,
+          expiresInSeconds: typeof body.expiresInSeconds === "number" ? body.expiresInSeconds : undefined,
+        });
+        return { status: 200, body: { token } };
+      }
+      case "POST server-certificate": {
+        const body = parseBody(await exchange.body()) as Record<string, unknown>;
+        const names = body.names;
+        if (!Array.isArray(names) || names.length === 0 || names.length > 20 || names.some((n) => typeof n !== "string")) {
+          throw new SeedError("names must be a list of 1 to 20 DNS names or IP addresses");
+        }
+        return { status: 200, body: await this.#deps.issueServerCertificate(names as string[]) };
       }
       default:
         return { status: 404, body: { error: { code: "NotFound", message: `no emulator endpoint ${method} ${exchange.path}` } } };

@@ -331,8 +331,8 @@ export class CertificateService {
       attributes: newAttributes(vault, created, validity),
     };
     if (input.tags) secret.tags = { ...input.tags };
-    this.#objects.store.addVersion(vault.name, "secrets", name, secret);
-    this.#objects.store.addVersion(vault.name, "certificates", name, record);
+    this.#objects.addVersion(vault, "secrets", name, secret);
+    this.#objects.addVersion(vault, "certificates", name, record);
     policy.updated = nowSeconds();
     this.#objects.store.putCertificatePolicy(vault.name, name, policy);
     return { name: existing?.name ?? name, record, policy };

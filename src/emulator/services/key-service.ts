@@ -104,7 +104,7 @@ export class KeyService {
       managed: true,
       attributes: newAttributes(vault, created, attributes),
     };
-    this.#objects.store.addVersion(vault.name, "keys", name, record);
+    this.#objects.addVersion(vault, "keys", name, record);
     return record;
   }
 
@@ -121,7 +121,7 @@ export class KeyService {
       attributes: newAttributes(vault, nextCreated(existing, input.created, input.createdExact), input.attributes),
     };
     if (input.tags) record.tags = { ...input.tags };
-    this.#objects.store.addVersion(vault.name, "keys", name, record);
+    this.#objects.addVersion(vault, "keys", name, record);
     return { name: existing?.name ?? name, record };
   }
 

@@ -53,7 +53,7 @@ export class SecretService {
     };
     if (input.contentType !== undefined) record.contentType = input.contentType;
     if (input.tags) record.tags = { ...input.tags };
-    this.#objects.store.addVersion(vault.name, "secrets", name, record);
+    this.#objects.addVersion(vault, "secrets", name, record);
     return { name: existing?.name ?? name, record };
   }
 

@@ -79,11 +79,37 @@ export function nextCreated(previous: StoredObject<{ attributes: ObjectAttribute
   return wanted <= last ? last + 1 : wanted;
 }
 
+/** A version just written (not a recovered one): what Key Vault announces through Event Grid. */
+export interface NewVersion {
+  vault: VaultRecord;
+  kind: ObjectKind;
+  /** The object's name as first written. */
+  name: string;
+  version: string;
+  attributes: ObjectAttributes;
+}
+
+export type NewVersionListener = (created: NewVersion) => void;
+
 export class VaultObjects {
   readonly store: KeyVaultStore;
+  readonly #listeners: NewVersionListener[] = [];
 
   constructor(store: KeyVaultStore) {
     this.store = store;
+  }
+
+  /** Called after every new version of a secret, key or certificate. */
+  onNewVersion(listener: NewVersionListener): void {
+    this.#listeners.push(listener);
+  }
+
+  /** Stores a new version and tells the listeners; recovery re-adds versions without this. */
+  addVersion<K extends ObjectKind>(vault: VaultRecord, kind: K, name: string, record: ObjectRecords[K]): void {
+    this.store.addVersion(vault.name, kind, name, record);
+    const stored = this.store.getObject(vault.name, kind, name);
+    const created: NewVersion = { vault, kind, name: stored?.name ?? name, version: record.version, attributes: record.attributes };
+    for (const listener of this.#listeners) listener(created);
   }
 
   /** Throws Conflict when the name is held by a deleted, recoverable object. */

@@ -24,6 +24,9 @@ export interface VaultRecord {
   softDelete: boolean;
   recoverableDays: number;
   versionListOrder?: VersionListOrder;
+  /** Azure subscription and resource group of the vault's resource id (Event Grid's topic). */
+  subscriptionId?: string;
+  resourceGroup?: string;
 }
 
 export interface ObjectAttributes {

@@ -3,10 +3,10 @@
 // "sscsi:step" diagnostics channel (src/shared/trace.ts), each HTTP request it
 // makes (Node's http.client channels: API server, Key Vault, Entra ID), and
 // the garbage collector's pauses, each with its start (ms since the epoch)
-// and duration, and writes them as JSON lines to $SSCSI_TRACE_FILE when the
+// and duration, and appends them as JSON lines to $SSCSI_TRACE_FILE when the
 // program exits. Nothing of a request but its method, host and path is kept.
 import { subscribe, tracingChannel } from "node:diagnostics_channel";
-import { writeFileSync } from "node:fs";
+import { appendFileSync } from "node:fs";
 import type { ClientRequest } from "node:http";
 import { performance, PerformanceObserver } from "node:perf_hooks";
 
@@ -65,6 +65,7 @@ new PerformanceObserver((list) => {
   for (const entry of list.getEntries()) spans.push({ step: "gc", start: performance.timeOrigin + entry.startTime, ms: entry.duration });
 }).observe({ entryTypes: ["gc"] });
 
+// Appended: every instance of a program in a run adds its spans to the one file.
 process.on("exit", () => {
-  writeFileSync(file, spans.map((s) => JSON.stringify(s)).join("\n") + "\n");
+  appendFileSync(file, spans.map((s) => JSON.stringify(s)).join("\n") + "\n");
 });

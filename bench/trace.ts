@@ -1,4 +1,5 @@
-// node bench/trace.ts [--publishes=N] [--cold=N] [--upstream] [--cpu-prof=DIR]   (as root)
+// node bench/trace.ts [--publishes=N] [--cold=N] [--mounts=N] [--boot=N] [--upstream] [--cpu-prof=DIR]
+//                     [--driver-flags="..."] [--provider-flags="..."] [--provider-wrapper="..."]   (as root)
 //
 // Where the time of one volume goes: our driver and provider bundles, run as
 // the images run them (node --lite-mode) with bench/trace-hook.ts loaded,
@@ -8,9 +9,16 @@
 // identities never seen before on the provider's socket. Each call's steps
 // (the "sscsi:step" channel, HTTP requests, GC pauses) are matched to the call
 // by time and printed as p50 / p90 per step, beside the call as the client saw
-// it and the CPU time each program used per call. --upstream adds upstream's
+// it and the CPU time each program used per call. --boot=N first starts the
+// programs afresh and publishes N volumes at once (a node booting), and
+// prints when each step ran, from the first to the last. --upstream adds upstream's
 // figures for the same calls (no steps: its programs cannot be traced this way).
-// --cpu-prof=DIR also writes V8 CPU profiles of our two programs into DIR.
+// --cpu-prof=DIR also writes V8 CPU profiles of our two programs into DIR;
+// --driver-flags / --provider-flags run a program with other Node flags than
+// its image's (an experiment: the figures to quote come from the image's);
+// --provider-wrapper runs the provider under a command, e.g. "valgrind
+// --tool=callgrind" to count its instructions (two runs with different
+// --mounts give the instructions per Mount, whatever else the machine does).
 import { readFileSync, writeFileSync } from "node:fs";
 import { mkdir, mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -49,7 +57,11 @@ interface Plan {
   upstreamBin?: string;
   publishes: number;
   cold: number;
+  mounts: number;
+  boot: number;
   cpuProf?: string;
+  flags: { driver?: string[]; provider?: string[] };
+  providerWrapper?: string[];
 }
 
 /** One call as the client saw it (ms since the epoch). */
@@ -63,18 +75,33 @@ interface Traced {
   calls: Call[];
   /** CPU ms per call of each program, by phase. */
   cpu: Record<string, { driver: number; provider: number }>;
+  /** RSS of each program once every call was made (MiB). */
+  rss: { driver: number; provider: number };
   spans: { driver: Span[]; provider: Span[] };
 }
 
 function parseArgs(argv: readonly string[]) {
-  const out: { publishes: number; cold: number; upstream: boolean; cpuProf?: string } = { publishes: 50, cold: 10, upstream: false };
+  const out: { publishes: number; cold: number; mounts: number; boot: number; upstream: boolean; cpuProf?: string; flags: Plan["flags"]; providerWrapper?: string[] } = {
+    boot: 0,
+    publishes: 50,
+    cold: 10,
+    mounts: 50,
+    upstream: false,
+    flags: {},
+  };
   for (const arg of argv) {
-    const [key, value] = arg.split("=");
+    const cut = arg.indexOf("=");
+    const [key, value] = cut < 0 ? [arg, undefined] : [arg.slice(0, cut), arg.slice(cut + 1)];
     if (key === "--publishes") out.publishes = Number(value);
     else if (key === "--cold") out.cold = Number(value);
+    else if (key === "--mounts") out.mounts = Number(value);
+    else if (key === "--boot") out.boot = Number(value);
     else if (key === "--upstream") out.upstream = true;
+    else if (key === "--driver-flags" && value !== undefined) out.flags.driver = value.split(" ").filter(Boolean);
+    else if (key === "--provider-flags" && value !== undefined) out.flags.provider = value.split(" ").filter(Boolean);
+    else if (key === "--provider-wrapper" && value !== undefined) out.providerWrapper = value.split(" ").filter(Boolean);
     else if (key === "--cpu-prof" && value) out.cpuProf = resolve(value);
-    else throw new Error(`bench/trace.ts: unknown argument ${arg} (known: --publishes=N, --cold=N, --upstream, --cpu-prof=DIR)`);
+    else throw new Error(`bench/trace.ts: unknown argument ${arg} (known: --publishes=N, --cold=N, --mounts=N, --boot=N, --upstream, --cpu-prof=DIR, --driver-flags=..., --provider-flags=..., --provider-wrapper=...)`);
   }
   return out;
 }
@@ -112,12 +139,31 @@ function mountRequest(namespace: string, i: number, identity: ServicePrincipal) 
 }
 
 async function traceStack(env: Environment, stack: Stack, plan: Plan, traceDir: string): Promise<Traced> {
-  const workload = await Workload.create(env.kc, `bench-${stack.name}`, `node-${stack.name}`, plan.publishes + 1);
+  const workload = await Workload.create(env.kc, `bench-${stack.name}`, `node-${stack.name}`, Math.max(plan.publishes + 1, plan.boot));
   const run = new StackRun(env, stack, workload);
+  const calls: Call[] = [];
+  if (plan.boot > 0) {
+    const provider = await run.provider();
+    const driver = await run.driver(provider.socket);
+    try {
+      await Promise.all(
+        Array.from({ length: plan.boot }, async (_, i) => {
+          const start = performance.timeOrigin + performance.now();
+          await driver.publish(i);
+          calls.push({ what: "boot", start, end: performance.timeOrigin + performance.now() });
+        }),
+      );
+      for (let i = 0; i < plan.boot; i++) await driver.unpublish(i);
+    } finally {
+      await driver.stop();
+      provider.client.close();
+      await provider.program.stop();
+    }
+  }
   const provider = await run.provider();
   const driver = await run.driver(provider.socket);
-  const calls: Call[] = [];
   const cpu: Traced["cpu"] = {};
+  let rss: Traced["rss"] = { driver: 0, provider: 0 };
   const timedCall = async (what: string, call: () => Promise<unknown>) => {
     const start = performance.timeOrigin + performance.now();
     await call();
@@ -138,23 +184,55 @@ async function traceStack(env: Environment, stack: Stack, plan: Plan, traceDir: 
     await phase("Mount (new identity)", plan.cold, (k) =>
       timedCall("Mount (new identity)", async () => verifyMountResponse(await provider.client.mount(mountRequest(workload.namespace, k, coldIdentity(stack.name, k))))),
     );
-    await phase("Mount (warm)", plan.publishes, (k) =>
+    await phase("Mount (warm)", plan.mounts, (k) =>
       timedCall("Mount (warm)", async () => verifyMountResponse(await provider.client.mount(mountRequest(workload.namespace, k, POD_IDENTITY)))),
     );
+    rss = { driver: driver.program.rssMiB(), provider: provider.program.rssMiB() };
   } finally {
     await driver.stop();
     provider.client.close();
     await provider.program.stop();
   }
-  return { calls, cpu, spans: { driver: readSpans(join(traceDir, "driver.jsonl")), provider: readSpans(join(traceDir, "provider.jsonl")) } };
+  return { calls, cpu, rss, spans: { driver: readSpans(join(traceDir, "driver.jsonl")), provider: readSpans(join(traceDir, "provider.jsonl")) } };
 }
 
 const fmt = (v: number) => (v >= 10 ? v.toFixed(1) : v.toFixed(2));
 
 /** Steps of each kind of call: per call the sum of each step's spans inside it, then p50 / p90 over calls. */
+/** The publishes of a node boot, all started together: their times, and when each step ran relative to the start. */
+function bootReport(traced: Traced, upstream?: Traced): string {
+  const calls = traced.calls.filter((c) => c.what === "boot");
+  if (calls.length === 0) return "";
+  const t0 = Math.min(...calls.map((c) => c.start));
+  const t1 = Math.max(...calls.map((c) => c.end));
+  const times = (list: Call[]) => {
+    const ms = list.map((c) => c.end - c.start);
+    return `p50 ${fmt(quantile(ms, 0.5))} ms, p99 ${fmt(quantile(ms, 0.99))} ms`;
+  };
+  const theirs = upstream?.calls.filter((c) => c.what === "boot") ?? [];
+  const lines = [`\nNode boot: ${calls.length} publishes at once on programs just started, ours: ${times(calls)}${theirs.length ? `; upstream: ${times(theirs)}` : ""}`];
+  for (const program of ["driver", "provider"] as const) {
+    const steps = new Map<string, { count: number; ms: number; first: number; last: number }>();
+    for (const span of traced.spans[program]) {
+      if (span.start < t0 || span.start > t1) continue;
+      const s = steps.get(span.step) ?? { count: 0, ms: 0, first: Infinity, last: 0 };
+      s.count++;
+      s.ms += span.ms;
+      s.first = Math.min(s.first, span.start - t0);
+      s.last = Math.max(s.last, span.start + span.ms - t0);
+      steps.set(span.step, s);
+    }
+    lines.push(`  ${program} (step: how many, their total, from the first start to the last end, ms after the burst began):`);
+    for (const [step, s] of [...steps].sort((a, b) => a[1].first - b[1].first)) {
+      lines.push(`    ${step.slice(0, 60).padEnd(60)} ${String(s.count).padStart(5)}  ${fmt(s.ms).padStart(8)} ms   ${fmt(s.first).padStart(7)} → ${fmt(s.last).padStart(7)}`);
+    }
+  }
+  return lines.join("\n");
+}
+
 function report(name: string, traced: Traced, upstream?: Traced): string {
-  const lines: string[] = [];
-  const kinds = [...new Set(traced.calls.map((c) => c.what))];
+  const lines: string[] = [`RSS after the calls: driver ${traced.rss.driver.toFixed(1)} MiB, provider ${traced.rss.provider.toFixed(1)} MiB`];
+  const kinds = [...new Set(traced.calls.map((c) => c.what))].filter((k) => k !== "boot");
   for (const what of kinds) {
     const calls = traced.calls.filter((c) => c.what === what);
     const clientMs = calls.map((c) => c.end - c.start);
@@ -219,14 +297,17 @@ async function inside(plan: Plan): Promise<void> {
         ...(plan.cpuProf ? ["--cpu-prof", `--cpu-prof-dir=${join(plan.cpuProf, program)}`] : []),
       ],
       env: (program) => ({ SSCSI_TRACE_FILE: join(traceDir, `${program}.jsonl`) }),
+      imageFlags: (program) => plan.flags[program],
+      wrapper: (program) => (program === "provider" ? plan.providerWrapper : undefined),
     });
-    env.log(`ours: ${plan.publishes} warm publishes and unpublishes, ${plan.cold} Mounts by new identities, ${plan.publishes} warm Mounts`);
+    env.log(`ours: ${plan.publishes} warm publishes and unpublishes, ${plan.cold} Mounts by new identities, ${plan.mounts} warm Mounts`);
     const traced = await traceStack(env, ours, plan, traceDir);
     let theirs: Traced | undefined;
     if (plan.upstreamBin) {
       env.log("upstream: the same calls");
       theirs = await traceStack(env, upstreamStack(plan.upstreamBin), plan, traceDir);
     }
+    console.log(bootReport(traced, theirs));
     console.log(report("ours", traced, theirs));
   } finally {
     await stopAllPrograms();
@@ -253,7 +334,7 @@ async function outside(argv: readonly string[]): Promise<void> {
     const outdir = args.cpuProf ? join(args.cpuProf, "dist") : join(dir, "dist");
     const results = await bundlePrograms({ outdir, quiet: true, sourcemap: args.cpuProf !== undefined });
     const file = (name: string) => results.find((r) => r.program === name)!.file;
-    const plan: Plan = { dir, bundles: { driver: file("driver"), provider: file("provider"), emulator: file("emulator") }, upstreamBin, publishes: args.publishes, cold: args.cold, cpuProf: args.cpuProf };
+    const plan: Plan = { dir, bundles: { driver: file("driver"), provider: file("provider"), emulator: file("emulator") }, upstreamBin, publishes: args.publishes, cold: args.cold, mounts: args.mounts, boot: args.boot, cpuProf: args.cpuProf, flags: args.flags, providerWrapper: args.providerWrapper };
     const code = await runInPrivateNamespaces(fileURLToPath(import.meta.url), ["--inside", JSON.stringify(plan)]);
     if (code !== 0) throw new Error(`bench/trace.ts: the run inside the private namespaces failed (exit ${code})`);
     ok = true;

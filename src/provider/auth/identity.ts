@@ -25,6 +25,7 @@ import { raceSignal, SingleFlight } from "../keyvault/singleflight.ts";
 import { IDENTITY_BINDING_AUDIENCE } from "../../shared/identity-binding.ts";
 import { defaultTokenProxyOptions, TokenProxy } from "./token-proxy.ts";
 import { TokenProxyError } from "./token-proxy-error.ts";
+import { traceStep } from "../../shared/trace.ts";
 
 export const WORKLOAD_IDENTITY_AUDIENCE = "api://AzureADTokenExchange";
 
@@ -165,7 +166,7 @@ export class CachingCredential implements TokenCredential {
       const { abortSignal: _ignored, ...shared } = options ?? {};
       const scoped = scopedSignal([], FETCH_TIMEOUT_MS);
       try {
-        const token = await this.fetch(list, { ...shared, abortSignal: scoped.signal });
+        const token = await traceStep("token request", () => this.fetch(list, { ...shared, abortSignal: scoped.signal }));
         this.onFetch("ok");
         this.tokens.set(key, token);
         return token;

@@ -109,6 +109,11 @@ export class MountSyscalls {
     return this.send(`umount2 of ${target}`, ["umount2", target, String(flags)]);
   }
 
+  /** Starts the helper now, so that the first mount does not wait for it. */
+  start(): void {
+    this.helper ??= this.spawnHelper();
+  }
+
   /** Ends the helper once it has answered what it was sent; the next call starts a new one. */
   close(): void {
     this.helper?.process.stdin.end();
@@ -118,7 +123,7 @@ export class MountSyscalls {
   private send(call: string, args: string[]): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const line = `${args.map(field).join("\0")}\n`;
-      const helper = this.helper ?? this.start();
+      const helper = this.helper ?? this.spawnHelper();
       const timer = setTimeout(() => {
         // Kill it; the next call starts a new helper.
         if (this.helper === helper) this.helper = undefined;
@@ -130,7 +135,7 @@ export class MountSyscalls {
     });
   }
 
-  private start(): Helper {
+  private spawnHelper(): Helper {
     const child = spawn(PERL, ["-e", SCRIPT, String(this.numbers.mount), String(this.numbers.umount2)], {
       stdio: ["pipe", "pipe", "pipe"],
       env: { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin", LC_ALL: "C" },

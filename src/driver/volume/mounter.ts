@@ -102,6 +102,8 @@ export interface Mounter {
    * if a path element is swapped meanwhile.
    */
   unmount(dir: { readonly fd: number }): Promise<void>;
+  /** Gets ready for the first mount (starts a helper process) once the driver serves. */
+  start?(): void;
   close(): void;
 }
 
@@ -149,6 +151,10 @@ export class TmpfsMounter implements Mounter {
     const target = openDirectoryPath(dir.fd);
     if (this.syscalls) return traceStep("umount2(2)", () => this.syscalls!.umount2(target, MNT_DETACH));
     return traceStep("umount(8)", () => this.commands!.run("umount", ["--no-canonicalize", "-l", target]));
+  }
+
+  start(): void {
+    this.syscalls?.start();
   }
 
   close(): void {

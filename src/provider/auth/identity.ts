@@ -139,7 +139,8 @@ export class CachingCredential implements TokenCredential {
 
   private key(scopes: string | string[], options: GetTokenOptions | undefined): string {
     const list = Array.isArray(scopes) ? scopes : [scopes];
-    return [list.join(" "), options?.tenantId ?? this.defaultTenant, options?.claims ?? "", options?.enableCae ? "cae" : ""].join("\n");
+    // Tenant ids and domains are case-insensitive: Key Vault's challenge may spell the tenant otherwise than the class.
+    return [list.join(" "), (options?.tenantId ?? this.defaultTenant).toLowerCase(), options?.claims ?? "", options?.enableCae ? "cae" : ""].join("\n");
   }
 
   private fresh(token: AccessToken | undefined): token is AccessToken {
@@ -147,6 +148,18 @@ export class CachingCredential implements TokenCredential {
     const now = Date.now();
     if (token.refreshAfterTimestamp !== undefined && token.refreshAfterTimestamp <= now) return false;
     return token.expiresOnTimestamp - now > REFRESH_MARGIN_MS;
+  }
+
+  /**
+   * Starts fetching a token unless a fresh one is cached or on its way, and
+   * does not wait for it: the Key Vault client asks for the same token once
+   * the vault's authentication challenge is answered, and finds it fetched or
+   * in flight. A failure is what that request then gets.
+   */
+  prefetch(scopes: string[], options: GetTokenOptions): void {
+    const key = this.key(scopes, options);
+    if (this.fresh(this.tokens.get(key)) || this.flights.has(key)) return;
+    this.getToken(scopes, options).catch(() => undefined);
   }
 
   /** Stores a token obtained elsewhere (the workload identity proof). */
@@ -228,8 +241,9 @@ export class Identity {
     return { mode: this.auth.mode, tenantId: this.auth.tenantId, clientId: this.auth.clientId, cloud: this.auth.cloud };
   }
 
-  private credentialOptions(): { authorityHost: string; disableInstanceDiscovery: boolean; retryOptions: { maxRetries: number } } {
+  private credentialOptions(sdk: AzureSdk): { authorityHost: string; disableInstanceDiscovery: boolean; retryOptions: { maxRetries: number }; httpClient: AzureSdk["httpClient"] } {
     return {
+      httpClient: sdk.httpClient,
       authorityHost: this.auth.cloud.activeDirectoryEndpoint,
       // Entra ID instance discovery only knows the public clouds' authorities;
       // a custom cloud (Azure Stack) would fail it.
@@ -244,9 +258,9 @@ export class Identity {
     const auth = this.auth;
     switch (auth.mode) {
       case "ServicePrincipal":
-        return new sdk.ClientSecretCredential(auth.tenantId, auth.clientId, auth.clientSecret ?? "", this.credentialOptions());
+        return new sdk.ClientSecretCredential(auth.tenantId, auth.clientId, auth.clientSecret ?? "", this.credentialOptions(sdk));
       case "ManagedIdentity":
-        return auth.clientId ? new sdk.ManagedIdentityCredential({ clientId: auth.clientId }) : new sdk.ManagedIdentityCredential();
+        return new sdk.ManagedIdentityCredential({ ...(auth.clientId ? { clientId: auth.clientId } : {}), httpClient: sdk.httpClient });
       default:
         throw new Error(`${auth.mode} exchanges a service-account token per request`);
     }
@@ -264,11 +278,11 @@ export class Identity {
     const assertion = token ?? auth.serviceAccountToken ?? "";
     const getAssertion = () => Promise.resolve(assertion);
     if (auth.mode !== "IdentityBinding") {
-      return nonNull(new sdk.ClientAssertionCredential(auth.tenantId, auth.clientId, getAssertion, this.credentialOptions()).getToken(scopes, options));
+      return nonNull(new sdk.ClientAssertionCredential(auth.tenantId, auth.clientId, getAssertion, this.credentialOptions(sdk)).getToken(scopes, options));
     }
     const proxy = await (this.tokenProxy ?? defaultTokenProxy()).client(options.abortSignal as AbortSignal | undefined);
     const credential = new sdk.ClientAssertionCredential(auth.tenantId, auth.clientId, getAssertion, {
-      ...this.credentialOptions(),
+      ...this.credentialOptions(sdk),
       disableInstanceDiscovery: true,
       httpClient: proxy,
     });
@@ -294,7 +308,12 @@ export class Identity {
    * token is used on its behalf, and makes it the token future refreshes use.
    */
   async prepare(auth: AuthConfig, signal?: AbortSignal): Promise<void> {
-    if (!usesServiceAccountToken(auth.mode) || !auth.serviceAccountToken) return;
+    if (!usesServiceAccountToken(auth.mode)) {
+      // The token is fetched while the vault's challenge is on the wire, not after it.
+      this.credential.prefetch([keyVaultScope(auth.cloud)], { enableCae: true, tenantId: auth.tenantId || undefined });
+      return;
+    }
+    if (!auth.serviceAccountToken) return;
     const token = auth.serviceAccountToken;
     const hash = sha256(token);
     if (this.proven.get(hash) && !expired(token)) {

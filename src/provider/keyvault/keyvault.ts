@@ -270,6 +270,7 @@ export class KeyVaultReader {
     const existing = identity.attachments.get(vault.url) as VaultClients | undefined;
     if (existing) return existing;
     const options = {
+      httpClient: sdk.httpClient,
       retryOptions: { maxRetries: 0 },
       additionalPolicies: this.policies(vault),
       userAgentOptions: { userAgentPrefix: `secrets-store-csi-provider-azure/${BUILD_VERSION}` },

@@ -1,4 +1,4 @@
-// node bench/trace.ts [--publishes=N] [--cold=N] [--mounts=N] [--boot=N] [--upstream] [--cpu-prof=DIR]
+// node bench/trace.ts [--publishes=N] [--cold=N] [--mounts=N] [--boot=N [--boot-identities]] [--upstream] [--cpu-prof=DIR]
 //                     [--driver-flags="..."] [--provider-flags="..."] [--provider-wrapper="..."]   (as root)
 //
 // Where the time of one volume goes: our driver and provider bundles, run as
@@ -11,7 +11,8 @@
 // by time and printed as p50 / p90 per step, beside the call as the client saw
 // it and the CPU time each program used per call. --boot=N first starts the
 // programs afresh and publishes N volumes at once (a node booting), and
-// prints when each step ran, from the first to the last. --upstream adds upstream's
+// prints when each step ran, from the first to the last (--boot-identities:
+// each pod with an identity of its own). --upstream adds upstream's
 // figures for the same calls (no steps: its programs cannot be traced this way).
 // --cpu-prof=DIR also writes V8 CPU profiles of our two programs into DIR;
 // --driver-flags / --provider-flags run a program with other Node flags than
@@ -31,7 +32,7 @@ import { bundlePrograms } from "../scripts/bundle.ts";
 import { ensureBinaries, startCluster, type Cluster } from "../test/harness/cluster.ts";
 import { loadKubeConfig } from "../test/harness/kube.ts";
 import { REPO, removeTestTree, requireRoot } from "../test/support/driver-process.ts";
-import { coldIdentity, EMULATED_HOSTS, POD_IDENTITY, startKeyVault, type KeyVault, type ServicePrincipal } from "./keyvault.ts";
+import { bootIdentity, coldIdentity, EMULATED_HOSTS, POD_IDENTITY, startKeyVault, type KeyVault, type ServicePrincipal } from "./keyvault.ts";
 import { MemoryCgroup } from "./memory-cgroup.ts";
 import { stopAllPrograms } from "./program.ts";
 import { inPrivateNamespaces, runInPrivateNamespaces, setUpPrivateNetwork } from "./private-network.ts";
@@ -59,6 +60,7 @@ interface Plan {
   cold: number;
   mounts: number;
   boot: number;
+  bootIdentities: boolean;
   cpuProf?: string;
   flags: { driver?: string[]; provider?: string[] };
   providerWrapper?: string[];
@@ -81,8 +83,9 @@ interface Traced {
 }
 
 function parseArgs(argv: readonly string[]) {
-  const out: { publishes: number; cold: number; mounts: number; boot: number; upstream: boolean; cpuProf?: string; flags: Plan["flags"]; providerWrapper?: string[] } = {
+  const out: { publishes: number; cold: number; mounts: number; boot: number; bootIdentities: boolean; upstream: boolean; cpuProf?: string; flags: Plan["flags"]; providerWrapper?: string[] } = {
     boot: 0,
+    bootIdentities: false,
     publishes: 50,
     cold: 10,
     mounts: 50,
@@ -96,12 +99,13 @@ function parseArgs(argv: readonly string[]) {
     else if (key === "--cold") out.cold = Number(value);
     else if (key === "--mounts") out.mounts = Number(value);
     else if (key === "--boot") out.boot = Number(value);
+    else if (key === "--boot-identities") out.bootIdentities = true;
     else if (key === "--upstream") out.upstream = true;
     else if (key === "--driver-flags" && value !== undefined) out.flags.driver = value.split(" ").filter(Boolean);
     else if (key === "--provider-flags" && value !== undefined) out.flags.provider = value.split(" ").filter(Boolean);
     else if (key === "--provider-wrapper" && value !== undefined) out.providerWrapper = value.split(" ").filter(Boolean);
     else if (key === "--cpu-prof" && value) out.cpuProf = resolve(value);
-    else throw new Error(`bench/trace.ts: unknown argument ${arg} (known: --publishes=N, --cold=N, --mounts=N, --boot=N, --upstream, --cpu-prof=DIR, --driver-flags=..., --provider-flags=..., --provider-wrapper=...)`);
+    else throw new Error(`bench/trace.ts: unknown argument ${arg} (known: --publishes=N, --cold=N, --mounts=N, --boot=N, --boot-identities, --upstream, --cpu-prof=DIR, --driver-flags=..., --provider-flags=..., --provider-wrapper=...)`);
   }
   return out;
 }
@@ -149,7 +153,7 @@ async function traceStack(env: Environment, stack: Stack, plan: Plan, traceDir: 
       await Promise.all(
         Array.from({ length: plan.boot }, async (_, i) => {
           const start = performance.timeOrigin + performance.now();
-          await driver.publish(i);
+          await driver.publish(i, plan.bootIdentities ? bootIdentity(stack.name, i) : undefined);
           calls.push({ what: "boot", start, end: performance.timeOrigin + performance.now() });
         }),
       );
@@ -278,7 +282,7 @@ async function inside(plan: Plan): Promise<void> {
   try {
     const kvDir = join(plan.dir, "keyvault");
     await mkdir(kvDir);
-    [cluster, keyVault] = await Promise.all([startCluster(), startKeyVault(plan.bundles.emulator, kvDir, plan.cold)]);
+    [cluster, keyVault] = await Promise.all([startCluster(), startKeyVault(plan.bundles.emulator, kvDir, plan.cold, plan.boot)]);
     const env: Environment = {
       dir: plan.dir,
       kc: loadKubeConfig(cluster.kubeconfigPath),
@@ -334,7 +338,7 @@ async function outside(argv: readonly string[]): Promise<void> {
     const outdir = args.cpuProf ? join(args.cpuProf, "dist") : join(dir, "dist");
     const results = await bundlePrograms({ outdir, quiet: true, sourcemap: args.cpuProf !== undefined });
     const file = (name: string) => results.find((r) => r.program === name)!.file;
-    const plan: Plan = { dir, bundles: { driver: file("driver"), provider: file("provider"), emulator: file("emulator") }, upstreamBin, publishes: args.publishes, cold: args.cold, mounts: args.mounts, boot: args.boot, cpuProf: args.cpuProf, flags: args.flags, providerWrapper: args.providerWrapper };
+    const plan: Plan = { dir, bundles: { driver: file("driver"), provider: file("provider"), emulator: file("emulator") }, upstreamBin, publishes: args.publishes, cold: args.cold, mounts: args.mounts, boot: args.boot, bootIdentities: args.bootIdentities, cpuProf: args.cpuProf, flags: args.flags, providerWrapper: args.providerWrapper };
     const code = await runInPrivateNamespaces(fileURLToPath(import.meta.url), ["--inside", JSON.stringify(plan)]);
     if (code !== 0) throw new Error(`bench/trace.ts: the run inside the private namespaces failed (exit ${code})`);
     ok = true;

@@ -2,6 +2,7 @@
 // only Node, the bundle and proto/ (no node_modules):
 //
 //   dist/driver/secrets-store-csi-driver.mjs
+//   dist/controller/secrets-store-sync-controller.mjs (shipped in the driver's image)
 //   dist/provider/secrets-store-csi-provider-azure.mjs
 //   dist/provider/objects-worker.mjs           (its worker thread, started from beside the bundle)
 //   dist/emulator/keyvault-emulator.mjs        (when src/emulator/main.ts exists)
@@ -10,7 +11,7 @@
 // @kubernetes/client-node for kubeconfigs with exec plugins), proto/*.proto (loaded at run time by src/shared/grpc/proto.ts)
 // and THIRD-PARTY-NOTICES.txt (licences of every bundled package).
 //
-// Usage: node scripts/bundle.ts [driver|provider|emulator ...] [--outdir DIR] [--sourcemap] [--analyze]
+// Usage: node scripts/bundle.ts [driver|controller|provider|emulator ...] [--outdir DIR] [--sourcemap] [--analyze]
 //
 // Build identity (printed by --version) comes from the environment:
 //   SSCSI_BUILD_VERSION  default v<package.json version>
@@ -30,7 +31,7 @@ export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
 export interface Program {
   /** Folder under src/ and under dist/. */
-  name: "driver" | "provider" | "emulator";
+  name: "driver" | "controller" | "provider" | "emulator";
   /** File name of the bundle (the program's name in images and logs). */
   output: string;
   /** Whether a missing entry point is an error (false: skipped with a note). */
@@ -46,6 +47,7 @@ export interface Program {
 
 export const PROGRAMS: readonly Program[] = [
   { name: "driver", output: "secrets-store-csi-driver.mjs", required: true },
+  { name: "controller", output: "secrets-store-sync-controller.mjs", required: true },
   {
     name: "provider",
     output: "secrets-store-csi-provider-azure.mjs",

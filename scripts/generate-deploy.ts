@@ -163,13 +163,14 @@ export function generate(helm = findHelm()): Map<string, string> {
 
   const defaults = parseDocuments(helmTemplate({ helm, noHooks: true, kubeVersion: DEPLOY_KUBE_VERSION }));
   const withSync = parseDocuments(helmTemplate({ helm, noHooks: true, kubeVersion: DEPLOY_KUBE_VERSION, set: ["syncSecret.enabled=true"] }));
-  for (const d of [...defaults, ...withSync]) {
+  const withController = parseDocuments(helmTemplate({ helm, noHooks: true, kubeVersion: DEPLOY_KUBE_VERSION, set: ["syncController.enabled=true"] }));
+  for (const d of [...defaults, ...withSync, ...withController]) {
     stripHelmLabels(d);
     dropSourceComment(d);
   }
 
   const take = (docs: Document[], pred: (d: Document) => boolean): Document[] => docs.filter(pred);
-  const isSync = (d: Document) => String(d.getIn(["metadata", "name"])).endsWith("-sync");
+  const isSync = (d: Document) => String(d.getIn(["metadata", "name"])).startsWith("secretprovidersyncing-");
   const rbacKinds = new Set(["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"]);
   const groups: OutputFile[] = [
     {
@@ -188,6 +189,15 @@ export function generate(helm = findHelm()): Map<string, string> {
       header:
         "Optional: Secret access for syncing secretObjects into Kubernetes Secrets. Apply it AND set\n--enable-secret-sync=true on the secrets-store container of secrets-store-csi-driver.yaml.",
       docs: take(withSync, (d) => rbacKinds.has(kindOf(d)) && isSync(d)),
+    },
+    {
+      name: "secrets-store-sync-controller.yaml",
+      header:
+        "Optional: the SecretSync controller (Secrets without a mounting pod) with the Azure provider as a sidecar,\n" +
+        "its ServiceAccount and least-privilege roles, and the admission policies that hold it to its own Secrets.\n" +
+        "Needs the SecretSync CRD (crds/) and Kubernetes >= 1.30. Set the token audiences in the Deployment's\n" +
+        "--token-request-audience and in secrets-store-sync-controller-validate-token-policy together.",
+      docs: take(withController, (d) => componentOf(d) === "sync-controller"),
     },
     {
       name: "secrets-store-csi-driver.yaml",
@@ -211,10 +221,11 @@ export function generate(helm = findHelm()): Map<string, string> {
     files.set(`deploy/${g.name}`, renderFile(g));
   }
 
-  const resources = [...crds.map((f) => `crds/${f}`), ...groups.filter((g) => g.name !== "rbac-secretprovidersyncing.yaml").map((g) => g.name)];
+  const optional = new Set(["rbac-secretprovidersyncing.yaml", "secrets-store-sync-controller.yaml"]);
+  const resources = [...crds.map((f) => `crds/${f}`), ...groups.filter((g) => !optional.has(g.name)).map((g) => g.name)];
   files.set(
     "deploy/kustomization.yaml",
-    `${MARKER}; do not edit.\n# kubectl apply -k deploy/  (Secret sync: also apply rbac-secretprovidersyncing.yaml, see its header)\n` +
+    `${MARKER}; do not edit.\n# kubectl apply -k deploy/  (Secret sync: also apply rbac-secretprovidersyncing.yaml; SecretSyncs:\n# also apply secrets-store-sync-controller.yaml; see their headers)\n` +
       `apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n${resources.map((r) => `  - ${r}`).join("\n")}\n`,
   );
   return files;

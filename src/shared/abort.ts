@@ -34,3 +34,17 @@ export function scopedSignal(parents: ReadonlyArray<AbortSignal | undefined>, ti
   controller.signal.addEventListener("abort", dispose, { once: true });
   return { signal: controller.signal, dispose };
 }
+
+/** Waits ms, or less when the signal aborts first; never rejects. */
+export function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
+}

@@ -48,6 +48,12 @@ export class LruCache<K, V> {
     }
   }
 
+  /** The keys, least recently used first. */
+  keys(): IterableIterator<K> {
+    return this.entries.keys();
+  }
+
+  /** Forgets one entry (its value goes to onEvict). */
   delete(key: K): void {
     const entry = this.entries.get(key);
     if (!entry) return;

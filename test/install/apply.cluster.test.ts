@@ -29,7 +29,9 @@ function kubectl(args: string[], input?: string): { status: number | null; stdou
  */
 function dryRun(objects: K8sObject[], extra: string[] = []): string {
   const input = objects.map((o) => YAML.stringify(o)).join("---\n");
-  const run = kubectl(["apply", "--server-side", "--field-manager=sscsi-install-test", "--dry-run=server", "--validate=strict", ...extra, "-f", "-"], input);
+  // --force-conflicts: the RBAC objects have upstream's fixed names, so another
+  // test may have created them already; who owns a field is not what is tested.
+  const run = kubectl(["apply", "--server-side", "--force-conflicts", "--field-manager=sscsi-install-test", "--dry-run=server", "--validate=strict", ...extra, "-f", "-"], input);
   if (run.status !== 0) throw new Error(`server-side dry run refused:\n${run.stderr}`);
   expect(run.stderr, "the API server warned").toBe("");
   return run.stdout;
@@ -67,6 +69,10 @@ const VALUE_SETS: Record<string, Record<string, unknown>> = {
     logVerbosity: 6,
     logFormatJSON: true,
   },
+  // The admission policies' CEL is compiled and type-checked by the API server.
+  "SecretSync controller on": {
+    syncController: { enabled: true, tokenRequestAudience: [{ audience: "api://AzureADTokenExchange" }, { audience: "api://AKSIdentityBinding" }] },
+  },
 };
 
 describe.each(Object.entries(VALUE_SETS))("chart with %s", (_name, values) => {
@@ -96,7 +102,7 @@ describe("the CSIDriver on this API server", () => {
 
 describe("deploy/", () => {
   it("is accepted by the API server (kubectl apply -k deploy/)", () => {
-    const run = kubectl(["apply", "--server-side", "--field-manager=sscsi-install-test", "--dry-run=server", "--validate=strict", "-k", DEPLOY_DIR]);
+    const run = kubectl(["apply", "--server-side", "--force-conflicts", "--field-manager=sscsi-install-test", "--dry-run=server", "--validate=strict", "-k", DEPLOY_DIR]);
     expect(run.status, run.stderr).toBe(0);
     // deploy/ targets Kubernetes 1.30, which has no serviceAccountTokenInSecrets;
     // 1.35 and newer say so, and nothing else may be warned about.
@@ -113,9 +119,19 @@ describe("deploy/", () => {
   });
 
   it("has an optional Secret-sync RBAC file the API server accepts", () => {
-    const run = kubectl(["apply", "--server-side", "--field-manager=sscsi-install-test", "--dry-run=server", "--validate=strict", "-f", join(DEPLOY_DIR, "rbac-secretprovidersyncing.yaml")]);
+    const run = kubectl(["apply", "--server-side", "--force-conflicts", "--field-manager=sscsi-install-test", "--dry-run=server", "--validate=strict", "-f", join(DEPLOY_DIR, "rbac-secretprovidersyncing.yaml")]);
     expect(run.stderr).toBe("");
-    expect(run.stdout).toContain("clusterrole.rbac.authorization.k8s.io/csi-secrets-store-sync serverside-applied (server dry run)");
+    expect(run.stdout).toContain("clusterrole.rbac.authorization.k8s.io/secretprovidersyncing-role serverside-applied (server dry run)");
+    expect(run.stdout).toContain("clusterrolebinding.rbac.authorization.k8s.io/secretprovidersyncing-rolebinding serverside-applied (server dry run)");
+  });
+});
+
+describe("deploy/secrets-store-sync-controller.yaml", () => {
+  it("is accepted by the API server, admission policies and their CEL included", () => {
+    const run = kubectl(["apply", "--server-side", "--force-conflicts", "--field-manager=sscsi-install-test", "--dry-run=server", "--validate=strict", "-f", join(DEPLOY_DIR, "secrets-store-sync-controller.yaml")]);
+    expect(run.stderr).toBe("");
+    expect(run.stdout).toContain("deployment.apps/secrets-store-sync-controller-manager serverside-applied (server dry run)");
+    expect(run.stdout).toContain("validatingadmissionpolicy.admissionregistration.k8s.io/secrets-store-sync-controller-create-update-policy serverside-applied (server dry run)");
   });
 });
 
@@ -139,7 +155,10 @@ describe("examples/", () => {
     const rest = example.objects.filter((o) => !prerequisites.includes(o)) as K8sObject[];
     const out = dryRun(rest, ["-n", ns]);
     expect(out).toContain(`secretproviderclass.secrets-store.csi.x-k8s.io/${example.objects.find((o) => o.kind === "SecretProviderClass")!.metadata.name} serverside-applied (server dry run)`);
-    expect(out).toContain(`pod/${example.objects.find((o) => o.kind === "Pod")!.metadata.name} serverside-applied (server dry run)`);
+    const kinds: Record<string, string> = { Pod: "pod", Deployment: "deployment.apps", SecretSync: "secretsync.secret-sync.x-k8s.io" };
+    const workloads = example.objects.filter((o) => o.kind in kinds);
+    expect(workloads.length).toBeGreaterThan(0);
+    for (const o of workloads) expect(out).toContain(`${kinds[o.kind]}/${o.metadata.name} serverside-applied (server dry run)`);
   });
 });
 
@@ -152,7 +171,8 @@ describe("driver RBAC, enforced by the API server", () => {
     const objects = render({ ...values, linux: { crds: { enabled: false } } }, { releaseName: release, noHooks: true }).filter((o) =>
       ["ClusterRole", "ClusterRoleBinding", "ServiceAccount"].includes(o.kind),
     );
-    const run = kubectl(["apply", "--server-side", "--field-manager=sscsi-install-test", "-f", "-"], objects.map((o) => YAML.stringify(o)).join("---\n"));
+    // The roles have upstream's fixed names, so another test may have applied them: take them over.
+    const run = kubectl(["apply", "--server-side", "--force-conflicts", "--field-manager=sscsi-install-test", "-f", "-"], objects.map((o) => YAML.stringify(o)).join("---\n"));
     expect(run.stderr).toBe("");
     for (const o of objects) created.push(`${o.kind.toLowerCase()}/${o.metadata.name}`);
     return objects;

@@ -29,6 +29,7 @@ export interface Container {
 
 export interface PodSpec {
   containers: Container[];
+  initContainers?: (Container & { restartPolicy?: string; command?: string[] })[];
   volumes?: { name: string; hostPath?: { path: string; type?: string }; emptyDir?: unknown }[];
   serviceAccountName?: string;
   automountServiceAccountToken?: boolean;
@@ -95,12 +96,17 @@ export function providerDaemonSet(objects: K8sObject[]): K8sObject {
   return one(objects, "DaemonSet", component("provider-azure"));
 }
 
+export function syncControllerDeployment(objects: K8sObject[]): K8sObject {
+  return one(objects, "Deployment", component("sync-controller"));
+}
+
 export function podSpec(workload: K8sObject): PodSpec {
   return (workload as unknown as { spec: { template: { spec: PodSpec } } }).spec.template.spec;
 }
 
-export function container(workload: K8sObject, name: string): Container {
-  const c = podSpec(workload).containers.find((x) => x.name === name);
+export function container(workload: K8sObject, name: string): Container & { command?: string[]; restartPolicy?: string } {
+  const spec = podSpec(workload);
+  const c = [...spec.containers, ...(spec.initContainers ?? [])].find((x) => x.name === name);
   if (!c) throw new Error(`${workload.kind}/${workload.metadata.name} has no container ${name}`);
   return c;
 }
@@ -129,6 +135,16 @@ export function verbsOn(roles: K8sObject[], group: string, resource: string): Se
     }
   }
   return verbs;
+}
+
+/** Roles bound (through RoleBindings) to a ServiceAccount. */
+export function namespacedRolesBoundTo(objects: K8sObject[], serviceAccount: string): K8sObject[] {
+  const names = new Set<string>();
+  for (const b of find(objects, "RoleBinding")) {
+    const binding = b as unknown as { subjects: { kind: string; name: string }[]; roleRef: { name: string } };
+    if (binding.subjects.some((s) => s.kind === "ServiceAccount" && s.name === serviceAccount)) names.add(binding.roleRef.name);
+  }
+  return find(objects, "Role").filter((r) => names.has(r.metadata.name));
 }
 
 /** ClusterRoles bound (through ClusterRoleBindings) to a ServiceAccount. */

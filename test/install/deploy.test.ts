@@ -55,12 +55,14 @@ describe("deploy/", () => {
     expect(names).toEqual(
       [
         "CSIDriver/secrets-store.csi.k8s.io",
-        "ClusterRole/csi-secrets-store",
-        "ClusterRole/csi-secrets-store-admin",
-        "ClusterRole/csi-secrets-store-viewer",
-        "ClusterRoleBinding/csi-secrets-store",
+        "ClusterRole/secretproviderclasses-role",
+        "ClusterRole/secretproviderclasses-admin-role",
+        "ClusterRole/secretproviderclasses-viewer-role",
+        "ClusterRole/secretproviderclasspodstatuses-viewer-role",
+        "ClusterRoleBinding/secretproviderclasses-rolebinding",
         "CustomResourceDefinition/secretproviderclasses.secrets-store.csi.x-k8s.io",
         "CustomResourceDefinition/secretproviderclasspodstatuses.secrets-store.csi.x-k8s.io",
+        "CustomResourceDefinition/secretsyncs.secret-sync.x-k8s.io",
         "DaemonSet/csi-secrets-store",
         "DaemonSet/csi-secrets-store-provider-azure",
         "ServiceAccount/csi-secrets-store",
@@ -73,9 +75,13 @@ describe("deploy/", () => {
     const sync = files.get("deploy/rbac-secretprovidersyncing.yaml")!;
     expect(sync).toContain("--enable-secret-sync=true");
     expect(sync).toMatch(/resources: \["secrets"\]/);
-    for (const [path, text] of files) if (path !== "deploy/rbac-secretprovidersyncing.yaml" && path.endsWith(".yaml")) expect(text, path).not.toMatch(/"secrets"\]/);
+    // The SecretSync controller writes Secrets too: its file is optional as well.
+    const optional = ["deploy/rbac-secretprovidersyncing.yaml", "deploy/secrets-store-sync-controller.yaml"];
+    for (const [path, text] of files) if (!optional.includes(path) && path.endsWith(".yaml")) expect(text, path).not.toMatch(/"secrets"\]/);
     const kustomization = YAML.parse(files.get("deploy/kustomization.yaml")!) as { resources: string[] };
     expect(kustomization.resources).not.toContain("rbac-secretprovidersyncing.yaml");
+    expect(kustomization.resources).not.toContain("secrets-store-sync-controller.yaml");
+    expect(files.get("deploy/secrets-store-sync-controller.yaml")).toContain("kind: ValidatingAdmissionPolicy");
     expect(kustomization.resources).toContain("secrets-store-csi-driver.yaml");
   });
 });

@@ -28,6 +28,9 @@ interface KeyVaultObject {
   objectEncoding?: string;
   objectFormat?: string;
   filePermission?: string;
+  /** Extensions beyond upstream (examples/beyond-upstream-*). */
+  objectTags?: string;
+  optional?: string;
 }
 
 interface Spc extends ExampleObject {
@@ -59,6 +62,10 @@ function keyVaultObjects(spc: Spc): KeyVaultObject[] {
 }
 
 const fileName = (o: KeyVaultObject) => o.objectAlias || o.objectName!;
+const isPattern = (o: KeyVaultObject) => /[*?]/.test(o.objectName ?? "");
+/** The files a pattern's matches get: its alias as a prefix, then a name the pattern matches. */
+const patternFiles = (o: KeyVaultObject) => new RegExp(`^${(o.objectAlias ?? "").replace(/[.+^${}()|[\]\\]/g, "\\$&")}${o.objectName!.replace(/\*/g, "[0-9a-zA-Z-]*").replace(/\?/g, "[0-9a-zA-Z-]")}$`, "i");
+const beyondUpstream = (name: string) => name.startsWith("beyond-upstream-");
 const truthy = (v: unknown) => ["1", "t", "T", "true", "TRUE", "True"].includes(String(v ?? "").trim());
 
 function identityMode(spc: Spc): "workload identity" | "identity binding" | "managed identity" | "service principal" {
@@ -70,15 +77,18 @@ function identityMode(spc: Spc): "workload identity" | "identity binding" | "man
 }
 
 const examples = loadExamples();
+const isSyncExample = (e: Example) => e.objects.some((o) => o.kind === "SecretSync");
+/** Examples that mount a CSI volume; the SecretSync ones have their own checks below. */
+const mounting = examples.filter((e) => !isSyncExample(e));
 
 describe("examples", () => {
-  it("cover service principal, nodePublishSecretRef, certificate sync, workload identity and identity binding", () => {
+  it("cover service principal, nodePublishSecretRef, certificate sync, workload identity, identity binding and SecretSync", () => {
     expect(examples.map((e) => e.name)).toEqual(
-      expect.arrayContaining(["service-principal-secret", "service-principal-secret-ref", "certificate-tls-sync", "workload-identity", "identity-binding"]),
+      expect.arrayContaining(["service-principal-secret", "service-principal-secret-ref", "certificate-tls-sync", "workload-identity", "identity-binding", "secret-sync"]),
     );
   });
 
-  describe.each(examples.map((e) => [e.name, e] as [string, Example]))("%s", (_name, example) => {
+  describe.each(mounting.map((e) => [e.name, e] as [string, Example]))("%s", (_name, example) => {
     const spc = example.objects.find((o) => o.kind === "SecretProviderClass") as Spc;
     const pod = example.objects.find((o) => o.kind === "Pod") as Pod;
 
@@ -106,7 +116,14 @@ describe("examples", () => {
       expect(objects.length).toBeGreaterThan(0);
       const files = new Set<string>();
       for (const o of objects) {
-        expect(o.objectName).toMatch(/^[0-9a-zA-Z-]{1,127}$/);
+        // patterns, objectTags and optional are extensions, shown only in the examples that say so
+        if (beyondUpstream(example.name)) expect(o.objectName).toMatch(/^[0-9a-zA-Z*?-]{1,127}$/);
+        else {
+          expect(o.objectName).toMatch(/^[0-9a-zA-Z-]{1,127}$/);
+          expect(o.objectTags ?? o.optional, "extensions beyond upstream only in examples/beyond-upstream-*").toBeUndefined();
+        }
+        if (o.optional !== undefined) expect(["true", "false"]).toContain(o.optional);
+        if (o.objectTags !== undefined) expect(o.objectTags).toMatch(/^[^=,]+=[^,]*(,[^=,]+=[^,]*)*$/);
         expect(["secret", "key", "cert"]).toContain(o.objectType);
         const file = fileName(o);
         expect(file.startsWith("/"), `${file} must be relative`).toBe(false);
@@ -125,13 +142,15 @@ describe("examples", () => {
 
     it("syncs only mounted objects, with the keys a TLS Secret allows", () => {
       const objects = keyVaultObjects(spc);
-      const names = new Set(objects.flatMap((o) => [o.objectName!, fileName(o)]));
+      const names = new Set(objects.filter((o) => !isPattern(o)).flatMap((o) => [o.objectName!, fileName(o)]));
+      const patterns = objects.filter(isPattern).map(patternFiles);
+      const mounted = (path: string) => names.has(path) || patterns.some((p) => p.test(path));
       for (const so of spc.spec.secretObjects ?? []) {
         expect(so.secretName).toMatch(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/);
         expect(so.type).not.toBe("");
         expect(so.data.length).toBeGreaterThan(0);
         for (const d of so.data) {
-          expect(names, `secretObjects ${so.secretName} reads ${d.objectName}, which is not mounted`).toContain(d.objectName);
+          expect(mounted(d.objectName), `secretObjects ${so.secretName} reads ${d.objectName}, which is not mounted`).toBe(true);
           if (so.type === "kubernetes.io/tls") expect(["tls.key", "tls.crt"]).toContain(d.key);
         }
         if (so.type === "kubernetes.io/tls") expect(so.data.map((d) => d.key).sort()).toEqual(["tls.crt", "tls.key"]);
@@ -189,5 +208,70 @@ describe("examples", () => {
       }
       if (spc.spec.secretObjects?.length) expect(example.name).toMatch(/sync/);
     });
+  });
+});
+
+const ssSchema = (
+  YAML.parse(readFileSync(join(REPO_ROOT, "deploy/crds/secret-sync.x-k8s.io_secretsyncs.yaml"), "utf8")) as {
+    spec: { versions: { name: string; schema: { openAPIV3Schema: Schema } }[] };
+  }
+).spec.versions.find((v) => v.name === "v1alpha1")!.schema.openAPIV3Schema.properties!.spec!;
+
+interface SecretSyncExample extends ExampleObject {
+  spec: {
+    secretProviderClassName: string;
+    serviceAccountName: string;
+    forceSynchronization?: string;
+    secretObject: { type: string; data: { sourcePath: string; targetKey: string }[]; labels?: Record<string, string> };
+  };
+}
+
+describe.each(examples.filter(isSyncExample).map((e) => [e.name, e] as [string, Example]))("SecretSync example %s", (_name, example) => {
+  const spc = example.objects.find((o) => o.kind === "SecretProviderClass") as Spc;
+  const syncs = example.objects.filter((o) => o.kind === "SecretSync") as SecretSyncExample[];
+  const workloads = example.objects.filter((o) => o.kind === "Deployment" || o.kind === "Pod");
+
+  it("holds a class, its federated service account, SecretSyncs and a workload, with no fixed namespace", () => {
+    expect(example.objects.filter((o) => o.kind === "SecretProviderClass")).toHaveLength(1);
+    expect(syncs.length).toBeGreaterThan(0);
+    expect(workloads).toHaveLength(1);
+    for (const o of example.objects) expect(o.metadata.namespace, `${o.kind}/${o.metadata.name}`).toBeUndefined();
+    expect(identityMode(spc)).toBe("workload identity");
+    for (const ss of syncs) {
+      expect(ss.apiVersion).toBe("secret-sync.x-k8s.io/v1alpha1");
+      for (const key of Object.keys(ss.spec)) expect(Object.keys(ssSchema.properties!), `spec.${key}`).toContain(key);
+      expect(ss.spec.secretProviderClassName).toBe(spc.metadata.name);
+      const sa = example.objects.find((o) => o.kind === "ServiceAccount" && o.metadata.name === ss.spec.serviceAccountName);
+      expect(sa?.metadata.annotations?.["azure.workload.identity/client-id"]).toBe(spc.spec.parameters.clientID);
+    }
+    // The controller asks for the token the provider exchanges.
+    const values = YAML.parse(readFileSync(join(REPO_ROOT, "charts/secrets-store-csi-driver-azure/values.yaml"), "utf8")) as { syncController: { tokenRequestAudience: { audience: string }[] } };
+    expect(values.syncController.tokenRequestAudience.map((a) => a.audience)).toContain("api://AzureADTokenExchange");
+  });
+
+  it("reads only files the class returns, with the keys a TLS Secret allows", () => {
+    const files = new Set(keyVaultObjects(spc).map(fileName));
+    for (const ss of syncs) {
+      for (const d of ss.spec.secretObject.data) expect(files, `${ss.metadata.name} reads ${d.sourcePath}`).toContain(d.sourcePath);
+      if (ss.spec.secretObject.type === "kubernetes.io/tls") expect(ss.spec.secretObject.data.map((d) => d.targetKey).sort()).toEqual(["tls.crt", "tls.key"]);
+    }
+  });
+
+  it("has a workload that uses the synced Secrets as plain Secrets, with no CSI volume", () => {
+    const spec = (workloads[0]!.kind === "Pod" ? workloads[0]!.spec : (workloads[0]!.spec as { template: { spec: unknown } }).template.spec) as {
+      containers: { env?: { valueFrom?: { secretKeyRef?: { name: string; key: string } } }[] }[];
+      volumes?: { csi?: unknown; secret?: { secretName: string } }[];
+    };
+    expect((spec.volumes ?? []).some((v) => v.csi)).toBe(false);
+    const used = [
+      ...spec.containers.flatMap((c) => (c.env ?? []).flatMap((e) => (e.valueFrom?.secretKeyRef ? [e.valueFrom.secretKeyRef] : []))),
+      ...(spec.volumes ?? []).flatMap((v) => (v.secret ? [{ name: v.secret.secretName, key: undefined }] : [])),
+    ];
+    expect(used.length).toBeGreaterThan(0);
+    for (const ref of used) {
+      const ss = syncs.find((s) => s.metadata.name === ref.name);
+      expect(ss, `the workload reads Secret ${ref.name}, which no SecretSync of the folder writes`).toBeDefined();
+      if (ref.key !== undefined) expect(ss!.spec.secretObject.data.map((d) => d.targetKey)).toContain(ref.key);
+    }
   });
 });

@@ -6,13 +6,13 @@
 // dependency left out of the bundle or a file the Dockerfile forgets fails here.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { basename, join, relative } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bundlePrograms, REPO_ROOT, type BundleResult } from "../../scripts/bundle.ts";
 import { csiServices, providerService } from "../../src/shared/grpc/proto.ts";
+import { freePorts } from "../harness/processes.ts";
 import { copies, entrypoint, env, labels, lastValue, parseDockerfile, type Stage } from "./dockerfile.ts";
 
 const BUILD = { version: "v0.0.0-image-test", commit: "0123456789abcdef0123456789abcdef01234567", date: "2030-01-02T03:04:05Z" };
@@ -27,7 +27,7 @@ beforeAll(async () => {
   if (major < 24) throw new Error(`these tests run the bundles with the test's own Node, which is ${process.version}; Node 24 is required`);
   buildDir = mkdtempSync(join(tmpdir(), "sscsi-image-build-"));
   cleanup.push(buildDir);
-  bundles = await bundlePrograms({ programs: ["driver", "provider"], outdir: join(buildDir, "dist"), buildInfo: BUILD, quiet: true });
+  bundles = await bundlePrograms({ programs: ["driver", "controller", "provider"], outdir: join(buildDir, "dist"), buildInfo: BUILD, quiet: true });
 }, 120_000);
 
 afterAll(async () => {
@@ -35,17 +35,6 @@ afterAll(async () => {
   await new Promise((r) => setTimeout(r, 50));
   for (const dir of cleanup) rmSync(dir, { recursive: true, force: true });
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 function listFiles(dir: string): string[] {
   const out: string[] = [];
@@ -181,13 +170,16 @@ function rssKiB(pid: number): number {
   return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN);
 }
 
-// file, program, bundle, install directory, worker scripts beside the bundle
-const IMAGES: [string, Image["program"], string, string, string[]][] = [
-  ["Dockerfile.driver", "driver", "secrets-store-csi-driver.mjs", "/opt/secrets-store-csi-driver", []],
-  ["Dockerfile.provider", "provider", "secrets-store-csi-provider-azure.mjs", "/opt/secrets-store-csi-provider-azure", ["objects-worker.mjs"]],
+/** The SecretSync controller, which the driver's image holds beside the driver. */
+const CONTROLLER = { bundleName: "secrets-store-sync-controller.mjs", installDir: "/opt/secrets-store-sync-controller", workers: [] as string[] };
+
+// file, program, bundle, install directory, worker scripts beside the bundle, other programs in the image
+const IMAGES: [string, Image["program"], string, string, string[], (typeof CONTROLLER)[]][] = [
+  ["Dockerfile.driver", "driver", "secrets-store-csi-driver.mjs", "/opt/secrets-store-csi-driver", [], [CONTROLLER]],
+  ["Dockerfile.provider", "provider", "secrets-store-csi-provider-azure.mjs", "/opt/secrets-store-csi-provider-azure", ["objects-worker.mjs"], []],
 ];
 
-describe.each(IMAGES)("%s", (file, program, bundleName, installDir, workers) => {
+describe.each(IMAGES)("%s", (file, program, bundleName, installDir, workers, others) => {
   const image = readImage(file, program);
 
   it("builds on an exactly pinned Node 24 and bundles in the build stage", () => {
@@ -212,24 +204,28 @@ describe.each(IMAGES)("%s", (file, program, bundleName, installDir, workers) => 
   it("copies the bundle, its worker scripts, its on-demand chunks, its proto files and its licence notices, and nothing else", () => {
     const root = assemble(image);
     const files = listFiles(root);
-    const chunks = files.filter((f) => f.startsWith(`${installDir.slice(1)}/chunks/`));
-    // Code loaded on first use only: the PKCS#12 reader in both programs.
-    expect(chunks.some((f) => /\/pkcs12-[A-Z0-9]+\.mjs$/.test(f))).toBe(true);
+    const programs = [{ bundleName, installDir, workers }, ...others];
+    const chunks = files.filter((f) => programs.some((p) => f.startsWith(`${p.installDir.slice(1)}/chunks/`)));
+    // Code loaded on first use only: the PKCS#12 reader in every program.
+    for (const p of programs) expect(chunks.some((f) => f.startsWith(p.installDir.slice(1)) && /\/pkcs12-[A-Z0-9]+\.mjs$/.test(f)), p.bundleName).toBe(true);
     expect(chunks.every((f) => f.endsWith(".mjs"))).toBe(true);
     expect(files.filter((f) => !chunks.includes(f))).toEqual(
-      [
-        `${installDir}/${bundleName}`,
-        ...workers.map((w) => `${installDir}/${w}`),
-        `${installDir}/THIRD-PARTY-NOTICES.txt`,
-        `${installDir}/proto/csi.proto`,
-        `${installDir}/proto/pluginregistration.proto`,
-        `${installDir}/proto/provider.proto`,
-      ]
+      programs
+        .flatMap((p) => [
+          `${p.installDir}/${p.bundleName}`,
+          ...p.workers.map((w) => `${p.installDir}/${w}`),
+          `${p.installDir}/THIRD-PARTY-NOTICES.txt`,
+          `${p.installDir}/proto/csi.proto`,
+          `${p.installDir}/proto/pluginregistration.proto`,
+          `${p.installDir}/proto/provider.proto`,
+        ])
         .map((p) => p.slice(1))
         .sort(),
     );
-    const notices = readFileSync(join(root, installDir, "THIRD-PARTY-NOTICES.txt"), "utf8");
-    expect(notices).toMatch(/@grpc\/grpc-js@\S+ \(Apache-2\.0\)/);
+    for (const p of programs) {
+      const notices = readFileSync(join(root, p.installDir, "THIRD-PARTY-NOTICES.txt"), "utf8");
+      expect(notices).toMatch(/@grpc\/grpc-js@\S+ \(Apache-2\.0\)/);
+    }
   });
 
   it("prints the version stamped at build time", () => {
@@ -286,7 +282,7 @@ describe("Dockerfile.driver at run time", () => {
     const run = join(root, "run");
     mkdirSync(run);
     const socket = join(run, "csi.sock");
-    const [healthPort, metricsPort] = [await freePort(), await freePort()];
+    const [healthPort, metricsPort] = await freePorts("127.0.0.1", 2);
     const started = start(image, root, [
       `--endpoint=unix://${socket}`,
       "--nodeid=image-test-node",
@@ -318,6 +314,31 @@ describe("Dockerfile.driver at run time", () => {
   });
 });
 
+describe("the SecretSync controller in Dockerfile.driver", () => {
+  const image = readImage("Dockerfile.driver", "driver");
+
+  it("is where the chart's command runs it, prints its version and explains a missing pod identity, as an unprivileged user", () => {
+    const root = assemble(image);
+    const chart = readFileSync(join(REPO_ROOT, "charts", "secrets-store-csi-driver-azure", "templates", "sync-controller-deployment.yaml"), "utf8");
+    const command = /command: (\[.*\])/.exec(chart)?.[1];
+    expect(JSON.parse(command!)).toEqual(["node", "--lite-mode", `${CONTROLLER.installDir}/${CONTROLLER.bundleName}`]);
+    // The image's files are readable by the chart's user (65532).
+    const asUser = process.getuid?.() === 0 ? { uid: 65532, gid: 65532 } : {};
+    const script = join(root, CONTROLLER.installDir, CONTROLLER.bundleName);
+    const version = spawnSync(process.execPath, ["--lite-mode", script, "--version"], { encoding: "utf8", env: { PATH: "/usr/bin:/bin" }, cwd: "/", ...asUser });
+    expect(version.stderr).toBe("");
+    expect(JSON.parse(version.stdout)).toEqual({ BuildVersion: BUILD.version, GitCommit: BUILD.commit, BuildDate: BUILD.date });
+    const unnamed = spawnSync(process.execPath, ["--lite-mode", script], { encoding: "utf8", env: { PATH: "/usr/bin:/bin" }, cwd: "/", ...asUser });
+    expect(unnamed.status).toBe(2);
+    expect(unnamed.stderr).toContain("SYNC_CONTROLLER_POD_NAME and SYNC_CONTROLLER_POD_UID must be set");
+  });
+
+  it("keeps the Kubernetes client package, yaml and PKCS#12 out of its start-up", () => {
+    const controller = bundles.find((b) => b.program === "controller")!;
+    expect([...controller.startupPackages.keys()].filter((p) => ["@kubernetes/client-node", "undici", "yaml", "node-forge", "@azure/identity"].includes(p))).toEqual([]);
+  });
+});
+
 describe("Dockerfile.provider at run time", () => {
   const image = readImage("Dockerfile.provider", "provider");
 
@@ -331,11 +352,12 @@ describe("Dockerfile.provider at run time", () => {
     mkdirSync(socketDir);
     if (process.getuid?.() === 0) chownSync(socketDir, user(image).uid, user(image).gid);
     const socket = join(socketDir, "azure.sock");
-    const [healthPort, metricsPort] = [await freePort(), await freePort()];
+    // on loopback: --healthz-port / --prometheus-port would bind every interface
+    const [healthPort, metricsPort] = await freePorts("127.0.0.1", 2);
     const started = start(image, root, [
       `--endpoint=unix://${socket}`,
-      `--healthz-port=${healthPort}`,
-      `--prometheus-port=${metricsPort}`,
+      `--healthz-addr=127.0.0.1:${healthPort}`,
+      `--metrics-addr=127.0.0.1:${metricsPort}`,
       "--construct-pem-chain=false",
       "--write-cert-and-key-in-separate-files=true",
       "-v=2",

@@ -39,6 +39,16 @@ const REJECTED: [string, Record<string, unknown>, string][] = [
   ["a token proxy URL with a query", { provider: { identityBinding: { tokenProxyURL: "https://proxy.example.com/?a=b" } } }, "at '/provider/identityBinding/tokenProxyURL'"],
   ["a server name with a port", { provider: { identityBinding: { sniName: "proxy.ests.aks:443" } } }, "at '/provider/identityBinding/sniName': 'proxy.ests.aks:443' does not match pattern"],
   ["an unknown update strategy", { linux: { updateStrategy: { type: "Recreate" } } }, "at '/linux/updateStrategy/type': value must be one of 'RollingUpdate', 'OnDelete'"],
+  ["a misspelt controller key", { syncController: { enable: true } }, "at '/syncController': additional properties 'enable' not allowed"],
+  ["three controller replicas", { syncController: { replicas: 3 } }, "at '/syncController/replicas': maximum: got 3, want 2"],
+  ["a rotation interval in words", { syncController: { rotationPollInterval: "often" } }, "at '/syncController/rotationPollInterval'"],
+  ["an audience with a comma", { syncController: { tokenRequestAudience: [{ audience: "a,b" }] } }, "at '/syncController/tokenRequestAudience/0/audience': 'a,b' does not match pattern"],
+  ["a root controller", { syncController: { runAsUser: 0 } }, "at '/syncController/runAsUser': minimum: got 0, want 1"],
+  [
+    "service-account-token among the allowed types",
+    { syncController: { validatingAdmissionPolicies: { allowedSecretTypes: ["Opaque", "kubernetes.io/service-account-token"] } } },
+    "at '/syncController/validatingAdmissionPolicies/allowedSecretTypes'",
+  ],
   ["a non-string pod annotation", { linux: { podAnnotations: { "example.com/n": 1 } } }, "at '/linux/podAnnotations/example.com~1n': got number, want string"],
 ];
 
@@ -74,6 +84,15 @@ describe("values.schema.json", () => {
         },
         logLevel: "trace",
         windows: { enabled: false },
+        syncController: {
+          enabled: true,
+          replicas: 1,
+          rotationPollInterval: "0",
+          tokenRequestAudience: [{ audience: "api://AzureADTokenExchange" }],
+          image: { repository: "", tag: "", digest: "" },
+          providerSidecar: { healthzPort: 18990, metricsPort: 18899 },
+          validatingAdmissionPolicies: { enabled: true, allowedSecretTypes: ["Opaque"], deniedSecretTypes: ["kubernetes.io/service-account-token"] },
+        },
       }),
     ).toBeUndefined();
   });

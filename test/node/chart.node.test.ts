@@ -3,10 +3,11 @@
 // containerd, the chart installed with `helm install` (plus the test-only
 // host-network post-renderer), both DaemonSets Ready, and a pod that
 // kube-scheduler places on the node mounting Key Vault secrets through the
-// installed stack.
+// installed stack; with the SecretSync controller on, a Deployment that reads
+// an env var from a synced Secret and mounts no CSI volume.
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
-import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
@@ -16,8 +17,10 @@ import YAML from "yaml";
 import { findHelm } from "../../scripts/generate-deploy.ts";
 import { buildImage, loadNodeBaseImage, startBuildah, type Buildah, type BuiltImage } from "../harness/image-build.ts";
 import { mountsUnder } from "../harness/host-state.ts";
+import { freePorts } from "../harness/processes.ts";
 import { waitFor } from "../harness/kube.ts";
 import type { HostNetworkPatch } from "./host-network-patch.ts";
+import { BUSYBOX_IMAGE } from "../harness/node.ts";
 import {
   DRIVER_NAME,
   EMULATOR_ADDRESS,
@@ -26,6 +29,8 @@ import {
   SP_SECRET,
   SPC_GROUP,
   VAULT,
+  WI_CLIENT_ID,
+  WI_SERVICE_ACCOUNT,
   secretProviderClass,
   secretsPod,
   startNodeStack,
@@ -122,20 +127,33 @@ describe("the images and the chart on a real node", () => {
 
   it("helm install runs both DaemonSets from the built images, with the driver registering itself", async () => {
     const providersDir = join(stack.base, "providers");
+    // Both DaemonSets share the machine's network, so their four listeners get
+    // ports picked free at run time on the node's address, which the
+    // post-renderer makes them bind (not every interface).
+    const [driverMetrics, driverHealth, providerHealth, providerMetrics] = await freePorts(NODE_ADDRESS, 4);
     const values = {
       linux: {
         kubeletRootDir: stack.node.kubeletDir,
         providersDir,
         additionalProvidersDirs: [],
-        metricsAddr: ":18095",
+        metricsAddr: `:${driverMetrics}`,
       },
-      livenessProbe: { port: 19808 },
+      livenessProbe: { port: driverHealth },
       rotationPollInterval: "5s",
+      // One replica: on the node's network a second one on this single node would need other ports.
+      syncController: {
+        enabled: true,
+        replicas: 1,
+        rotationPollInterval: "5s",
+        metricsPort: 18085,
+        healthPort: 18081,
+        providerSidecar: { healthzPort: 18990, metricsPort: 18899 },
+      },
       provider: {
         hostNetwork: true,
         dnsPolicy: "Default",
-        healthzPort: 18989,
-        metricsAddr: "18898",
+        healthzPort: providerHealth,
+        metricsAddr: String(providerMetrics),
         env: [{ name: "NODE_EXTRA_CA_CERTS", value: "/emulator/ca.pem" }],
         volumes: [{ name: "emulator-ca", hostPath: { path: stack.emulator.caCertPath.replace(/\/ca\.pem$/, ""), type: "Directory" } }],
         volumeMounts: [{ name: "emulator-ca", mountPath: "/emulator", readOnly: true }],
@@ -158,6 +176,10 @@ describe("the images and the chart on a real node", () => {
       const images = ds.spec!.template.spec!.containers.map((c) => c.image);
       expect(images.every((i) => i?.endsWith(`:v${appVersion}`)), images.join(",")).toBe(true);
     }
+    // The provider runs unprivileged: the driver's pod opened the socket directory to its group.
+    const dir = await stat(providersDir);
+    expect([dir.gid, dir.mode & 0o7777]).toEqual([65532, 0o1775]);
+    expect((await stat(join(providersDir, "azure.sock"))).uid).toBe(65532);
     // One container per node for the driver: no registrar sidecar, the driver registered itself.
     const driverPods = await stack.core.listNamespacedPod({ namespace: SYSTEM_NS, labelSelector: "app=secrets-store-csi-driver" });
     expect(driverPods.items).toHaveLength(1);
@@ -192,6 +214,97 @@ describe("the images and the chart on a real node", () => {
       intervalMs: 1000,
     });
   }, 300_000);
+
+  it("the SecretSync controller fills a Secret a Deployment reads as an env var, with no CSI volume, and rotates it", async () => {
+    const apps = stack.kc.makeApiClient(AppsV1Api);
+    const controller = await waitFor(
+      async () => {
+        const d = await apps.readNamespacedDeployment({ name: "secrets-store-sync-controller-manager", namespace: SYSTEM_NS });
+        return d.status?.availableReplicas === 1 ? d : undefined;
+      },
+      { description: "the SecretSync controller to be available", timeoutMs: 180_000, intervalMs: 1000 },
+    );
+    expect(controller.spec!.template.spec!.containers.map((c) => c.image)).toEqual([`ghcr.io/secrets-store-csi/driver:v${appVersion}`]);
+    const controllerPod = (await stack.core.listNamespacedPod({ namespace: SYSTEM_NS, labelSelector: "app=secrets-store-sync-controller" })).items[0]!;
+    // The provider sidecar and the controller run unprivileged.
+    expect(controllerPod.status!.initContainerStatuses!.map((c) => [c.name, c.ready])).toEqual([["provider-azure", true]]);
+    expect(controllerPod.spec!.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 65532 });
+
+    await stack.core.createNamespacedServiceAccount({ namespace: NS, body: { metadata: { name: WI_SERVICE_ACCOUNT } } }).catch(() => undefined);
+    await stack.custom.createNamespacedCustomObject({
+      group: SPC_GROUP,
+      version: "v1",
+      namespace: NS,
+      plural: "secretproviderclasses",
+      body: secretProviderClass(stack.emulator, "kv-sync", ["db-password"], { clientID: WI_CLIENT_ID }),
+    });
+    await stack.custom.createNamespacedCustomObject({
+      group: "secret-sync.x-k8s.io",
+      version: "v1alpha1",
+      namespace: NS,
+      plural: "secretsyncs",
+      body: {
+        apiVersion: "secret-sync.x-k8s.io/v1alpha1",
+        kind: "SecretSync",
+        metadata: { name: "app-secrets" },
+        spec: { secretProviderClassName: "kv-sync", serviceAccountName: WI_SERVICE_ACCOUNT, secretObject: { type: "Opaque", data: [{ sourcePath: "db-password", targetKey: "password" }] } },
+      },
+    });
+    await apps.createNamespacedDeployment({
+      namespace: NS,
+      body: {
+        metadata: { name: "env-app" },
+        spec: {
+          replicas: 1,
+          selector: { matchLabels: { app: "env-app" } },
+          template: {
+            metadata: { labels: { app: "env-app" } },
+            spec: {
+              terminationGracePeriodSeconds: 2,
+              containers: [
+                {
+                  name: "app",
+                  image: BUSYBOX_IMAGE,
+                  imagePullPolicy: "Never",
+                  command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"],
+                  env: [{ name: "DB_PASSWORD", valueFrom: { secretKeyRef: { name: "app-secrets", key: "password" } } }],
+                },
+              ],
+            },
+          },
+        },
+      },
+    });
+    const pod = await waitFor(
+      async () => {
+        const pods = await stack.core.listNamespacedPod({ namespace: NS, labelSelector: "app=env-app" });
+        const running = pods.items.find((p) => p.status?.phase === "Running" && (p.status.containerStatuses ?? []).every((c) => c.ready));
+        return running;
+      },
+      { description: "the Deployment's pod to run", timeoutMs: 180_000, intervalMs: 1000 },
+    );
+    expect((pod.spec!.volumes ?? []).some((v) => v.csi)).toBe(false);
+    expect(await stack.kubectl(["exec", pod.metadata!.name!, "--", "sh", "-c", 'echo "$DB_PASSWORD"'])).toBe("hunter2\n");
+
+    // Rotation in the vault reaches the Secret (rotationPollInterval 5s).
+    await stack.emulator.setSecret(VAULT, "db-password", "hunter3");
+    await waitFor(
+      async () => {
+        const secret = await stack.core.readNamespacedSecret({ name: "app-secrets", namespace: NS });
+        return Buffer.from(secret.data?.password ?? "", "base64").toString() === "hunter3";
+      },
+      { description: "the rotated value in Secret app-secrets", timeoutMs: 90_000, intervalMs: 1000 },
+    );
+    const ss = (await stack.custom.getNamespacedCustomObject({ group: "secret-sync.x-k8s.io", version: "v1alpha1", namespace: NS, plural: "secretsyncs", name: "app-secrets" })) as {
+      status?: { conditions?: { type: string; reason: string }[] };
+    };
+    expect(ss.status?.conditions?.find((c) => c.type === "SecretUpdated")?.reason).toBe("SecretUpToDate");
+    await apps.deleteNamespacedDeployment({ name: "env-app", namespace: NS });
+    await waitFor(async () => (await stack.core.listNamespacedPod({ namespace: NS, labelSelector: "app=env-app" })).items.length === 0, {
+      description: "the Deployment's pods to be gone",
+      timeoutMs: 120_000,
+    });
+  }, 420_000);
 
   it("helm uninstall and the node's teardown leave the machine as they found it", async () => {
     const uid = (await stack.core.readNamespacedPod({ name: "app", namespace: NS })).metadata!.uid!;

@@ -103,3 +103,41 @@ info
 {{- $parts := splitList ":" (toString .) -}}
 {{- last $parts -}}
 {{- end -}}
+
+{{/*
+The SecretSync controller's ServiceAccount and Deployment, named as upstream's
+chart names them (its admission policies and users' bindings name them).
+*/}}
+{{- define "sscsi.syncControllerName" -}}
+secrets-store-sync-controller-manager
+{{- end -}}
+
+{{/* Selector of the SecretSync controller's pods (immutable once installed). */}}
+{{- define "sscsi.syncControllerSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "sscsi.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: sync-controller
+{{- end -}}
+
+{{/* The username the API server sees for the SecretSync controller. */}}
+{{- define "sscsi.syncControllerUser" -}}
+{{- printf "system:serviceaccount:%s:%s" .Release.Namespace (include "sscsi.syncControllerName" .) -}}
+{{- end -}}
+
+{{/* The token audiences of the SecretSync controller, as a list. */}}
+{{- define "sscsi.syncControllerAudiences" -}}
+{{- $audiences := list -}}
+{{- range .Values.syncController.tokenRequestAudience -}}
+{{- $audiences = append $audiences .audience -}}
+{{- end -}}
+{{- toJson $audiences -}}
+{{- end -}}
+
+{{/* A CEL list literal of strings: ['a', 'b']. Call with a list. */}}
+{{- define "sscsi.celList" -}}
+{{- $items := list -}}
+{{- range . -}}
+{{- $items = append $items (printf "'%s'" (replace "'" "\\'" .)) -}}
+{{- end -}}
+{{- printf "[%s]" (join ", " $items) -}}
+{{- end -}}

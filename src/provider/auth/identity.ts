@@ -26,6 +26,8 @@ import { IDENTITY_BINDING_AUDIENCE } from "../../shared/identity-binding.ts";
 import { defaultTokenProxyOptions, TokenProxy } from "./token-proxy.ts";
 import { TokenProxyError } from "./token-proxy-error.ts";
 import { traceStep } from "../../shared/trace.ts";
+import type { PipelinePolicy } from "@azure/core-rest-pipeline";
+import { vaultAgentPolicy } from "../keyvault/vault-agent.ts";
 
 export const WORKLOAD_IDENTITY_AUDIENCE = "api://AzureADTokenExchange";
 
@@ -122,7 +124,8 @@ export class TenantMismatch extends Error {
 }
 
 export class CachingCredential implements TokenCredential {
-  private readonly tokens = new Map<string, AccessToken>();
+  /** Keyed by what the vault's challenge asks (scope, tenant, claims): a few per identity, bounded all the same. */
+  private readonly tokens = new LruCache<string, AccessToken>({ maxEntries: 16, idleMs: 24 * 3600_000 });
   private readonly flights = new SingleFlight<AccessToken>();
   private readonly fetch: Fetch;
   private readonly defaultTenant: string;
@@ -204,13 +207,11 @@ export interface IdentityOptions {
   tokenProxy?: TokenProxy;
 }
 
-/** One cached identity: its credential, the latest workload identity token, and its Key Vault clients. */
+/** One cached identity: its credential and the latest workload identity token. */
 export class Identity {
   readonly key: string;
   readonly description: string;
   readonly credential: CachingCredential;
-  /** Per-vault state hung on the identity (Key Vault clients), evicted with it. */
-  readonly attachments = new Map<string, unknown>();
   private auth: AuthConfig;
   private readonly proven: LruCache<string, true>;
   private readonly proofs = new SingleFlight<void>();
@@ -241,9 +242,15 @@ export class Identity {
     return { mode: this.auth.mode, tenantId: this.auth.tenantId, clientId: this.auth.clientId, cloud: this.auth.cloud };
   }
 
-  private credentialOptions(sdk: AzureSdk): { authorityHost: string; disableInstanceDiscovery: boolean; retryOptions: { maxRetries: number }; httpClient: AzureSdk["httpClient"] } {
+  private credentialOptions(): {
+    authorityHost: string;
+    disableInstanceDiscovery: boolean;
+    retryOptions: { maxRetries: number };
+    additionalPolicies: Array<{ policy: PipelinePolicy; position: "perRetry" }>;
+  } {
     return {
-      httpClient: sdk.httpClient,
+      // Entra ID's requests share the bounded pool of Key Vault's (vault-agent.ts).
+      additionalPolicies: [{ policy: vaultAgentPolicy, position: "perRetry" }],
       authorityHost: this.auth.cloud.activeDirectoryEndpoint,
       // Entra ID instance discovery only knows the public clouds' authorities;
       // a custom cloud (Azure Stack) would fail it.
@@ -258,9 +265,9 @@ export class Identity {
     const auth = this.auth;
     switch (auth.mode) {
       case "ServicePrincipal":
-        return new sdk.ClientSecretCredential(auth.tenantId, auth.clientId, auth.clientSecret ?? "", this.credentialOptions(sdk));
+        return new sdk.ClientSecretCredential(auth.tenantId, auth.clientId, auth.clientSecret ?? "", this.credentialOptions());
       case "ManagedIdentity":
-        return new sdk.ManagedIdentityCredential({ ...(auth.clientId ? { clientId: auth.clientId } : {}), httpClient: sdk.httpClient });
+        return auth.clientId ? new sdk.ManagedIdentityCredential({ clientId: auth.clientId }) : new sdk.ManagedIdentityCredential();
       default:
         throw new Error(`${auth.mode} exchanges a service-account token per request`);
     }
@@ -278,11 +285,13 @@ export class Identity {
     const assertion = token ?? auth.serviceAccountToken ?? "";
     const getAssertion = () => Promise.resolve(assertion);
     if (auth.mode !== "IdentityBinding") {
-      return nonNull(new sdk.ClientAssertionCredential(auth.tenantId, auth.clientId, getAssertion, this.credentialOptions(sdk)).getToken(scopes, options));
+      return nonNull(new sdk.ClientAssertionCredential(auth.tenantId, auth.clientId, getAssertion, this.credentialOptions()).getToken(scopes, options));
     }
     const proxy = await (this.tokenProxy ?? defaultTokenProxy()).client(options.abortSignal as AbortSignal | undefined);
     const credential = new sdk.ClientAssertionCredential(auth.tenantId, auth.clientId, getAssertion, {
-      ...this.credentialOptions(sdk),
+      ...this.credentialOptions(),
+      // the token proxy's client connects on its own terms
+      additionalPolicies: [],
       disableInstanceDiscovery: true,
       httpClient: proxy,
     });

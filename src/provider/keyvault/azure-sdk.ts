@@ -4,12 +4,10 @@
 // pipeline): evaluating them at start-up cost about a third of the time to
 // answer the first Version call and several MiB on every node whose pods
 // mount nothing. bench/RESULTS.md has the figures.
-import type { HttpClient } from "@azure/core-rest-pipeline";
 import type { ClientAssertionCredential, ClientSecretCredential, ManagedIdentityCredential } from "@azure/identity";
 import type { CertificateClient } from "@azure/keyvault-certificates";
 import type { KeyClient } from "@azure/keyvault-keys";
 import type { SecretClient } from "@azure/keyvault-secrets";
-import { sharedHttpClient } from "./http-client.ts";
 
 export interface AzureSdk {
   ClientSecretCredential: typeof ClientSecretCredential;
@@ -18,8 +16,6 @@ export interface AzureSdk {
   SecretClient: typeof SecretClient;
   KeyClient: typeof KeyClient;
   CertificateClient: typeof CertificateClient;
-  /** The HTTP client every Key Vault client and credential uses (http-client.ts). */
-  httpClient: HttpClient;
 }
 
 let loading: Promise<AzureSdk> | undefined;
@@ -27,8 +23,7 @@ let loading: Promise<AzureSdk> | undefined;
 /** Resolves with the SDK's classes; the first call loads them, later calls share that load. */
 export function azureSdk(): Promise<AzureSdk> {
   loading ??= (async () => {
-    const [pipeline, identity, secrets, keys, certificates] = await Promise.all([
-      import("@azure/core-rest-pipeline"),
+    const [identity, secrets, keys, certificates] = await Promise.all([
       import("@azure/identity"),
       import("@azure/keyvault-secrets"),
       import("@azure/keyvault-keys"),
@@ -41,7 +36,6 @@ export function azureSdk(): Promise<AzureSdk> {
       SecretClient: secrets.SecretClient,
       KeyClient: keys.KeyClient,
       CertificateClient: certificates.CertificateClient,
-      httpClient: sharedHttpClient(pipeline.createDefaultHttpClient()),
     };
   })();
   // A failed load (a broken image) is retried by the next mount, not cached.

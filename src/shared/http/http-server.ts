@@ -12,6 +12,8 @@ export interface HttpRoutes {
   metricsPath?: string;
   health?: HealthCheck;
   healthPath?: string;
+  /** More checks by path (e.g. "/readyz"), answered as /healthz is. */
+  checks?: Record<string, HealthCheck>;
 }
 
 export interface RunningHttpServer {
@@ -39,9 +41,9 @@ export async function startHttpServer(listen: string, routes: HttpRoutes): Promi
         });
       return;
     }
-    if (routes.health && path === healthPath) {
-      routes
-        .health()
+    const check = routes.health && path === healthPath ? routes.health : path && routes.checks && Object.hasOwn(routes.checks, path) ? routes.checks[path] : undefined;
+    if (check) {
+      check()
         .then(() => {
           res.writeHead(200, { "content-type": "text/plain" });
           res.end("ok");

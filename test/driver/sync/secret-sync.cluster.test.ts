@@ -238,9 +238,9 @@ describe("SecretSyncer against a real kube-apiserver", () => {
         if (apiErrorCode(err) !== 409) throw err;
       });
     };
-    await bind(`${DRIVER_USER}-driver`, "csi-secrets-store", DRIVER_USER);
-    await bind(`${DRIVER_USER}-sync`, "csi-secrets-store-sync", DRIVER_USER);
-    await bind(`${NO_SYNC_USER}-driver`, "csi-secrets-store", NO_SYNC_USER);
+    await bind(`${DRIVER_USER}-driver`, "secretproviderclasses-role", DRIVER_USER);
+    await bind(`${DRIVER_USER}-sync`, "secretprovidersyncing-role", DRIVER_USER);
+    await bind(`${NO_SYNC_USER}-driver`, "secretproviderclasses-role", NO_SYNC_USER);
 
     driverKube = new KubeClient(await loadKubeConnection(await kubeconfigFor(DRIVER_USER)), logger, { nodeName: NODE });
     // RBAC bindings take effect asynchronously in the authorizer cache.

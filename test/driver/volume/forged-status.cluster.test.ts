@@ -284,7 +284,11 @@ describe("forged status objects never make the driver adopt another pod's volume
         .filter((l) => l.includes("left alone a mount that a status object names"));
     const linesOf = (name: string) => leftAloneLines().filter((l) => l.includes(`"statusObject":"${FORGER_NS}/${name}"`));
     const expectedLines = [...forgedTargets].filter(([, targetPath]) => targetPath !== victimCsi).map(([name]) => name);
-    await waitFor(() => expectedLines.every((name) => linesOf(name).length > 0), { description: "a log line for every forgery" });
+    await waitFor(() => expectedLines.every((name) => linesOf(name).length > 0), { description: "a log line for every forgery" }).catch((err: unknown) => {
+      // Say which forgery got no line, and what the driver did meanwhile.
+      const missing = expectedLines.filter((name) => linesOf(name).length === 0).map((name) => `${name} (${forgedTargets.get(name)})`);
+      throw new Error(`${(err as Error).message}\nno line for: ${missing.join(", ")}\ndriver log:\n${driver.output().split("\n").slice(-80).join("\n")}`);
+    });
     for (const [name, targetPath] of forgedTargets) {
       if (targetPath === victimCsi) expect(linesOf(name).length, name).toBeLessThanOrEqual(1);
       else expect(linesOf(name), name).toHaveLength(1);

@@ -284,7 +284,14 @@ describe("RBAC", () => {
     const roles = rolesBoundTo(objects, "csi-secrets-store");
     // The exact calls, as measured by rbac.cluster.test.ts against a real API server.
     expect([...verbsOn(roles, SPC_GROUP, "secretproviderclasses")].sort()).toEqual(["get"]);
-    expect([...verbsOn(roles, SPC_GROUP, "secretproviderclasspodstatuses")].sort()).toEqual(["create", "get", "list", "update"]);
+    // Status objects: watch (refresh requests from the controller) only with rotation.
+    expect([...verbsOn(roles, SPC_GROUP, "secretproviderclasspodstatuses")].sort()).toEqual(["create", "get", "list", "update", "watch"]);
+    expect([...verbsOn(rolesBoundTo(render({ enableSecretRotation: false }), "csi-secrets-store"), SPC_GROUP, "secretproviderclasspodstatuses")].sort()).toEqual([
+      "create",
+      "get",
+      "list",
+      "update",
+    ]);
     expect([...verbsOn(roles, "", "events")].sort()).toEqual(["create"]);
     expect(verbsOn(roles, "", "secrets").size).toBe(0);
     expect(verbsOn(roles, "", "serviceaccounts/token").size).toBe(0);

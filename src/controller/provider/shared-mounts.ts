@@ -10,7 +10,7 @@ import { status as grpcStatus } from "@grpc/grpc-js";
 import { Reason } from "../api/conditions.ts";
 import type { SecretSync } from "../api/secret-sync.ts";
 import { abortableSleep } from "../../shared/abort.ts";
-import type { SecretProviderClass } from "../../shared/kube/kube-types.ts";
+import type { ObjectVersion, SecretProviderClass } from "../../shared/kube/kube-types.ts";
 import { LruCache } from "../../shared/lru.ts";
 import { OperationError } from "../../shared/provider-api/errors.ts";
 import { oneLine } from "../../shared/provider-api/provider-errors.ts";
@@ -38,6 +38,9 @@ export interface SharedMountsOptions {
 
 interface Answer {
   files: ProviderFiles;
+  /** The object versions the provider reported (Key Vault version ids for the Azure provider). */
+  objects: readonly ObjectVersion[];
+  versions: ReadonlySet<string>;
   fetchedAt: number;
 }
 
@@ -93,7 +96,7 @@ export class SharedMounts {
       await inFlight.answer.catch(() => undefined);
     }
     const startedAt = Date.now();
-    const answer = this.call(namespace, spc, serviceAccount).then((files) => ({ files, fetchedAt: startedAt }));
+    const answer = this.call(namespace, spc, serviceAccount).then(({ files, objects }) => ({ files, objects, versions: new Set(objects.map((o) => o.version)), fetchedAt: startedAt }));
     const pending: Pending = { startedAt, answer };
     this.pending.set(key, pending);
     try {
@@ -105,6 +108,21 @@ export class SharedMounts {
     }
   }
 
+  /**
+   * True when the answer kept for this SecretSync's (namespace, class,
+   * service account) reported this object version: a sync would find it
+   * already there.
+   */
+  holdsVersion(ss: SecretSync, spc: SecretProviderClass, version: string): boolean {
+    const cached = this.answers.peek(mountKey(ss.metadata.namespace ?? "", spc, ss.spec.serviceAccountName));
+    return cached?.versions.has(version) ?? false;
+  }
+
+  /** The object versions of the answer kept for this SecretSync's group ([] when none is kept). */
+  objectsOf(ss: SecretSync, spc: SecretProviderClass): readonly ObjectVersion[] {
+    return this.answers.peek(mountKey(ss.metadata.namespace ?? "", spc, ss.spec.serviceAccountName))?.objects ?? [];
+  }
+
   /** Drops every answer of a class (it changed or went away). */
   forgetClass(namespace: string, uid: string | undefined): void {
     const prefix = `${namespace}\0${uid ?? ""}\0`;
@@ -114,7 +132,7 @@ export class SharedMounts {
     for (const key of stale) this.answers.delete(key);
   }
 
-  private async call(namespace: string, spc: SecretProviderClass, serviceAccount: string): Promise<ProviderFiles> {
+  private async call(namespace: string, spc: SecretProviderClass, serviceAccount: string): Promise<{ files: ProviderFiles; objects: readonly ObjectVersion[] }> {
     const classRef = `${spc.metadata.namespace ?? namespace}/${spc.metadata.name}`;
     let provider: string;
     let client;
@@ -130,7 +148,7 @@ export class SharedMounts {
       try {
         const result = await client.mount(request, new Date(Date.now() + CALL_TIMEOUT_MS));
         this.options.onCall?.("success");
-        return new Map(result.files.map((f) => [f.path, f.contents]));
+        return { files: new Map(result.files.map((f) => [f.path, f.contents])), objects: result.objectVersions };
       } catch (err) {
         const unavailable = err instanceof OperationError && err.code === grpcStatus.UNAVAILABLE;
         if (unavailable && attempt < ATTEMPTS && !this.signal.aborted) {

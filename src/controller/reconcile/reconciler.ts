@@ -39,6 +39,8 @@ export interface ReconcilerDeps {
   logger: Logger;
   /** Longest back-off between retries of a failing SecretSync. */
   maxBackoffMs: number;
+  /** Hears the data of every successful sync (restart on rotation follows Secret content). */
+  onSynced?: (ss: SecretSync, spc: SecretProviderClass, data: ReadonlyMap<string, Buffer>, outcome: "created" | "updated" | "unchanged") => void;
 }
 
 const FIRST_BACKOFF_MS = 1000;
@@ -101,6 +103,7 @@ export class Reconciler {
     const hashing = this.deps.hashes.hash(data, spc, ss);
     if (!mustWrite && (await hashing) === ss.status?.syncHash) {
       logger.debug({ secretSync: key }, "secret up to date");
+      this.deps.onSynced?.(ss, spc, data, "unchanged");
       return "unchanged";
     }
 
@@ -121,6 +124,7 @@ export class Reconciler {
     next = setCondition(next, { type: ConditionType.Updated, status: "True", reason: Reason.SecretUpToDate, message: Message.UpToDate }, now);
     await this.writeStatus(ss, { syncHash, lastSuccessfulSyncTime: nowString(now), conditions: next });
 
+    this.deps.onSynced?.(ss, spc, data, written);
     const secretRef = `${ss.metadata.namespace}/${ss.metadata.name}`;
     logger.info({ secretSync: key, secretProviderClass: classRef, result: written, keys: data.size }, written === "created" ? "created synced secret" : "updated synced secret");
     await this.deps.events.record(

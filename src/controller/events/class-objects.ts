@@ -27,6 +27,8 @@ export interface ClassObject {
   objectType: string;
   /** Lower case. */
   objectName: string;
+  /** objectVersion names a version: a new one changes nothing here. */
+  pinned: boolean;
 }
 
 export interface ClassRef {
@@ -36,7 +38,7 @@ export interface ClassRef {
 
 export const classKeyOf = (namespace: string, name: string) => `${namespace}/${name}`;
 
-/** The unpinned Key Vault objects a class reads; [] for other providers or unreadable parameters. */
+/** The Key Vault objects a class reads; [] for other providers or unreadable parameters. */
 export function objectsOfClass(spc: SecretProviderClass): ClassObject[] {
   if (spc.spec?.provider !== AZURE_PROVIDER) return [];
   const parameters = spc.spec.parameters ?? {};
@@ -63,8 +65,7 @@ export function objectsOfClass(spc: SecretProviderClass): ClassObject[] {
     const objectType = String(o.objectType ?? "").trim();
     const version = String(o.objectVersion ?? "").trim();
     if (!objectName || !["secret", "key", "cert"].includes(objectType)) continue;
-    if (version !== "" && version !== "latest") continue;
-    out.push({ vault, objectType, objectName });
+    out.push({ vault, objectType, objectName, pinned: version !== "" && version !== "latest" });
   }
   return out;
 }
@@ -89,7 +90,7 @@ export class ClassObjectIndex {
     this.delete(spc.metadata.namespace ?? "", spc.metadata.name);
     const objects = objectsOfClass(spc);
     if (objects.length === 0) return;
-    const keys = [...new Set(objects.map((o) => objectKey(o.vault, o.objectName)))];
+    const keys = [...new Set(objects.filter((o) => !o.pinned).map((o) => objectKey(o.vault, o.objectName)))];
     for (const k of keys) add(this.byObject, k, key);
     const vault = objects[0]!.vault;
     add(this.byVault, vault, key);
@@ -111,7 +112,7 @@ export class ClassObjectIndex {
     return [...(set ?? [])].map(refOf);
   }
 
-  /** The classes that read anything from this vault. */
+  /** The classes that read anything from this vault, pinned versions included (access re-checks). */
   classesOfVault(vault: string): ClassRef[] {
     return [...(this.byVault.get(vault.toLowerCase()) ?? [])].map(refOf);
   }

@@ -230,6 +230,10 @@ export async function startController(options: ControllerOptions, deps: Controll
     { index: classObjects, secretSyncs: secretSyncRefresh, volumes: new VolumeSignals(rest, podStatusIndex), expiry, metrics, logger },
     { maxTracked: options.events.maxTracked, maxPending: MAX_PENDING_EVENTS, concurrency: EVENT_CONCURRENCY, accessCheckIntervalMs: ACCESS_CHECK_INTERVAL_MS },
   );
+  metrics.eventMemorySource = () => {
+    const { ids, versions, objects, vaults, inFlight } = processor.tracked;
+    return { ids, versions, objects, vaults, in_flight: inFlight, expiring: expiry.size };
+  };
   // Read before leading, so a wrong file or tenant shows at start-up.
   const webhookConfig = options.events.webhook;
   const querySecrets = webhookConfig?.querySecretsFile ? new QuerySecrets(webhookConfig.querySecretsFile) : undefined;

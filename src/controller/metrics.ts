@@ -122,6 +122,7 @@ export class ControllerMetrics {
   });
   readonly expiryDays: Gauge<"object_type">;
   readonly objectsNearExpiry: Gauge<"object_type" | "state">;
+  readonly eventMemory: Gauge<"kind">;
   readonly restarts = new Counter({
     name: "secretsync_workload_restarts_total",
     help: "Workloads rolled because content they follow changed, by kind (Deployment, StatefulSet, DaemonSet) and what changed (secretproviderclass, secret)",
@@ -153,6 +154,17 @@ export class ControllerMetrics {
         for (const [objectType, days] of expiry()?.fewestDaysLeft() ?? []) this.set({ object_type: objectType }, days);
       },
     });
+    const memory = () => this.eventMemorySource?.() ?? {};
+    this.eventMemory = new Gauge({
+      name: "keyvault_event_memory_entries",
+      help: "What the event receiver remembers, each bounded by --max-tracked-events: event ids, object versions, objects, vaults; and events in flight",
+      labelNames: ["kind"],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const [kind, count] of Object.entries(memory())) this.set({ kind }, count);
+      },
+    });
     this.objectsNearExpiry = new Gauge({
       name: "keyvault_objects_expiring",
       help: "Objects in use that Key Vault reported near expiry or expired and that have no newer version yet, by object type and state",
@@ -167,4 +179,6 @@ export class ControllerMetrics {
 
   /** Set once the event receiver runs: where the expiry gauges read from. */
   expirySource: ExpirySource | undefined;
+  /** Where the event memory gauge reads from. */
+  eventMemorySource: (() => Record<string, number>) | undefined;
 }

@@ -44,6 +44,8 @@ export interface SyncStack {
   emulator: Emulator;
   /** The loopback address the emulator listens on (port 443), for a process's DNS hook. */
   emulatorAddress: string;
+  /** The cluster's service-account issuer, which the emulator's Entra ID trusts. */
+  issuer: string;
   provider: RunningProvider;
   /** Where the chart is "installed": the controller's service account and Lease live here. */
   systemNamespace: string;
@@ -122,6 +124,7 @@ export async function startSyncStack(options: StackOptions): Promise<SyncStack> 
     objects,
     emulator,
     emulatorAddress: address,
+    issuer: discovery.issuer,
     provider,
     systemNamespace: options.systemNamespace,
     controllerUser,

@@ -24,8 +24,8 @@ import { NODE_NAME_LABEL, REFRESH_REQUESTED_AT_ANNOTATION, REFRESH_VERSION_ANNOT
 import type { MountedVolume } from "../volume/mounted-volumes.ts";
 import { groupVolumes } from "./refresh-groups.ts";
 
-export const BURST = 5;
-export const REFILL_MS = 10_000;
+export const BURST = 10;
+export const REFILL_MS = 2_000;
 /** A request found at start-up is acted on only when this recent (older ones were for the previous run). */
 const FRESH_AT_START_MS = 10 * 60_000;
 const MAX_VALUE_LENGTH = 256;

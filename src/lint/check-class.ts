@@ -8,7 +8,7 @@ import { posix } from "node:path";
 import type { SecretProviderClass } from "../shared/kube/kube-types.ts";
 import { checkProviderName, providerOf } from "../shared/provider-api/provider-client.ts";
 import { validateSecretObject } from "../shared/secrets/secret-data.ts";
-import { isHistoryMode, type KeyVaultObject } from "../provider/objects/objects.ts";
+import { describeTags, isHistoryMode, patternRegExp, type KeyVaultObject } from "../provider/objects/objects.ts";
 import { DEFAULT_CLOUD_ENV_FILE_DIRS } from "../provider/cloud/cloud-file.ts";
 import { DEFAULT_LIMITS, parseMountRequest, POD_NAME_KEY, POD_NAMESPACE_KEY, type MountParameters } from "../provider/objects/parameters.ts";
 import { WORKLOAD_IDENTITY_AUDIENCE } from "../provider/auth/identity.ts";
@@ -89,12 +89,50 @@ function refusal(subject: string, message: string, what = "mount"): Finding {
   return { kind: "refused", subject: subject || what, message: text, upstream: behaviour?.upstream ?? "unknown", upstreamDetail: behaviour?.detail };
 }
 
-/** Paths the class's volume holds (history files as a pattern). */
+/** Paths the class's volume holds (history files and a pattern's matches as a pattern). */
 function mountedPaths(objects: readonly KeyVaultObject[]): Array<string | RegExp> {
   const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-  return objects.flatMap((obj): Array<string | RegExp> =>
-    isHistoryMode(obj) ? [new RegExp(`^${escape(obj.fileName)}/\\d+(\\.crt|\\.key)?$`)] : [obj.fileName, `${obj.fileName}.crt`, `${obj.fileName}.key`],
-  );
+  return objects.flatMap((obj): Array<string | RegExp> => {
+    if (obj.pattern) return [new RegExp(`^${escape(obj.fileName)}${patternRegExp(obj.objectName).source.slice(1, -1)}(\\.crt|\\.key)?$`, "i")];
+    return isHistoryMode(obj) ? [new RegExp(`^${escape(obj.fileName)}/\\d+(\\.crt|\\.key)?$`)] : [obj.fileName, `${obj.fileName}.crt`, `${obj.fileName}.key`];
+  });
+}
+
+/**
+ * This provider's extensions (README "Beyond upstream"): what each does here,
+ * and what upstream's provider, which does not know them, does instead.
+ */
+function extensionFindings(objects: readonly KeyVaultObject[]): Finding[] {
+  const findings: Finding[] = [];
+  for (const obj of objects) {
+    const subject = `objects[${obj.index}]`;
+    if (obj.pattern) {
+      findings.push({
+        kind: "differs",
+        subject,
+        message:
+          `objectName "${obj.objectName}" is a pattern (an extension of this provider): every enabled ${obj.objectType} whose name matches is mounted, at ${obj.fileName ? `"${obj.fileName}<name>"` : "its name"}; ` +
+          "upstream's provider takes it for a literal name, which Key Vault refuses, and fails the mount",
+      });
+    }
+    if (Object.keys(obj.tags).length > 0) {
+      findings.push({
+        kind: "differs",
+        subject,
+        message: `objectTags ${describeTags(obj.tags)} (an extension of this provider): only objects carrying these tags are mounted; upstream's provider ignores objectTags and mounts the object whatever its tags`,
+      });
+    }
+    if (obj.optional) {
+      findings.push({
+        kind: "differs",
+        subject,
+        message:
+          'optional "true" (an extension of this provider): when Key Vault does not have the object or it is disabled, the volume is mounted without it and the pod gets a Warning event; ' +
+          "upstream's provider ignores optional and fails the mount then",
+      });
+    }
+  }
+  return findings;
 }
 
 async function checkAzure(spc: SecretProviderClass, options: LintOptions, findings: Finding[]): Promise<MountParameters | undefined> {
@@ -116,6 +154,7 @@ async function checkAzure(spc: SecretProviderClass, options: LintOptions, findin
     for (const w of params.warnings) {
       findings.push({ kind: w.differsFromUpstream ? "differs" : "note", subject: w.index === undefined ? "parameters" : `objects[${w.index}]`, message: w.message });
     }
+    findings.push(...extensionFindings(params.objects));
     if (params.auth.mode === "ServicePrincipal") {
       findings.push({ kind: "note", subject: "identity", message: "service principal: each pod's nodePublishSecretRef must hold clientid and clientsecret" });
     } else if (params.auth.mode === "WorkloadIdentity") {
@@ -148,6 +187,14 @@ function checkSecretObjects(spc: SecretProviderClass, params: MountParameters | 
     for (const item of obj.data ?? []) {
       const objectName = (item?.objectName ?? "").trim();
       const mounted = (path: string) => paths.some((p) => (typeof p === "string" ? p === path : p.test(path)));
+      const optional = params?.objects.find((o) => o.optional && !o.pattern && (o.fileName === objectName || objectName.startsWith(`${o.fileName}/`)));
+      if (optional) {
+        findings.push({
+          kind: "note",
+          subject,
+          message: `${objectName} comes from an optional object (objects[${optional.index}]): while Key Vault does not have it, the Secret is synced without the key ${item?.key ?? ""}`,
+        });
+      }
       if (objectName && !mounted(objectName)) {
         const clean = posix.normalize(objectName).replace(/\/+$/, "");
         findings.push({

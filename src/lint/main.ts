@@ -9,10 +9,14 @@
 //   secrets-store-csi-lint FILE|DIR...            manifests (YAML or JSON)
 //   secrets-store-csi-lint --kubeconfig=PATH      every namespace of a cluster
 //   --output=json                                 one JSON document
+//
+// A file that cannot be read is named on stderr with why (exit status 2) and
+// the others are still checked; each file is bounded in size and parse time.
 import { FlagError, parseFlags, usage, type FlagSpecs } from "../shared/cli/flags.ts";
 import { checkClass } from "./check-class.ts";
-import { formatJson, formatText, summarise } from "./report.ts";
+import { formatJson, formatText, printable, summarise } from "./report.ts";
 import { classesFromCluster, classesFromPaths, SourceError, type FoundClass } from "./sources.ts";
+import type { ManifestError } from "./read-manifest.ts";
 
 const PROGRAM = "secrets-store-csi-lint";
 
@@ -21,6 +25,18 @@ const FLAGS = {
   context: { kind: "string", default: "", usage: "kubeconfig context (default: the current one)" },
   output: { kind: "string", default: "text", usage: "text or json", validate: (v: string | number | boolean) => (v === "text" || v === "json" ? undefined : "must be text or json") },
   "cloud-name": { kind: "string", default: "AzurePublicCloud", usage: "the provider's --cloud-name, for classes that set no cloudName" },
+  "max-file-bytes": {
+    kind: "int",
+    default: 4 * 1024 * 1024,
+    usage: "largest manifest file read; larger ones are reported and skipped",
+    validate: (v: string | number | boolean) => (Number(v) > 0 ? undefined : "must be greater than zero"),
+  },
+  timeout: {
+    kind: "duration",
+    default: 30_000,
+    usage: "longest time one manifest file may take to parse; slower ones are reported and skipped",
+    validate: (v: string | number | boolean) => (Number(v) > 0 ? undefined : "must be greater than zero"),
+  },
 } satisfies FlagSpecs;
 
 /** Flags (with their values) apart from the FILE and DIR arguments. */
@@ -62,19 +78,23 @@ async function main(): Promise<number> {
     return 2;
   }
   let found: FoundClass[];
+  let unreadable: ManifestError[] = [];
   try {
-    found = flags.kubeconfig ? await classesFromCluster(flags.kubeconfig, flags.context || undefined) : await classesFromPaths(paths);
+    if (flags.kubeconfig) found = await classesFromCluster(flags.kubeconfig, flags.context || undefined);
+    else ({ found, errors: unreadable } = await classesFromPaths(paths, { maxFileBytes: flags["max-file-bytes"], timeoutMs: flags.timeout }));
   } catch (err) {
     if (err instanceof SourceError) {
-      console.error(`${PROGRAM}: ${err.message}`);
+      console.error(`${PROGRAM}: ${printable(err.message)}`);
       return 2;
     }
     throw err;
   }
+  for (const e of unreadable) console.error(`${PROGRAM}: ${printable(e.path)}: ${printable(e.message)}`);
   const reports = [];
   for (const { spc, source } of found) reports.push(await checkClass(spc, source, { cloudName: flags["cloud-name"] }));
   const result = summarise(reports);
   process.stdout.write(flags.output === "json" ? formatJson(result) : formatText(result));
+  if (unreadable.length > 0) return 2;
   return result.summary.refused > 0 ? 1 : 0;
 }
 
@@ -83,7 +103,7 @@ main().then(
     process.exitCode = code;
   },
   (err: unknown) => {
-    console.error(`${PROGRAM}: ${err instanceof Error ? err.message : String(err)}`);
+    console.error(`${PROGRAM}: ${printable(err instanceof Error ? err.message : String(err))}`);
     process.exitCode = 2;
   },
 );

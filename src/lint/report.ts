@@ -1,6 +1,18 @@
 // The lint's output: one block per class for people, or one JSON document
-// for pipelines.
+// for pipelines. Names and messages come from the manifests, so in text every
+// control character is shown escaped (a class named "x\n0 refused here" or
+// one carrying terminal escape sequences cannot forge or hide a line); JSON
+// escapes them itself.
 import type { ClassReport, Finding } from "./check-class.ts";
+
+/** Characters that would break a line or drive a terminal: C0, DEL, C1, line and paragraph separators, bidi controls. */
+const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+const SHORT_ESCAPES: Record<string, string> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
+
+/** `text` with every control character escaped (\n, \t, \u001b, ...), so it prints as one line of plain text. */
+export function printable(text: unknown): string {
+  return String(text).replace(UNPRINTABLE, (c) => SHORT_ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
 
 export interface LintResult {
   classes: ClassReport[];
@@ -25,17 +37,22 @@ const UPSTREAM_TEXT: Record<NonNullable<Finding["upstream"]>, string> = {
   unknown: "not known",
 };
 
+/** A message for one line: a line break and the indentation after it read as one space; other controls escaped. */
+function messageLine(text: string): string {
+  return printable(text.replace(/[ \t]*(\r\n|[\r\n])[ \t]*/g, " "));
+}
+
 function findingLines(f: Finding): string[] {
   const label = f.kind === "refused" ? "refused" : f.kind === "differs" ? "differs" : "note";
-  const lines = [`  ${label}: ${f.subject}: ${f.message}`];
-  if (f.kind === "refused" && f.upstream) lines.push(`    upstream: ${UPSTREAM_TEXT[f.upstream]}${f.upstreamDetail ? `: ${f.upstreamDetail}` : ""}`);
+  const lines = [`  ${label}: ${printable(f.subject)}: ${messageLine(f.message)}`];
+  if (f.kind === "refused" && f.upstream) lines.push(`    upstream: ${UPSTREAM_TEXT[f.upstream]}${f.upstreamDetail ? `: ${messageLine(f.upstreamDetail)}` : ""}`);
   return lines;
 }
 
 export function formatText(result: LintResult): string {
   const lines: string[] = [];
   for (const c of result.classes) {
-    lines.push(`${c.namespace}/${c.name} (${c.source}): ${VERDICT_TEXT[c.verdict]}`);
+    lines.push(`${printable(c.namespace)}/${printable(c.name)} (${printable(c.source)}): ${VERDICT_TEXT[c.verdict]}`);
     for (const f of c.findings) lines.push(...findingLines(f));
   }
   const s = result.summary;

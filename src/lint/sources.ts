@@ -1,12 +1,15 @@
 // Where the lint finds SecretProviderClasses: YAML or JSON manifests (files,
 // or directories searched recursively, multi-document files and List kinds
-// included), or every namespace of a live cluster.
-import { readdir, readFile, stat } from "node:fs/promises";
+// included), or every namespace of a live cluster. A file that cannot be read
+// (missing, not a regular file, too large, not YAML, too slow to parse) is
+// reported by name and the others are still checked.
+import { readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { CustomObjectsApi, KubeConfig } from "@kubernetes/client-node";
-import { parseAllDocuments } from "yaml";
 import type { SecretProviderClass } from "../shared/kube/kube-types.ts";
 import { SPC_API_GROUP } from "./check-class.ts";
+import { ManifestParser } from "./manifest-parser.ts";
+import { errnoText, ManifestError, readManifest } from "./read-manifest.ts";
 
 export interface FoundClass {
   spc: SecretProviderClass;
@@ -20,19 +23,29 @@ export class SourceError extends Error {
 
 const MANIFEST = /\.(ya?ml|json)$/i;
 
-async function manifestFiles(path: string): Promise<string[]> {
+/** The manifest files under `path` (a file given by name is taken whatever its name); unreadable directories go to `errors`. */
+async function manifestFiles(path: string, errors: ManifestError[]): Promise<string[]> {
   let info;
   try {
     info = await stat(path);
   } catch (err) {
-    throw new SourceError(`${path}: ${(err as NodeJS.ErrnoException).code === "ENOENT" ? "no such file or directory" : (err as Error).message}`);
+    errors.push(new ManifestError(path, errnoText(err)));
+    return [];
   }
   if (!info.isDirectory()) return [path];
+  let entries;
+  try {
+    entries = await readdir(path, { withFileTypes: true });
+  } catch (err) {
+    errors.push(new ManifestError(path, errnoText(err)));
+    return [];
+  }
   const out: string[] = [];
-  for (const entry of (await readdir(path, { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name))) {
+  for (const entry of entries.sort((a, b) => a.name.localeCompare(b.name))) {
     if (entry.name.startsWith(".")) continue;
     const child = join(path, entry.name);
-    if (entry.isDirectory()) out.push(...(await manifestFiles(child)));
+    // symlinked directories are not followed (no loops); a symlinked *.yaml is read if it leads to a regular file
+    if (entry.isDirectory()) out.push(...(await manifestFiles(child, errors)));
     else if (MANIFEST.test(entry.name)) out.push(child);
   }
   return out;
@@ -52,24 +65,47 @@ function classesIn(doc: unknown): SecretProviderClass[] {
   return [];
 }
 
-/** SecretProviderClasses in the given files and directories, in path order. */
-export async function classesFromPaths(paths: readonly string[]): Promise<FoundClass[]> {
+export interface ReadLimits {
+  /** Largest manifest file read (--max-file-bytes). */
+  maxFileBytes: number;
+  /** Longest time one file may take to parse (--timeout). */
+  timeoutMs: number;
+}
+
+/** SecretProviderClasses in the given files and directories, in path order, and the files that could not be read. */
+export async function classesFromPaths(paths: readonly string[], limits: ReadLimits): Promise<{ found: FoundClass[]; errors: ManifestError[] }> {
   const found: FoundClass[] = [];
-  for (const path of paths) {
-    for (const file of await manifestFiles(path)) {
-      const text = await readFile(file, "utf8");
-      const docs = parseAllDocuments(text, { prettyErrors: false });
-      for (const doc of Array.isArray(docs) ? docs : [docs]) {
-        const error = doc.errors[0];
-        if (error) throw new SourceError(`${file}: not valid YAML: ${error.message.split("\n")[0]}`);
-        for (const spc of classesIn(doc.toJSON())) {
-          if (!spc.metadata || typeof spc.metadata.name !== "string") throw new SourceError(`${file}: a SecretProviderClass without metadata.name`);
-          found.push({ spc, source: file });
+  const errors: ManifestError[] = [];
+  const parser = new ManifestParser(limits.timeoutMs);
+  try {
+    for (const path of paths) {
+      for (const file of await manifestFiles(path, errors)) {
+        let text: string;
+        try {
+          text = await readManifest(file, limits.maxFileBytes);
+        } catch (err) {
+          if (!(err instanceof ManifestError)) throw err;
+          errors.push(err);
+          continue;
         }
+        const parsed = await parser.parse(text);
+        if (!parsed.ok) {
+          errors.push(new ManifestError(file, parsed.message));
+          continue;
+        }
+        const classes = parsed.docs.flatMap(classesIn);
+        const unnamed = classes.find((spc) => !spc.metadata || typeof spc.metadata.name !== "string");
+        if (unnamed) {
+          errors.push(new ManifestError(file, "a SecretProviderClass without metadata.name"));
+          continue;
+        }
+        found.push(...classes.map((spc) => ({ spc, source: file })));
       }
     }
+  } finally {
+    parser.close();
   }
-  return found;
+  return { found, errors };
 }
 
 /** Every SecretProviderClass of the cluster, all namespaces (needs list on secretproviderclasses). */

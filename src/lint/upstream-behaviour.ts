@@ -37,6 +37,10 @@ const RULES: Rule[] = [
   { pattern: /file name ".*" names the volume itself/, upstream: "refuses", detail: "its driver cannot write a file at the volume's root" },
   { pattern: /file name ".*" has a path segment longer than|file name is longer than/, upstream: "refuses", detail: "its driver refuses such paths" },
   { pattern: /^provider not set in|^parameters not set in|^invalid provider name/, upstream: "refuses", detail: "its driver refuses the class" },
+  // this provider's extensions (patterns, objectTags, optional), which upstream's provider does not know
+  { pattern: /objectName pattern ".*" may hold only|cannot be given with the objectName pattern|is the prefix of every match's file/, upstream: "refuses", detail: "it takes the pattern for an object name, which Key Vault refuses" },
+  { pattern: /objectTags( ".*" is not a list| lists \d+ tags| names the tag|: a tag name has at most)/, upstream: "mounts", detail: "it ignores objectTags" },
+  { pattern: /optional ".*" is neither "true" nor "false"/, upstream: "mounts", detail: "it ignores optional" },
   // upstream's own texts
   {
     pattern:

@@ -2,8 +2,11 @@
 // (transient vs final, reference/csi-kubelet.md B.9) and a short, stable error
 // class used as a metric label; the message names the object and vault and
 // never contains a secret value, a token or file content.
-import { status } from "@grpc/grpc-js";
-import { GrpcError } from "../shared/grpc/grpc-server.ts";
+// grpc-js's status codes from the file that defines them, not from its index:
+// the objects parser's worker thread builds these errors, and loading grpc-js
+// there (http2, tls, net) cost the thread about 11 MiB.
+import { Status as status } from "@grpc/grpc-js/build/src/constants.js";
+import { GrpcError } from "../shared/grpc/grpc-error.ts";
 
 /** Stable error classes: the only values the `error`/`grpc_message` metric labels take. */
 export const ERROR_CLASSES = [
@@ -13,6 +16,7 @@ export const ERROR_CLASSES = [
   "CertificateNotFound",
   "NotFound",
   "Forbidden",
+  "ObjectDisabled",
   "Unauthorized",
   "AuthenticationFailed",
   "BadParameter",

@@ -12,6 +12,8 @@ import { DEFAULT_CLOUD_ENV_FILE_DIRS } from "./cloud/cloud-file.ts";
 import { checkCloudName, resolveCloud } from "./cloud/cloud.ts";
 import { DEFAULT_LIMITS } from "./objects/parameters.ts";
 import { DEFAULT_CLUSTER_CA_FILE, DEFAULT_TOKEN_PROXY_URL, tokenProxyUrlProblem } from "./auth/token-proxy.ts";
+import { DEFAULT_MAX_CACHED_VAULTS } from "./keyvault/keyvault.ts";
+import { DEFAULT_MAX_METRIC_SERIES } from "./metrics.ts";
 import { ListenError, ProviderServer, startProviderHttp } from "./server.ts";
 
 type FlagValue = string | number | boolean;
@@ -65,8 +67,20 @@ const FLAGS = {
   },
   "keyvault-request-budget-window": { kind: "duration", default: 10_000, usage: "window of the per-vault request budget", validate: positive },
   "mount-concurrency": { kind: "int", default: 8, usage: "objects of one mount read from Key Vault at the same time", validate: positive },
-  "max-cached-identities": { kind: "int", default: 256, usage: "identities whose credentials and Key Vault clients are kept", validate: positive },
-  "identity-idle-timeout": { kind: "duration", default: 3_600_000, usage: "drop a cached identity unused for this long", validate: positive },
+  "max-cached-identities": { kind: "int", default: 256, usage: "identities whose credentials are kept", validate: positive },
+  "max-cached-vaults": {
+    kind: "int",
+    default: DEFAULT_MAX_CACHED_VAULTS,
+    usage: "identity and vault pairs whose Key Vault clients are kept, and vaults whose request budget is (least recently used dropped first)",
+    validate: positive,
+  },
+  "identity-idle-timeout": { kind: "duration", default: 3_600_000, usage: "drop a cached identity, or Key Vault clients, unused for this long", validate: positive },
+  "max-metric-series": {
+    kind: "int",
+    default: DEFAULT_MAX_METRIC_SERIES,
+    usage: "series per metric whose labels name a Key Vault object or vault (keyvault_request, keyvault_http_requests_total, keyvault_budget_*); later names are counted as _other",
+    validate: positive,
+  },
   "cloud-env-file-dir": {
     kind: "string",
     default: DEFAULT_CLOUD_ENV_FILE_DIRS.join(","),
@@ -151,6 +165,8 @@ async function main(): Promise<void> {
       maxIdentities: flags["max-cached-identities"],
       identityIdleMs: flags["identity-idle-timeout"],
       tokenProxy: { url: flags["token-proxy-url"], serverName: flags["sni-name"].toLowerCase(), caFile: flags["token-proxy-ca-file"] },
+      maxCachedVaults: flags["max-cached-vaults"],
+      maxMetricSeries: flags["max-metric-series"],
     },
     logger,
   );

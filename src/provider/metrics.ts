@@ -4,12 +4,50 @@
 // SecretNotFound, ...) instead of the raw error text, so no message (which can
 // name objects, vaults or identities) reaches a label and cardinality stays
 // bounded. The *_duration_seconds histograms and *_total counters are ours.
+//
+// Two labels carry names a SecretProviderClass chooses: upstream's
+// `object_name` and our `vault`. Each metric with such a label keeps at most
+// --max-metric-series series with real names (first come, first kept); every
+// later series is counted with the name `_other` (no Key Vault object or vault
+// name contains "_"), so /metrics stays small whatever names tenants make up.
 import { Counter, Gauge, Histogram, Registry, collectProcessMetrics } from "../shared/http/prometheus.ts";
 import type { ErrorClass } from "./errors.ts";
 
 const SERVICE_NAME = "csi-secrets-store-provider-azure";
 const UPSTREAM_BUCKETS = [0.1, 0.2, 0.3, 0.4, 0.5, 1, 1.5, 2, 2.5, 3, 5, 10, 15, 30];
 const SECONDS_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+
+/** The name counted for every series beyond a metric's budget. */
+export const OTHER_NAME = "_other";
+/** --max-metric-series: upstream's keyvault_request histogram costs about 3 KiB of /metrics per series. */
+export const DEFAULT_MAX_METRIC_SERIES = 100;
+
+/**
+ * The series of one metric whose labels include a tenant's name: the first
+ * `max` distinct series keep the name, later ones get OTHER_NAME.
+ */
+class NamedSeries {
+  private readonly kept = new Set<string>();
+  private readonly max: number;
+
+  constructor(max: number) {
+    this.max = max;
+  }
+
+  /** The name to put in the label of the series (name + the other label values). */
+  name(name: string, ...rest: string[]): string {
+    const key = [name, ...rest].join("\n");
+    if (this.kept.has(key)) return name;
+    if (this.kept.size >= this.max) return OTHER_NAME;
+    this.kept.add(key);
+    return name;
+  }
+}
+
+/** An HTTP status as a label: the number, or "none" for no answer. */
+function statusLabel(statusCode: number | undefined): string {
+  return statusCode !== undefined && Number.isInteger(statusCode) && statusCode >= 100 && statusCode <= 599 ? String(statusCode) : "none";
+}
 
 export function osType(): string {
   return process.platform === "win32" ? "windows" : process.platform;
@@ -28,9 +66,18 @@ export class ProviderMetrics {
   private readonly budgetWaitSeconds: Counter<"vault">;
   private readonly tokenRequests: Counter<"mode" | "result">;
   readonly cachedIdentities: Gauge;
+  readonly cachedVaultClients: Gauge;
+  readonly objectsListsWaiting: Gauge;
+  private readonly objectSeries: NamedSeries;
+  private readonly httpSeries: NamedSeries;
+  private readonly budgetSeries: NamedSeries;
 
-  constructor(options: { defaultMetrics?: boolean } = {}) {
+  constructor(options: { defaultMetrics?: boolean; maxSeries?: number } = {}) {
     this.registry = new Registry();
+    const maxSeries = options.maxSeries ?? DEFAULT_MAX_METRIC_SERIES;
+    this.objectSeries = new NamedSeries(maxSeries);
+    this.httpSeries = new NamedSeries(maxSeries);
+    this.budgetSeries = new NamedSeries(maxSeries);
     const registers = [this.registry];
     if (options.defaultMetrics) collectProcessMetrics(this.registry);
     this.keyvaultRequest = new Histogram({
@@ -99,14 +146,31 @@ export class ProviderMetrics {
     });
     this.cachedIdentities = new Gauge({
       name: "cached_identities",
-      help: "Identities whose credential and Key Vault clients are cached",
+      help: "Identities whose credential is cached",
+      registers,
+    });
+    this.cachedVaultClients = new Gauge({
+      name: "cached_vault_clients",
+      help: "Identity and vault pairs whose Key Vault clients are cached (at most --max-cached-vaults)",
+      registers,
+    });
+    this.objectsListsWaiting = new Gauge({
+      name: "objects_lists_waiting",
+      help: "Large objects lists waiting for the parser's worker thread (at most 8, 2 per namespace)",
       registers,
     });
   }
 
   observeKeyVault(objectType: string, objectName: string, operation: string, seconds: number, error: ErrorClass | ""): void {
     this.keyvaultRequest.observe(
-      { service_name: SERVICE_NAME, provider: "azure", os_type: osType(), object_type: objectType, object_name: objectName, error },
+      {
+        service_name: SERVICE_NAME,
+        provider: "azure",
+        os_type: osType(),
+        object_type: objectType,
+        object_name: this.objectSeries.name(objectName, objectType, error),
+        error,
+      },
       seconds,
     );
     this.keyvaultDuration.observe({ operation, object_type: objectType, result: error === "" ? "ok" : error }, seconds);
@@ -121,7 +185,8 @@ export class ProviderMetrics {
   }
 
   countHttp(vault: string, operation: string, statusCode: number | undefined): void {
-    this.keyvaultHttp.inc({ vault, operation, status_code: statusCode === undefined ? "none" : String(statusCode) });
+    const status_code = statusLabel(statusCode);
+    this.keyvaultHttp.inc({ vault: this.httpSeries.name(vault, operation, status_code), operation, status_code });
   }
 
   countDeduplicated(objectType: string): void {
@@ -133,8 +198,9 @@ export class ProviderMetrics {
   }
 
   countBudgetWait(vault: string, ms: number): void {
-    this.budgetWaits.inc({ vault });
-    this.budgetWaitSeconds.inc({ vault }, ms / 1000);
+    const labels = { vault: this.budgetSeries.name(vault) };
+    this.budgetWaits.inc(labels);
+    this.budgetWaitSeconds.inc(labels, ms / 1000);
   }
 
   countTokenRequest(mode: string, result: "ok" | "error"): void {

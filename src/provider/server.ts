@@ -53,6 +53,10 @@ export interface ProviderConfig extends Omit<MountOptions, "cloudEnvFileDirs" | 
   identityIdleMs?: number;
   /** Identity binding's token proxy (--token-proxy-url, --sni-name, --token-proxy-ca-file); in-cluster defaults. */
   tokenProxy?: Partial<Omit<TokenProxyOptions, "onServerNameDerived">>;
+  /** Identity/vault pairs whose Key Vault clients are kept (--max-cached-vaults). */
+  maxCachedVaults?: number;
+  /** Series with tenant-chosen names per metric (--max-metric-series). */
+  maxMetricSeries?: number;
 }
 
 interface MountRequestMessage {
@@ -83,7 +87,7 @@ export class ProviderServer {
   private readonly config: ProviderConfig & MountOptions;
   private grpcServer: RunningGrpcServer | undefined;
 
-  constructor(config: ProviderConfig, logger: Logger, metrics = new ProviderMetrics({ defaultMetrics: true })) {
+  constructor(config: ProviderConfig, logger: Logger, metrics = new ProviderMetrics({ defaultMetrics: true, maxSeries: config.maxMetricSeries })) {
     this.config = { cloudEnvFileDirs: DEFAULT_CLOUD_ENV_FILE_DIRS, limits: DEFAULT_LIMITS, ...config };
     this.logger = logger;
     this.metrics = metrics;
@@ -93,8 +97,14 @@ export class ProviderServer {
       onServerNameDerived: (serverName) => logger.info({ serverName }, "identity binding: the token proxy's server name, derived from the API server's certificate"),
     });
     this.identities = new IdentityCache({ metrics, maxEntries: config.maxIdentities, idleMs: config.identityIdleMs, tokenProxy });
-    this.reader = new KeyVaultReader({ metrics, logger, budget: { requests: config.budgetRequests, windowMs: config.budgetWindowMs } });
-    this.mounts = new MountService(this.config, this.identities, this.reader, logger);
+    this.reader = new KeyVaultReader({
+      metrics,
+      logger,
+      budget: { requests: config.budgetRequests, windowMs: config.budgetWindowMs },
+      maxCachedVaults: config.maxCachedVaults,
+      clientIdleMs: config.identityIdleMs,
+    });
+    this.mounts = new MountService(this.config, this.identities, this.reader, logger, metrics);
   }
 
   get address(): string {

@@ -14,8 +14,7 @@ import type { Emulator } from "../../src/emulator/index.ts";
 import { createNamespace, kubeConfigFromInjected, rawRequest, waitFor } from "../harness/kube.ts";
 import { lastLines, startTestEmulator } from "../provider/env.ts";
 import { csiClient, type CsiClient } from "../support/csi-client.ts";
-import { removeTestTree, requireRoot, startDriverProcess, type DriverProcess } from "../support/driver-process.ts";
-import { sleep } from "../support/fake-provider.ts";
+import { metricsUrl, removeTestTree, requireRoot, startDriverProcess, type DriverProcess } from "../support/driver-process.ts";
 
 const REPO = resolve(import.meta.dirname, "../..");
 const GROUP = "secrets-store.csi.x-k8s.io";
@@ -174,7 +173,7 @@ describe("driver + Azure provider + Key Vault emulator + kube-apiserver", () => 
       `--kubeconfig=${inject("kubeconfig")}`,
       `--provider-volume=${join(base, "providers")}`,
       "--additional-provider-volume-paths=",
-      "--metrics-addr=",
+      "--metrics-addr=127.0.0.1:0",
       "--health-addr=",
       "--enable-secret-rotation=true",
       `--rotation-poll-interval=${INTERVAL_MS / 1000}s`,
@@ -215,15 +214,24 @@ describe("driver + Azure provider + Key Vault emulator + kube-apiserver", () => 
   it("rotation costs Key Vault reads per identity, not per pod; identities are not merged", async () => {
     for (const p of ["sp-2", "sp-3", "sp-4", "sp-5"]) await publish(p, "kv-sp", "sp");
     await publish("wi-2", "kv-wi", "wi");
-    await sleep(INTERVAL_MS + 1000);
+    // The clock is the driver's count of volume refreshes: each interval
+    // refreshes all 7 volumes, so 7 per interval, however long a busy machine
+    // makes an interval. One round first, so every group has settled.
+    const url = await metricsUrl(driver);
+    const volumeRefreshes = async () =>
+      [...(await (await fetch(url)).text()).matchAll(/^rotation_reconcile_total\{[^}]*\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
+    const VOLUMES = 7;
+    const settled = (await volumeRefreshes()) + VOLUMES;
+    await waitFor(async () => (await volumeRefreshes()) >= settled, { description: "a round of refreshes of the 7 volumes" });
     emulator.resetCounters();
+    const start = await volumeRefreshes();
     const intervals = 3;
-    await sleep(INTERVAL_MS * intervals);
+    await waitFor(async () => (await volumeRefreshes()) >= start + intervals * VOLUMES, { description: `${intervals} rounds of refreshes`, intervalMs: 100 });
     const c = emulator.counters();
     const reads = (c[`getSecret:${VAULT}`] ?? 0) + (c[`getKey:${VAULT}`] ?? 0);
     const tokens = c.token ?? 0;
     console.log(
-      `Key Vault reads in ${intervals} intervals: ${reads} (getSecret ${c[`getSecret:${VAULT}`] ?? 0}, getKey ${c[`getKey:${VAULT}`] ?? 0}), token requests ${tokens}; ` +
+      `Key Vault reads in ${intervals} rounds of volume refreshes: ${reads} (getSecret ${c[`getSecret:${VAULT}`] ?? 0}, getKey ${c[`getKey:${VAULT}`] ?? 0}), token requests ${tokens}; ` +
         `7 volumes in 2 identities x ${OBJECTS.length} objects (one read per object per pod would be ${7 * OBJECTS.length * intervals})`,
     );
     // Two identities (service principal: 5 pods, workload identity: 2 pods), 4 objects each, per interval.

@@ -185,3 +185,46 @@ describe("generated certificates", () => {
     expect(error.code).toBe("CertificateNotFound");
   });
 });
+
+describe("lists, as patterns and objectTags read them", () => {
+  it("describe every object without its value: tags, contentType, enabled, and managed for a certificate's secret and key", async () => {
+    await secrets.setSecret("listed-plain", "v", { tags: { env: "prod" }, contentType: "text/plain" });
+    const off = await secrets.setSecret("listed-off", "v");
+    await secrets.updateSecretProperties("listed-off", off.properties.version!, { enabled: false });
+    await keys.createRsaKey("listed-key", { tags: { env: "dev" } });
+    const poller = await certificates.beginCreateCertificate("listed-cert", { issuerName: WellKnownIssuer.Self, subject: "CN=listed.example" }, { tags: { env: "prod" } });
+    await poller.pollUntilDone();
+
+    const listedSecrets = new Map<string, { tags?: Record<string, string>; contentType?: string; enabled?: boolean; managed?: boolean }>();
+    for await (const p of secrets.listPropertiesOfSecrets()) listedSecrets.set(p.name, p);
+    expect(listedSecrets.get("listed-plain")).toMatchObject({ tags: { env: "prod" }, contentType: "text/plain", enabled: true });
+    expect(listedSecrets.get("listed-plain")!.managed).toBeFalsy();
+    expect(listedSecrets.get("listed-off")).toMatchObject({ enabled: false });
+    expect(listedSecrets.get("listed-cert")).toMatchObject({ managed: true, contentType: "application/x-pkcs12", enabled: true });
+    expect("value" in listedSecrets.get("listed-plain")!).toBe(false);
+
+    const listedKeys = new Map<string, { tags?: Record<string, string>; managed?: boolean }>();
+    for await (const p of keys.listPropertiesOfKeys()) listedKeys.set(p.name, p);
+    expect(listedKeys.get("listed-key")).toMatchObject({ tags: { env: "dev" } });
+    expect(listedKeys.get("listed-key")!.managed).toBeFalsy();
+    expect(listedKeys.get("listed-cert")).toMatchObject({ managed: true });
+
+    const listedCerts = new Map<string, { tags?: Record<string, string>; enabled?: boolean }>();
+    for await (const p of certificates.listPropertiesOfCertificates()) listedCerts.set(p.name!, p);
+    expect(listedCerts.get("listed-cert")).toMatchObject({ tags: { env: "prod" }, enabled: true });
+  });
+
+  it("a disabled certificate is still answered for, with enabled false, and listed so; its secret is refused as disabled", async () => {
+    const poller = await certificates.beginCreateCertificate("off-cert", { issuerName: WellKnownIssuer.Self, subject: "CN=off.example" });
+    const created = await poller.pollUntilDone();
+    await certificates.updateCertificateProperties("off-cert", created.properties.version!, { enabled: false });
+    expect((await certificates.getCertificate("off-cert")).properties.enabled).toBe(false);
+    for await (const p of certificates.listPropertiesOfCertificates()) if (p.name === "off-cert") expect(p.enabled).toBe(false);
+    const error = await secrets.getSecret("off-cert").then(
+      () => undefined,
+      (err: unknown) => err as RestError,
+    );
+    expect(error?.statusCode).toBe(403);
+    expect(JSON.stringify(error?.details)).toContain("SecretDisabled");
+  });
+});

@@ -16,7 +16,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import forge from "node-forge";
 import YAML from "yaml";
-import { freePort, isPortClash, launch, stopProcess, waitReady, type Proc } from "./processes.ts";
+import { freePort, freePorts, isPortClash, launch, stopProcess, waitReady, type Proc } from "./processes.ts";
 
 export interface Cluster {
   /** Admin kubeconfig (client certificate in group system:masters). */
@@ -306,7 +306,7 @@ function httpGet(url: string, options: https.RequestOptions = {}): Promise<HttpR
 
 async function startEtcd(binDir: string, dataDir: string): Promise<{ proc: Proc; url: string }> {
   for (let attempt = 1; ; attempt++) {
-    const [clientPort, peerPort] = [await freePort(), await freePort()];
+    const [clientPort, peerPort] = await freePorts("127.0.0.1", 2);
     const url = `http://127.0.0.1:${clientPort}`;
     const peer = `http://127.0.0.1:${peerPort}`;
     const proc = launch(

@@ -17,7 +17,7 @@ import YAML from "yaml";
 import type { Cluster } from "./cluster.ts";
 import { hostDifferences, restoreHost, snapshotHost, unmountUnder, type HostSnapshot } from "./host-state.ts";
 import { loadKubeConfig } from "./kube.ts";
-import { freePort, launch, sleep, stopProcess, waitReady, type Proc } from "./processes.ts";
+import { freePorts, launch, sleep, stopProcess, waitReady, type Proc } from "./processes.ts";
 import { BUSYBOX_IMAGE, BUSYBOX_STATIC, isStaticElf, PAUSE_IMAGE, writeBusyboxImage, writePauseImage } from "./node-images.ts";
 
 const run = promisify(execFile);
@@ -301,12 +301,13 @@ export async function startNode(cluster: Cluster, options: NodeOptions): Promise
 
     await grantNodeRole(cluster, name);
     const nodeKubeconfig = await cluster.kubeconfigFor(`system:node:${name}`, ["system:nodes"]);
+    const [kubeletPort, healthzPort] = await freePorts(options.address, 2);
     await writeFile(
       join(dataDir, "kubelet-config.yaml"),
       kubeletConfig({
         address: options.address,
-        port: await freePort(options.address),
-        healthzPort: await freePort(options.address),
+        port: kubeletPort!,
+        healthzPort: healthzPort!,
         caPath: cluster.caPath,
         containerdSocket,
         podLogsDir: join(dataDir, "pod-logs"),

@@ -4,7 +4,7 @@
 // early, with the log's tail, when the process dies.
 import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, openSync, readFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { createServer, type AddressInfo, type Server } from "node:net";
 
 const START_TIMEOUT_MS = 120_000;
 const STOP_GRACE_MS = 5_000;
@@ -92,6 +92,29 @@ export async function waitReady(proc: Proc, what: string, check: () => Promise<b
     }
     if (Date.now() > deadline) throw startupError(proc, `timed out after ${timeoutMs / 1000}s waiting for ${what}`);
     await sleep(250);
+  }
+}
+
+/**
+ * `count` distinct ports that were free on `host` a moment ago: all are held
+ * at once while the kernel picks them, so no two are the same. Without a host
+ * they are free on every interface, for a program that will bind ":port".
+ */
+export async function freePorts(host: string | undefined, count: number): Promise<number[]> {
+  const servers: Server[] = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      const server = createServer();
+      servers.push(server);
+      await new Promise<void>((resolve, reject) => {
+        server.once("error", reject);
+        if (host === undefined) server.listen(0, () => resolve());
+        else server.listen(0, host, () => resolve());
+      });
+    }
+    return servers.map((s) => (s.address() as AddressInfo).port);
+  } finally {
+    await Promise.all(servers.map((s) => new Promise<void>((resolve) => (s.listening ? s.close(() => resolve()) : resolve()))));
   }
 }
 

@@ -28,6 +28,9 @@ interface KeyVaultObject {
   objectEncoding?: string;
   objectFormat?: string;
   filePermission?: string;
+  /** Extensions beyond upstream (examples/beyond-upstream-*). */
+  objectTags?: string;
+  optional?: string;
 }
 
 interface Spc extends ExampleObject {
@@ -59,6 +62,10 @@ function keyVaultObjects(spc: Spc): KeyVaultObject[] {
 }
 
 const fileName = (o: KeyVaultObject) => o.objectAlias || o.objectName!;
+const isPattern = (o: KeyVaultObject) => /[*?]/.test(o.objectName ?? "");
+/** The files a pattern's matches get: its alias as a prefix, then a name the pattern matches. */
+const patternFiles = (o: KeyVaultObject) => new RegExp(`^${(o.objectAlias ?? "").replace(/[.+^${}()|[\]\\]/g, "\\$&")}${o.objectName!.replace(/\*/g, "[0-9a-zA-Z-]*").replace(/\?/g, "[0-9a-zA-Z-]")}$`, "i");
+const beyondUpstream = (name: string) => name.startsWith("beyond-upstream-");
 const truthy = (v: unknown) => ["1", "t", "T", "true", "TRUE", "True"].includes(String(v ?? "").trim());
 
 function identityMode(spc: Spc): "workload identity" | "identity binding" | "managed identity" | "service principal" {
@@ -109,7 +116,14 @@ describe("examples", () => {
       expect(objects.length).toBeGreaterThan(0);
       const files = new Set<string>();
       for (const o of objects) {
-        expect(o.objectName).toMatch(/^[0-9a-zA-Z-]{1,127}$/);
+        // patterns, objectTags and optional are extensions, shown only in the examples that say so
+        if (beyondUpstream(example.name)) expect(o.objectName).toMatch(/^[0-9a-zA-Z*?-]{1,127}$/);
+        else {
+          expect(o.objectName).toMatch(/^[0-9a-zA-Z-]{1,127}$/);
+          expect(o.objectTags ?? o.optional, "extensions beyond upstream only in examples/beyond-upstream-*").toBeUndefined();
+        }
+        if (o.optional !== undefined) expect(["true", "false"]).toContain(o.optional);
+        if (o.objectTags !== undefined) expect(o.objectTags).toMatch(/^[^=,]+=[^,]*(,[^=,]+=[^,]*)*$/);
         expect(["secret", "key", "cert"]).toContain(o.objectType);
         const file = fileName(o);
         expect(file.startsWith("/"), `${file} must be relative`).toBe(false);
@@ -128,13 +142,15 @@ describe("examples", () => {
 
     it("syncs only mounted objects, with the keys a TLS Secret allows", () => {
       const objects = keyVaultObjects(spc);
-      const names = new Set(objects.flatMap((o) => [o.objectName!, fileName(o)]));
+      const names = new Set(objects.filter((o) => !isPattern(o)).flatMap((o) => [o.objectName!, fileName(o)]));
+      const patterns = objects.filter(isPattern).map(patternFiles);
+      const mounted = (path: string) => names.has(path) || patterns.some((p) => p.test(path));
       for (const so of spc.spec.secretObjects ?? []) {
         expect(so.secretName).toMatch(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/);
         expect(so.type).not.toBe("");
         expect(so.data.length).toBeGreaterThan(0);
         for (const d of so.data) {
-          expect(names, `secretObjects ${so.secretName} reads ${d.objectName}, which is not mounted`).toContain(d.objectName);
+          expect(mounted(d.objectName), `secretObjects ${so.secretName} reads ${d.objectName}, which is not mounted`).toBe(true);
           if (so.type === "kubernetes.io/tls") expect(["tls.key", "tls.crt"]).toContain(d.key);
         }
         if (so.type === "kubernetes.io/tls") expect(so.data.map((d) => d.key).sort()).toEqual(["tls.crt", "tls.key"]);

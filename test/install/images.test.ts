@@ -6,13 +6,13 @@
 // dependency left out of the bundle or a file the Dockerfile forgets fails here.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { basename, join, relative } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bundlePrograms, REPO_ROOT, type BundleResult } from "../../scripts/bundle.ts";
 import { csiServices, providerService } from "../../src/shared/grpc/proto.ts";
+import { freePorts } from "../harness/processes.ts";
 import { copies, entrypoint, env, labels, lastValue, parseDockerfile, type Stage } from "./dockerfile.ts";
 
 const BUILD = { version: "v0.0.0-image-test", commit: "0123456789abcdef0123456789abcdef01234567", date: "2030-01-02T03:04:05Z" };
@@ -35,17 +35,6 @@ afterAll(async () => {
   await new Promise((r) => setTimeout(r, 50));
   for (const dir of cleanup) rmSync(dir, { recursive: true, force: true });
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 function listFiles(dir: string): string[] {
   const out: string[] = [];
@@ -291,7 +280,7 @@ describe("Dockerfile.driver at run time", () => {
     const run = join(root, "run");
     mkdirSync(run);
     const socket = join(run, "csi.sock");
-    const [healthPort, metricsPort] = [await freePort(), await freePort()];
+    const [healthPort, metricsPort] = await freePorts("127.0.0.1", 2);
     const started = start(image, root, [
       `--endpoint=unix://${socket}`,
       "--nodeid=image-test-node",
@@ -361,11 +350,12 @@ describe("Dockerfile.provider at run time", () => {
     mkdirSync(socketDir);
     if (process.getuid?.() === 0) chownSync(socketDir, user(image).uid, user(image).gid);
     const socket = join(socketDir, "azure.sock");
-    const [healthPort, metricsPort] = [await freePort(), await freePort()];
+    // on loopback: --healthz-port / --prometheus-port would bind every interface
+    const [healthPort, metricsPort] = await freePorts("127.0.0.1", 2);
     const started = start(image, root, [
       `--endpoint=unix://${socket}`,
-      `--healthz-port=${healthPort}`,
-      `--prometheus-port=${metricsPort}`,
+      `--healthz-addr=127.0.0.1:${healthPort}`,
+      `--metrics-addr=127.0.0.1:${metricsPort}`,
       "--construct-pem-chain=false",
       "--write-cert-and-key-in-separate-files=true",
       "-v=2",

@@ -11,10 +11,10 @@ import { join } from "node:path";
 import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import { stringify } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { applyYaml, auditLogOffset, createNamespace, kubeConfigFromInjected, kubeconfigFor, readAuditEvents } from "../harness/kube.ts";
+import { applyYaml, auditLogOffset, createNamespace, kubeConfigFromInjected, kubeconfigFor, readAuditEvents, waitFor } from "../harness/kube.ts";
 import { csiClient } from "../support/csi-client.ts";
 import { removeTestTree, requireRoot, startDriverProcess, type DriverProcess } from "../support/driver-process.ts";
-import { sleep, startFakeProvider, type FakeProvider } from "../support/fake-provider.ts";
+import { startFakeProvider, type FakeProvider } from "../support/fake-provider.ts";
 import { find, podSpec, providerDaemonSet, render, rolesBoundTo, type K8sObject } from "./chart.ts";
 
 const GROUP = "secrets-store.csi.x-k8s.io";
@@ -95,7 +95,15 @@ describe("chart RBAC against the calls the driver makes", () => {
     });
     const pod = await core.createNamespacedPod({
       namespace: NS,
-      body: { metadata: { name: "app" }, spec: { nodeName: NODE, containers: [{ name: "c", image: "registry.k8s.io/pause:3.10" }] } },
+      body: {
+        metadata: { name: "app" },
+        spec: {
+          nodeName: NODE,
+          // The CSI volume the driver's recovery proves the tmpfs against after its restart.
+          volumes: [{ name: "secrets", csi: { driver: "secrets-store.csi.k8s.io", readOnly: true, volumeAttributes: { secretProviderClass: "app" } } }],
+          containers: [{ name: "c", image: "registry.k8s.io/pause:3.10" }],
+        },
+      },
     });
     const uid = pod.metadata!.uid!;
 
@@ -132,15 +140,24 @@ describe("chart RBAC against the calls the driver makes", () => {
         "csi.storage.k8s.io/serviceAccount.name": "default",
       },
     };
+    // Each phase waits for what it must have done (not for a time), so every
+    // code path has made its API calls before the audit log is read.
+    const refreshes = () => provider.requests.filter((r) => r.current_object_version.length > 0).length;
+    const eventsFor = async (reason: string) =>
+      (await core.listNamespacedEvent({ namespace: NS, fieldSelector: `involvedObject.name=app,reason=${reason}` })).items.length;
     await csi.call("Node", "NodePublishVolume", request);
     // Rotation: new versions every refresh, so status updates, Secret patches and events happen.
-    await sleep(3500);
+    await waitFor(async () => (await eventsFor("MountRotationComplete")) > 0 && (await eventsFor("SecretRotationComplete")) > 0, {
+      description: "a rotation of the volume and of its synced Secret",
+    });
+    const beforeAnnotation = refreshes();
     await core.patchNamespacedPod(
       { name: "app", namespace: NS, body: { metadata: { annotations: { "secrets-store.csi.k8s.io/refresh-requested-at": "1" } } } },
       setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
     );
-    await sleep(1500);
+    await waitFor(() => refreshes() > beforeAnnotation, { description: "a refresh after the annotation" });
     // A refresh request from the controller, on the status object (the driver watches its node's).
+    const beforeStatusRequest = refreshes();
     await custom.patchNamespacedCustomObject(
       {
         group: GROUP,
@@ -152,15 +169,19 @@ describe("chart RBAC against the calls the driver makes", () => {
       },
       setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
     );
-    await sleep(1500);
-    expect(driver.output()).toContain('"msg":"refresh requested on a status object"');
+    await waitFor(() => driver!.output().includes('"msg":"refresh requested on a status object"') && refreshes() > beforeStatusRequest, {
+      description: "a refresh requested on the status object",
+    });
     await csi.call("Node", "NodePublishVolume", request);
     // A restart: recovery lists this node's status objects and reads the pod.
     csi.close();
     await driver.stop();
     driver = await startDriverProcess(join(base, "csi.sock"), args);
     csi = csiClient(driver.socketPath);
-    await sleep(2500);
+    const restarted = driver;
+    await waitFor(() => restarted.output().includes('"msg":"recovered mounted volumes after restart"'), { description: "the restarted driver's recovery" });
+    const afterRestart = refreshes();
+    await waitFor(() => refreshes() > afterRestart, { description: "a refresh by the restarted driver" });
     await csi.call("Node", "NodeUnpublishVolume", { volume_id: "csi-rbac", target_path: target });
     csi.close();
     await driver.stop();

@@ -60,6 +60,12 @@ const CLASSES: Record<string, Array<Record<string, string | number>> | string> =
   ],
   "mode-999": [{ objectName: "s-plain", objectType: "secret", filePermission: "999" }],
   "objects-empty": "array: []\n",
+  // this provider's extensions: a pattern with a prefix alias, and an optional object Key Vault does not have
+  extensions: [
+    { objectName: "s-plain", objectType: "secret" },
+    { objectName: "ext-*", objectType: "secret", objectAlias: "ext/" },
+    { objectName: "nope", objectType: "secret", optional: "true" },
+  ],
 };
 
 describe("our driver with upstream's provider, upstream's driver with ours", () => {
@@ -73,7 +79,7 @@ describe("our driver with upstream's provider, upstream's driver with ours", () 
 
   const pairing = (driver: Side, provider: Side) => pairings.find((p) => p.driver === driver && p.provider === provider)!;
 
-  async function publish(p: Pairing, spc: string, options: { identity?: "sp" | "wi"; tokensIn?: "volume_context" | "secrets" } = {}) {
+  async function publish(p: Pairing, spc: string, options: { identity?: "sp" | "wi"; tokensIn?: "volume_context" | "secrets"; group?: string } = {}) {
     const vol = join(base, "pods", p.uid, "volumes", "kubernetes.io~csi", `${spc}-${++n}`);
     await mkdir(vol, { recursive: true });
     const target = join(vol, "mount");
@@ -92,7 +98,8 @@ describe("our driver with upstream's provider, upstream's driver with ours", () 
       if (options.tokensIn === "secrets") secrets[TOKENS] = tokens;
       else volumeContext[TOKENS] = tokens;
     }
-    const request = { volume_id: `csi-${n}`, target_path: target, volume_capability: { mount: {}, access_mode: { mode: "SINGLE_NODE_WRITER" } }, readonly: true, secrets, volume_context: volumeContext };
+    const mount = options.group === undefined ? {} : { volume_mount_group: options.group };
+    const request = { volume_id: `csi-${n}`, target_path: target, volume_capability: { mount, access_mode: { mode: "SINGLE_NODE_WRITER" } }, readonly: true, secrets, volume_context: volumeContext };
     return { target, call: () => p.csi.call("Node", "NodePublishVolume", request, 120_000) };
   }
 
@@ -268,6 +275,42 @@ describe("our driver with upstream's provider, upstream's driver with ours", () 
     const refused = await publishError(pairing("ours", "ours"), "mode-999");
     expect((await listMounts()).some((m) => m.mountPoint === refused.target)).toBe(false);
     expect(existsSync(refused.target)).toBe(false);
+  });
+
+  it("our provider's extensions work under upstream's driver too: the matches, and the missing optional object recorded in the pod status", async () => {
+    for (const p of [pairing("ours", "ours"), pairing("upstream", "ours")]) {
+      const { target, call } = await publish(p, "extensions");
+      await call();
+      const files = await volumeFiles(target);
+      expect([...files.keys()].sort(), p.id).toEqual(["ext/ext-a", "ext/ext-b", "s-plain"]);
+      expect(files.get("ext/ext-a")!.contents.toString(), p.id).toBe("gold value");
+      const objects = (await podStatus(p, "extensions")).status.objects as Array<{ id: string; version: string }>;
+      expect(objects, p.id).toEqual([
+        { id: "secret/ext-a", version: (await world.versions("secrets", "ext-a")).at(-1) },
+        { id: "secret/ext-b", version: (await world.versions("secrets", "ext-b")).at(-1) },
+        { id: "secret/nope", version: "(missing) nope" },
+        { id: "secret/s-plain", version: (await world.versions("secrets", "s-plain")).at(-1) },
+      ]);
+    }
+    // upstream's provider does not know them: a pattern is a name Key Vault refuses
+    for (const p of [pairing("ours", "upstream"), pairing("upstream", "upstream")]) {
+      expect((await publishError(p, "extensions")).details, p.id).toMatch(/objectName:ext-\*/);
+    }
+  });
+
+  it("our driver gives upstream's provider's files the pod's fsGroup; upstream's driver ignores it", async () => {
+    const ours = await publish(pairing("ours", "upstream"), "rich", { group: "2000" });
+    await ours.call();
+    const root = await stat(ours.target);
+    expect([root.gid, root.mode & 0o7777]).toEqual([2000, 0o2750]);
+    const files = await volumeFiles(ours.target);
+    expect(files.get("config/blob.bin")!.mode).toBe(0o640); // 0600 asked, group read added
+    expect(files.get("s-plain")!.mode).toBe(0o644);
+    for (const path of files.keys()) expect((await stat(join(ours.target, path))).gid, path).toBe(2000);
+
+    const upstream = await publish(pairing("upstream", "upstream"), "rich", { group: "2000" });
+    await upstream.call();
+    expect((await stat(join(upstream.target, "s-plain"))).gid).toBe(0);
   });
 
   it("NodeUnpublishVolume removes every pairing's volume", async () => {

@@ -12,6 +12,10 @@
 //   limit       upstream mounts it; ours refuses it because it passes a bound
 //               this provider keeps (the message names the bound)
 //   both-refuse both fail the mount
+//   extension   a feature of this provider beyond upstream (a pattern,
+//               objectTags, optional): ours mounts exactly the files the case
+//               names (or refuses as it says), upstream's provider fails the
+//               mount or ignores the feature
 // docs/compatibility.md is generated from the outcomes.
 
 export type Identity = "sp" | "wi" | "ib" | "mi-system" | "mi-user" | "none";
@@ -22,7 +26,8 @@ export type Expectation =
   | { outcome: "normalised"; upstream: RegExp; paths: Record<string, string>; warning: RegExp }
   | { outcome: "refused"; upstream: RegExp; here: RegExp }
   | { outcome: "limit"; here: RegExp }
-  | { outcome: "both-refuse"; here?: RegExp; upstream?: RegExp };
+  | { outcome: "both-refuse"; here?: RegExp; upstream?: RegExp }
+  | { outcome: "extension"; upstream: "fails" | "mounts"; /** the paths ours mounts, in order, or how ours refuses */ here: string[] | RegExp; versions?: Array<{ id: string; version: string }> };
 
 export interface ParityCase {
   id: string;
@@ -73,6 +78,10 @@ const LISTS = "The objects list";
 const IDENTITIES = "Identities";
 const PARAMS = "Vault, tenant and cloud";
 const ERRORS = "Key Vault errors";
+const EXTENSIONS = "Extensions beyond upstream: patterns, objectTags, optional";
+
+/** What secrets-store-csi-lint says of a class using an extension: it mounts differently from upstream. */
+const differs = { verdict: "differs" } as const;
 
 export const PARITY_CASES: ParityCase[] = [
   // -- object types, formats, encodings
@@ -422,4 +431,63 @@ export const PARITY_CASES: ParityCase[] = [
   { id: "err-disabled", group: ERRORS, title: "a secret whose current version is disabled", objects: [secret("s-disabled")], expect: { outcome: "both-refuse" }, lint: atMountTime },
   { id: "err-disabled-pinned-enabled", group: ERRORS, title: "the enabled older version of that secret, pinned", objects: [secret("s-disabled", { objectVersion: version("secrets", "s-disabled", 0) })], expect: same },
   { id: "err-second-fails", group: ERRORS, title: "the second of two objects does not exist: nothing is mounted", objects: [secret("s-plain"), secret("nope")], expect: { outcome: "both-refuse" }, lint: atMountTime },
+
+  // -- extensions beyond upstream (README): upstream's provider takes a pattern for a name and ignores objectTags and optional
+  {
+    id: "ext-pattern",
+    group: EXTENSIONS,
+    title: "objectName ext-* (a pattern): every enabled secret that matches, not the disabled one",
+    objects: [secret("ext-*")],
+    expect: { outcome: "extension", upstream: "fails", here: ["ext-a", "ext-b"], versions: [{ id: "secret/ext-a", version: "{{secrets/ext-a@0}}" }, { id: "secret/ext-b", version: "{{secrets/ext-b@0}}" }] },
+    lint: differs,
+  },
+  {
+    id: "ext-pattern-certificate-secrets",
+    group: EXTENSIONS,
+    title: "objectName cert-* for objectType secret: a certificate's own secrets are no match",
+    objects: [secret("s-plain"), secret("cert-*", { optional: "true" })],
+    expect: { outcome: "extension", upstream: "fails", here: ["s-plain"] },
+    lint: differs,
+  },
+  { id: "ext-pattern-alias", group: EXTENSIONS, title: "objectName ext-? with objectAlias ext/ (a prefix)", objects: [secret("ext-?", { objectAlias: "ext/", filePermission: "0440" })], expect: { outcome: "extension", upstream: "fails", here: ["ext/ext-a", "ext/ext-b"] }, lint: differs },
+  { id: "ext-pattern-tags", group: EXTENSIONS, title: "objectName ext-* with objectTags tier=gold", objects: [secret("ext-*", { objectTags: "tier=gold" })], expect: { outcome: "extension", upstream: "fails", here: ["ext-a"] }, lint: differs },
+  { id: "ext-pattern-types", group: EXTENSIONS, title: "patterns for keys and certs: a certificate's key is no match of a key pattern", objects: [key("*-p*"), cert("cert-p*")], expect: { outcome: "extension", upstream: "fails", here: ["key-p256", "key-p384", "key-p521", "cert-pem", "cert-pfx"] }, lint: differs },
+  { id: "ext-pattern-none", group: EXTENSIONS, title: "a pattern that matches nothing", objects: [secret("zz-*")], expect: { outcome: "both-refuse", here: /no enabled secrets of key vault "kv-interop" match the objectName pattern "zz-\*"/ }, lint: differs },
+  {
+    id: "ext-pattern-version",
+    group: EXTENSIONS,
+    title: "a pattern with objectVersion",
+    objects: [secret("ext-*", { objectVersion: "0123456789abcdef0123456789abcdef" })],
+    expect: { outcome: "both-refuse", here: /objectVersion cannot be given with the objectName pattern "ext-\*"/ },
+  },
+  { id: "ext-tags-plain", group: EXTENSIONS, title: "objectTags on a plain objectName whose object carries them", objects: [secret("ext-a", { objectTags: "tier=gold" })], expect: same, lint: differs },
+  {
+    id: "ext-tags-plain-mismatch",
+    group: EXTENSIONS,
+    title: "objectTags on a plain objectName whose object does not carry them",
+    objects: [secret("ext-b", { objectTags: "tier=gold" })],
+    expect: { outcome: "extension", upstream: "mounts", here: /secret ext-b does not carry the tags objectTags asks for \(tier=gold\)/ },
+    lint: differs,
+  },
+  {
+    id: "ext-optional-missing",
+    group: EXTENSIONS,
+    title: "optional: a secret that does not exist is left out",
+    objects: [secret("s-plain"), secret("nope", { optional: "true" })],
+    expect: { outcome: "extension", upstream: "fails", here: ["s-plain"], versions: [{ id: "secret/s-plain", version: "{{secrets/s-plain@0}}" }, { id: "secret/nope", version: "(missing) nope" }] },
+    lint: differs,
+  },
+  { id: "ext-optional-disabled", group: EXTENSIONS, title: "optional: a secret whose current version is disabled is left out", objects: [secret("s-disabled", { optional: "true" })], expect: { outcome: "extension", upstream: "fails", here: [] }, lint: differs },
+  { id: "ext-optional-present", group: EXTENSIONS, title: "optional on an object Key Vault has", objects: [secret("s-plain", { optional: "true" }), key("key-rsa", { optional: "True" })], expect: same, lint: differs },
+  {
+    id: "ext-optional-denied",
+    group: EXTENSIONS,
+    title: "optional on an object the identity may not read (still fails)",
+    objects: [secret("s-plain", { optional: "true" })],
+    secrets: { clientid: "{{no-access-client-id}}", clientsecret: "{{no-access-client-secret}}" },
+    expect: { outcome: "both-refuse", here: /Forbidden \(HTTP 403\)/ },
+    lint: differs,
+  },
+  { id: "ext-optional-invalid", group: EXTENSIONS, title: 'optional "maybe"', objects: [secret("s-plain", { optional: "maybe" })], expect: { outcome: "limit", here: /optional "maybe" is neither "true" nor "false"/ } },
+  { id: "ext-tags-invalid", group: EXTENSIONS, title: 'objectTags "tier" (no value)', objects: [secret("s-plain", { objectTags: "tier" })], expect: { outcome: "limit", here: /objectTags "tier" is not a list of name=value pairs/ } },
 ];

@@ -17,6 +17,7 @@ import YAML from "yaml";
 import { findHelm } from "../../scripts/generate-deploy.ts";
 import { buildImage, loadNodeBaseImage, startBuildah, type Buildah, type BuiltImage } from "../harness/image-build.ts";
 import { mountsUnder } from "../harness/host-state.ts";
+import { freePorts } from "../harness/processes.ts";
 import { waitFor } from "../harness/kube.ts";
 import type { HostNetworkPatch } from "./host-network-patch.ts";
 import { BUSYBOX_IMAGE } from "../harness/node.ts";
@@ -126,14 +127,18 @@ describe("the images and the chart on a real node", () => {
 
   it("helm install runs both DaemonSets from the built images, with the driver registering itself", async () => {
     const providersDir = join(stack.base, "providers");
+    // Both DaemonSets share the machine's network, so their four listeners get
+    // ports picked free at run time on the node's address, which the
+    // post-renderer makes them bind (not every interface).
+    const [driverMetrics, driverHealth, providerHealth, providerMetrics] = await freePorts(NODE_ADDRESS, 4);
     const values = {
       linux: {
         kubeletRootDir: stack.node.kubeletDir,
         providersDir,
         additionalProvidersDirs: [],
-        metricsAddr: ":18095",
+        metricsAddr: `:${driverMetrics}`,
       },
-      livenessProbe: { port: 19808 },
+      livenessProbe: { port: driverHealth },
       rotationPollInterval: "5s",
       // One replica: on the node's network a second one on this single node would need other ports.
       syncController: {
@@ -147,8 +152,8 @@ describe("the images and the chart on a real node", () => {
       provider: {
         hostNetwork: true,
         dnsPolicy: "Default",
-        healthzPort: 18989,
-        metricsAddr: "18898",
+        healthzPort: providerHealth,
+        metricsAddr: String(providerMetrics),
         env: [{ name: "NODE_EXTRA_CA_CERTS", value: "/emulator/ca.pem" }],
         volumes: [{ name: "emulator-ca", hostPath: { path: stack.emulator.caCertPath.replace(/\/ca\.pem$/, ""), type: "Directory" } }],
         volumeMounts: [{ name: "emulator-ca", mountPath: "/emulator", readOnly: true }],

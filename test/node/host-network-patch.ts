@@ -2,10 +2,11 @@
 // runs this file): this machine has no pod network to the API server, Key
 // Vault or Entra ID (no kube-proxy, no routes), so both DaemonSets join the
 // node's network (and so does the SecretSync controller's Deployment), the
-// driver and the controller reach the API server on loopback, their listeners
-// bind the node's loopback address instead of every interface, and the
-// providers resolve Key Vault and Entra ID to the emulator. Nothing else in the
-// chart's output changes.
+// driver and the controller reach the API server on loopback, their HTTP
+// listeners bind the node's loopback address instead of every interface (on
+// the ports the test picked free, which the values carry), and the providers
+// resolve Key Vault and Entra ID to the emulator. Nothing else in the chart's
+// output changes.
 //
 // Usage: node host-network-patch.ts '<json HostNetworkPatch>' < manifests > patched
 import { readFileSync } from "node:fs";
@@ -40,6 +41,19 @@ interface Doc {
   spec?: { template?: { spec?: PodSpec } };
 }
 
+/**
+ * A listener flag moved from every interface of the node to its loopback
+ * address, same port: the driver's ":port" addresses, and the provider's port
+ * flags (upstream's, which have no host part) as the address flags that
+ * override them.
+ */
+function onNodeAddress(arg: string, nodeAddress: string): string {
+  return arg
+    .replace(/^(--(?:metrics|health)-addr|--metrics-bind-address|--health-probe-bind-address)=:(\d+)$/, `$1=${nodeAddress}:$2`)
+    .replace(/^--healthz-port=(\d+)$/, `--healthz-addr=${nodeAddress}:$1`)
+    .replace(/^--prometheus-port=(\d+)$/, `--metrics-addr=${nodeAddress}:$1`);
+}
+
 export function patchManifests(text: string, patch: HostNetworkPatch): string {
   const docs = YAML.parseAllDocuments(text);
   for (const doc of docs) {
@@ -50,10 +64,7 @@ export function patchManifests(text: string, patch: HostNetworkPatch): string {
     spec.hostNetwork = true;
     // The node has no cluster DNS; the programs resolve through the node's resolver.
     spec.dnsPolicy = "Default";
-    for (const c of spec.containers) {
-      // ":port" listeners would bind every interface of the node; keep them on its loopback address.
-      c.args = c.args?.map((a) => a.replace(/^(--(?:metrics|health)-addr|--metrics-bind-address|--health-probe-bind-address)=:(\d+)$/, `$1=${patch.nodeAddress}:$2`));
-    }
+    for (const c of spec.containers) c.args = c.args?.map((a) => onNodeAddress(a, patch.nodeAddress));
     if (component === "driver") {
       const driver = spec.containers.find((c) => c.name === "secrets-store");
       driver?.env?.push({ name: "KUBERNETES_SERVICE_HOST", value: patch.apiServerHost }, { name: "KUBERNETES_SERVICE_PORT", value: String(patch.apiServerPort) });

@@ -1,4 +1,4 @@
-// Scenarios 1-6 and 8 of the node tier (7 is chart.node.test.ts): a real
+// Scenarios 1-6, 8 and 9 of the node tier (7 is chart.node.test.ts): a real
 // kubelet mounts secrets-store volumes into real pods through our driver
 // (registered with kubelet by itself), the Azure provider program (the
 // unmodified Azure SDK) and the Key Vault emulator (also playing AKS identity
@@ -12,7 +12,6 @@ import { StorageV1Api, type V1Pod } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { applyYaml, apiErrorCode, waitFor } from "../harness/kube.ts";
 import { mountsUnder } from "../harness/host-state.ts";
-import { freePort } from "../harness/processes.ts";
 import { startDriverProcess, type DriverProcess } from "../support/driver-process.ts";
 import {
   DRIVER_NAME,
@@ -95,8 +94,9 @@ describe("kubelet mounts secrets-store volumes into real pods", () => {
         resolve(REPO, "src/emulator/dns-hook.ts"),
         resolve(REPO, "src/provider/main.ts"),
         `--endpoint=unix://${join(providerDir, "azure.sock")}`,
-        `--healthz-port=${await freePort()}`,
-        `--prometheus-port=${await freePort()}`,
+        // kernel-picked ports on loopback: nothing here reads them, and none is taken from anyone
+        "--healthz-addr=127.0.0.1:0",
+        "--metrics-addr=127.0.0.1:0",
         // identity binding: the cluster CA; the token proxy and the API server are the emulator's (DNS hook)
         `--token-proxy-ca-file=${stack.emulator.caCertPath}`,
       ],
@@ -299,6 +299,38 @@ describe("kubelet mounts secrets-store volumes into real pods", () => {
     expect(stack.emulator.counters().tokenProxyUnknownServerName ?? 0).toBe(0);
     expect(providerLog).toContain(stack.emulator.identityBinding.serverName);
   });
+
+  it("9. fsGroup: a pod running as uid 1000 with fsGroup 2000 reads a 0440 secret; the same pod without fsGroup cannot", async () => {
+    const objects = "array:\n  - |\n    objectName: db-password\n    objectType: secret\n    filePermission: \"0440\"\n";
+    await createClass({
+      apiVersion: `${SPC_GROUP}/v1`,
+      kind: "SecretProviderClass",
+      metadata: { name: "kv-0440" },
+      spec: { provider: "azure", parameters: { keyvaultName: VAULT, tenantID: stack.emulator.tenantId, objects } },
+    });
+    const nonRoot = (name: string, fsGroup?: number): V1Pod => {
+      const pod = secretsPod(name, "kv-0440", { nodeName: stack.node.name, credentialsSecret: "kv-creds" });
+      pod.spec!.securityContext = { runAsUser: 1000, runAsGroup: 1000, runAsNonRoot: true, ...(fsGroup === undefined ? {} : { fsGroup }) };
+      return pod;
+    };
+    await createPod(nonRoot("grouped", 2000));
+    await createPod(nonRoot("ungrouped"));
+    await waitForRunning(stack.core, NS, "grouped");
+    await waitForRunning(stack.core, NS, "ungrouped");
+
+    expect((await exec("grouped", "id")).trim()).toMatch(/^uid=1000 gid=1000 groups=.*\b2000\b/);
+    expect(await exec("grouped", "cat", "/mnt/secrets-store/db-password")).toBe("hunter2");
+    // kubelet passed the pod's fsGroup to the driver, which made the file root:2000, 0440 (as asked: group read is in it)
+    expect((await exec("grouped", "stat", "-L", "-c", "%u:%g %a", "/mnt/secrets-store/db-password")).trim()).toBe("0:2000 440");
+    expect((await exec("grouped", "stat", "-c", "%u:%g %a", "/mnt/secrets-store/")).trim()).toBe("0:2000 2750");
+
+    const denied = await exec("ungrouped", "cat", "/mnt/secrets-store/db-password").then(
+      () => "read",
+      (err: unknown) => String((err as { stderr?: string }).stderr ?? err),
+    );
+    expect(denied).toMatch(/Permission denied/);
+    expect((await exec("ungrouped", "stat", "-L", "-c", "%u:%g %a", "/mnt/secrets-store/db-password")).trim()).toBe("0:0 440");
+  }, 180_000);
 
   it("leaves the machine as it found it: no mounts, processes, cgroups, chains, links or files of the node", async () => {
     await stack.deletePods();

@@ -4,7 +4,9 @@
 // refusal text for everything else, no FIFO or device ever opened, memory
 // flat), oversized requests are refused before any Key Vault request naming
 // the limit and its flag, and a hostile objects list is parsed off the event
-// loop while other tenants' mounts and /healthz keep being served.
+// loop while other tenants' mounts and /healthz keep being served; hostile
+// YAML is refused before it is built, and the parser's worker is shared
+// fairly between namespaces.
 import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -49,6 +51,11 @@ beforeAll(async () => {
   execFileSync("mkfifo", [join(cloudDir, "fifo")]);
   mkdirSync(join(cloudDir, "subdir"));
   symlinkSync("/dev/zero", join(cloudDir, "zero"));
+  // files that exist and are read, but are not cloud files: refused with the same text as a missing one
+  writeFileSync(join(cloudDir, "not-json.json"), "root:x:0:0:root:/root:/bin/bash\n");
+  writeFileSync(join(cloudDir, "empty-object.json"), "{}");
+  writeFileSync(join(cloudDir, "http-login.json"), cloud.replace("https://login", "http://login"));
+  writeFileSync(join(cloudDir, "bad-suffix.json"), cloud.replace('"vault.azure.net"', '"vault azure net"'));
   symlinkSync(join(outsideDir, "good.json"), join(cloudDir, "outside-link"));
   provider = await startProvider(emulator, address, [`--cloud-env-file-dir=${cloudDir}`]);
 }, 120_000);
@@ -66,7 +73,8 @@ const keyVaultRequests = () => Object.entries(emulator.counters()).reduce((n, [k
 const stackCloud = (file: string) => attrs({ cloudName: "AzureStackCloud", cloudEnvFileName: file });
 const refusal = (path: string) =>
   `failed to mount objects, error: cloudName AzureStackCloud is not valid, error: cloudEnvFileName "${path}" cannot be used: ` +
-  `it must name a readable regular file of at most 64 KiB in ${cloudDir} (the provider's --cloud-env-file-dir)`;
+  `it must name a readable regular file of at most 64 KiB in ${cloudDir} (the provider's --cloud-env-file-dir), ` +
+  "a JSON cloud environment with activeDirectoryEndpoint (https), keyVaultEndpoint and keyVaultDNSSuffix";
 
 function rssBytes(pid: number): number {
   const line = readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find((l) => l.startsWith("VmRSS:"))!;
@@ -92,6 +100,10 @@ describe("cloudEnvFileName", () => {
       join(cloudDir, "outside-link"),
       join(cloudDir, "..", "elsewhere", "good.json"),
       "relative/cloud.json",
+      join(cloudDir, "not-json.json"),
+      join(cloudDir, "empty-object.json"),
+      join(cloudDir, "http-login.json"),
+      join(cloudDir, "bad-suffix.json"),
     ];
     const before = keyVaultRequests();
     for (const path of paths) {
@@ -100,37 +112,37 @@ describe("cloudEnvFileName", () => {
     }
     expect(keyVaultRequests()).toBe(before);
     // the operator's log says why
-    expect(provider.output()).toMatch(/"reason":"not a regular file".*refused a cloudEnvFileName/);
+    for (const reason of ["not a regular file", "not a JSON object of cloud environment endpoints", 'no \\"activeDirectoryEndpoint\\"', "activeDirectoryEndpoint is not an https:// URL", "keyVaultDNSSuffix is not a host name"]) {
+      expect(provider.output()).toContain(`"reason":"${reason}"`);
+    }
   });
 
   it("/dev/zero, a FIFO and a directory are refused fast, memory stays flat, and a concurrent normal mount is not stalled", async () => {
     // warm up: the code paths are loaded before memory is measured
     await provider.client.mountError({ attributes: stackCloud(join(cloudDir, "zero")), secrets: SP });
     const rssBefore = rssBytes(provider.pid);
-    const started = Date.now();
     const hostile = [join(cloudDir, "zero"), "/dev/zero", join(cloudDir, "fifo"), join(cloudDir, "subdir")].flatMap((path) =>
       Array.from({ length: 6 }, (_, i) => ({ path, pod: `hostile-${i}` })),
     );
+    // Answers, not durations, prove that nothing blocked: an open of the FIFO
+    // waits for a writer forever, a read of /dev/zero never ends, and 24 of
+    // them would fill libuv's 4 threads so the normal mount's file read could
+    // not start. Each call then ends at its 30 s deadline as DEADLINE_EXCEEDED,
+    // not with the refusal text or the file's contents checked here.
     const refusals = hostile.map(({ path, pod }) =>
       provider.client.mountError({ attributes: { ...stackCloud(path), "csi.storage.k8s.io/pod.name": pod }, secrets: SP }, 30_000).then((err) => {
-        expect(err.details).toBe(refusal(path));
-        return Date.now() - started;
+        expect([err.code, err.details]).toEqual([status.INVALID_ARGUMENT, refusal(path)]);
       }),
     );
     const normal = provider.client.mount({ attributes: stackCloud(join(cloudDir, "good.json")), secrets: SP }, 30_000).then((res) => {
       expect(Buffer.from(res.files[0]!.contents).toString()).toBe("one");
-      return Date.now() - started;
     });
-    const [normalMs, ...refusedMs] = await Promise.all([normal, ...refusals]);
+    await Promise.all([normal, ...refusals]);
     // libuv's thread pool is free: another cloud file read works right after
     await provider.client.mount({ attributes: stackCloud(join(cloudDir, "good.json")), secrets: SP });
     const growth = rssBytes(provider.pid) - rssBefore;
-    const slowest = Math.max(...refusedMs);
-    console.log(`cloud file refusals: ${hostile.length} refused, slowest after ${slowest} ms; normal mount ${normalMs} ms; RSS growth ${(growth / MiB).toFixed(2)} MiB`);
+    console.log(`cloud file refusals: ${hostile.length} refused; RSS growth ${(growth / MiB).toFixed(2)} MiB`);
     expect(growth).toBeLessThan(10 * MiB);
-    // generous bounds that a blocked read or a filled thread pool would break (the deadline is 30 s)
-    expect(slowest).toBeLessThan(10_000);
-    expect(normalMs).toBeLessThan(10_000);
   });
 });
 
@@ -186,59 +198,152 @@ describe("limits, checked before any Key Vault request", () => {
   });
 });
 
+/**
+ * The costliest list the limits let through: 1,000 objects with 600-byte
+ * aliases (about 700 KiB, every object parsed), refused on the last one.
+ */
+function costlyList(tag: string): string {
+  const items = Array.from({ length: 1000 }, (_, i) => ({
+    objectName: `h-${i}`,
+    objectType: i === 999 ? "bogus" : "secret",
+    objectAlias: `${tag}/${"a".repeat(200)}/${"b".repeat(200)}/${"c".repeat(200)}/${i}`,
+  }));
+  return objectsYaml(items);
+}
+const COSTLY_REFUSAL = /^failed to mount objects, error: failed to get objectType:bogus, objectName:h-999, objectVersion:: Invalid vaultObjectTypes/;
+
+/** An ordinary class of another tenant: 140 objects, above the 8 KiB parsed in place, so it goes to the worker. */
+function ordinaryList(): string {
+  const text = objectsYaml(Array.from({ length: 140 }, (_, i) => ({ objectName: i % 2 ? "s1" : "s2", objectType: "secret", objectAlias: `config/ordinary-file-${i}.txt` })));
+  expect(text.length).toBeGreaterThan(8 * 1024);
+  return text;
+}
+
+const tenantAttrs = (objectsText: string, namespace: string, pod: string) =>
+  podAttributes({ keyvaultName: "kv-bounds", tenantID: emulator.tenantId, objects: objectsText }, { name: pod, namespace, serviceAccount: "sa1" });
+
 describe("a hostile objects list does not hold the event loop", () => {
-  it("another tenant's warm mount and /healthz are served while a 1 MiB list is parsed and refused", async () => {
+  it("another tenant's warm mounts and /healthz are served while the costliest lists are parsed and refused", async () => {
     // another tenant, warm: its token and Key Vault client are cached
     const warm = () => provider.client.mount({ attributes: attrs({}, "tenant-b"), secrets: SP });
     await warm();
-    // just under --max-request-bytes, so it is parsed (off the event loop) and refused on its count
-    const items = Array.from({ length: 16_000 }, (_, i) => ({ objectName: `h-${i}`, objectType: "secret" }));
-    const hostileObjects = objectsYaml(items);
+    // Distinct lists (identical ones in flight would share one parse), each as costly as the limits let a list be.
+    const HOSTILE_LISTS = 4;
+    const hostileLists = Array.from({ length: HOSTILE_LISTS }, (_, i) => costlyList(`event-loop-${i}`));
+    const hostileObjects = hostileLists[0]!;
     expect(JSON.stringify(attrs({ objects: hostileObjects })).length).toBeLessThan(MiB);
 
+    // What happened, in the order it happened. The provider parses large lists
+    // one at a time in its worker, so from the hostile tenant's first refusal
+    // to its last it is busy parsing the others: whatever completes in that
+    // stretch was served while a hostile parse ran. The warm mounts are the
+    // proof that the event loop stayed free: they share the connection the
+    // hostile lists arrive on, and with the lists parsed on the event loop none
+    // completes in that stretch (0 of them in such a build, against hundreds).
     const events: string[] = [];
-    const healthLatencies: number[] = [];
-    let polling = true;
-    const poll = (async () => {
-      while (polling) {
-        const t = performance.now();
-        const res = await fetch(`http://127.0.0.1:${provider.healthPort}/healthz`);
-        expect(res.status).toBe(200);
-        healthLatencies.push(performance.now() - t);
-        await new Promise((r) => setTimeout(r, 10));
+    let refused = 0;
+    const hostile = hostileLists.map((objects, i) =>
+      // one namespace each: a namespace may have only two lists waiting for the worker
+      provider.client.mountError({ attributes: tenantAttrs(objects, `hostile-${i}`, "pod-h"), secrets: SP }).then((err) => {
+        events.push("hostile refused");
+        refused++;
+        return err;
+      }),
+    );
+    // The other tenant and the kubelet's probe keep coming while the hostile calls are pending.
+    const keepGoing = async (what: string, call: () => Promise<void>) => {
+      while (refused < HOSTILE_LISTS) {
+        await call();
+        events.push(what);
       }
-    })();
-    const lagMax = async () => Number(/^nodejs_eventloop_lag_max_seconds (\S+)$/m.exec(await provider.metrics())?.[1]) * 1000;
-    await lagMax(); // the maximum restarts at every scrape
-    const started = performance.now();
-    const hostile = provider.client.mountError({ attributes: attrs({ objects: hostileObjects }, "tenant-a"), secrets: SP }).then((err) => {
-      events.push("hostile refused");
-      return { err, ms: performance.now() - started };
-    });
-    // the warm mount starts after the hostile one is on its way
-    await new Promise((r) => setTimeout(r, 20));
-    const warmStarted = performance.now();
-    const warmMs = await warm().then(() => {
-      events.push("warm mount done");
-      return performance.now() - warmStarted;
-    });
-    const { err, ms: hostileMs } = await hostile;
-    polling = false;
-    await poll;
-    const providerLagMs = await lagMax();
-    expect(err.details).toBe(
-      "failed to mount objects, error: objects lists 16000 objects, more than the 1000 this provider accepts in one mount (--max-objects-per-mount); split them over several SecretProviderClasses",
-    );
-    const maxHealth = Math.max(...healthLatencies);
+    };
+    const probe = async () => {
+      const res = await fetch(`http://127.0.0.1:${provider.healthPort}/healthz`);
+      expect(res.status).toBe(200);
+      await res.text();
+    };
+    const others = [keepGoing("warm mount done", async () => void (await warm())), keepGoing("healthz answered", probe)];
+    const errors = await Promise.all(hostile);
+    await Promise.all(others);
+    for (const err of errors) {
+      expect(err.code).toBe(status.INVALID_ARGUMENT);
+      expect(err.details).toMatch(COSTLY_REFUSAL);
+    }
+    // The stretch from the first to the last refusal: the other lists being parsed.
+    const during = events.slice(events.indexOf("hostile refused"), events.lastIndexOf("hostile refused"));
+    const count = (what: string) => during.filter((e) => e === what).length;
     console.log(
-      `hostile 1 MiB list refused after ${hostileMs.toFixed(0)} ms; warm mount ${warmMs.toFixed(1)} ms; ` +
-        `/healthz ${healthLatencies.length} probes, max ${maxHealth.toFixed(1)} ms; the provider's event loop lag at most ${providerLagMs.toFixed(1)} ms`,
+      `while ${HOSTILE_LISTS - 1} hostile ${(hostileObjects.length / 1024).toFixed(0)} KiB lists were parsed one after another: ${count("warm mount done")} warm mounts of another tenant done, ` +
+        `/healthz answered ${count("healthz answered")} times`,
     );
-    // causality, not timing: the warm mount did not wait for the hostile parse...
-    expect(events).toEqual(["warm mount done", "hostile refused"]);
-    // ...and no health probe waited for it either
-    expect(healthLatencies.length).toBeGreaterThan(1);
-    expect(maxHealth).toBeLessThan(hostileMs / 2);
-    expect(providerLagMs).toBeLessThan(hostileMs / 2);
+    expect(count("hostile refused")).toBe(HOSTILE_LISTS - 1);
+    // Counts, not durations: a parse costs many warm mounts' or probes' worth of
+    // CPU on any machine, so these floors hold with a wide margin however busy
+    // the machine is (on the shared 2-core machine, beside CPU hogs: dozens of each).
+    expect(count("warm mount done")).toBeGreaterThanOrEqual(2);
+    // /healthz kept answering all along (it has its own connection, so these
+    // count answers, not the loop's freedom, which the warm mounts prove)
+    expect(count("healthz answered")).toBeGreaterThanOrEqual(3);
   });
+});
+
+describe("hostile YAML is refused before it is built, naming the limit", () => {
+  it("a 289 KB mapping of 30,000 keys, 40,000 keys, 16,000 objects in 1 MiB and deep nesting: InvalidArgument, no Key Vault request", async () => {
+    const keys = (n: number) => ["array: []", ...Array.from({ length: n }, (_, i) => `k${i}: v`)].join("\n");
+    const hostile = [
+      keys(30_000),
+      keys(40_000),
+      objectsYaml(Array.from({ length: 16_000 }, (_, i) => ({ objectName: `h-${i}`, objectType: "secret" }))),
+      `array: ${"[".repeat(50_000)}`,
+    ];
+    const before = keyVaultRequests();
+    for (const [i, text] of hostile.entries()) {
+      const err = await provider.client.mountError({ attributes: tenantAttrs(text, `yaml-${i}`, "pod"), secrets: SP });
+      expect([err.code, err.details]).toEqual([
+        status.INVALID_ARGUMENT,
+        "failed to mount objects, error: the objects list has more than 6256 YAML nodes (keys, values, list entries), far more than 1000 objects need (--max-objects-per-mount); list fewer objects, or fewer keys per object",
+      ]);
+    }
+    // one object with 30,000 keys: the object's own budget
+    const item = `array:\n  - |\n${Array.from({ length: 30_000 }, (_, i) => `    k${i}: v`).join("\n")}\n`;
+    const itemErr = await provider.client.mountError({ attributes: tenantAttrs(item, "yaml-item", "pod"), secrets: SP });
+    expect(itemErr.details).toBe(
+      "failed to mount objects, error: unmarshal failed for keyVaultObjects at index 0, error: the object's YAML has more than 256 YAML nodes (keys, values, list entries), far more than one object needs; list fewer objects, or fewer keys per object",
+    );
+    expect(keyVaultRequests()).toBe(before);
+  });
+});
+
+describe("the parser's worker is shared fairly", () => {
+  it("with four namespaces' costly lists queued, another namespace's ordinary list is parsed and mounted while theirs still wait", async () => {
+    // two per namespace: the most that may wait (8 in all, 2 per namespace)
+    const waiting = async () => Number(/^objects_lists_waiting (\S+)$/m.exec(await provider.metrics())?.[1]);
+    const events: string[] = [];
+    const hostile = ["tenant-1", "tenant-2", "tenant-3", "tenant-4"].flatMap((namespace) =>
+      Array.from({ length: 2 }, (_, i) =>
+        provider.client.mountError({ attributes: tenantAttrs(costlyList(`${namespace}-${i}`), namespace, `pod-${i}`), secrets: SP }, 300_000).then((err) => {
+          events.push(err.code === status.INVALID_ARGUMENT ? "hostile parsed" : `hostile ${err.code}`);
+          expect(err.details).toMatch(COSTLY_REFUSAL);
+        }),
+      ),
+    );
+    // all eight are in: one in the worker, seven waiting
+    for (let tries = 0; (await waiting()) < 7; tries++) {
+      expect(tries, "the costly lists did not all get queued").toBeLessThan(600);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(events).toEqual([]);
+    const ordinary = provider.client.mount({ attributes: tenantAttrs(ordinaryList(), "tenant-ordinary", "pod"), secrets: SP }, 300_000).then((res) => {
+      events.push("ordinary mounted");
+      return res;
+    });
+    const res = await ordinary;
+    expect(res.files).toHaveLength(140);
+    const parsedBefore = events.indexOf("ordinary mounted");
+    await Promise.all(hostile);
+    console.log(`costly lists answered before the ordinary list was mounted: ${parsedBefore} of 8; order: ${events.join(", ")}`);
+    // the ordinary list waited for at most the one being parsed and one of each other namespace (FIFO: all eight)
+    expect(parsedBefore).toBeLessThanOrEqual(5);
+    expect(events.filter((e) => e === "hostile parsed")).toHaveLength(8);
+  }, 600_000);
 });

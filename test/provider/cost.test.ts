@@ -122,8 +122,9 @@ describe("throttling and failures", () => {
     const elapsed = Date.now() - started;
     for (const res of results) expect(res.files.map((f) => Buffer.from(f.contents).toString())).toEqual([0, 1, 2, 3, 4].map((i) => `throttled-${i}`));
     console.log("throttled:", JSON.stringify(emulator.counters()), `${elapsed} ms`);
-    expect(elapsed).toBeLessThan(20_000);
-    expect(elapsed).toBeGreaterThanOrEqual(900); // Retry-After honoured
+    // Every mount succeeded inside its 20 s deadline (checked above). Retry-After
+    // honoured: a floor of a wait the provider makes, which a slow machine only lengthens.
+    expect(elapsed).toBeGreaterThanOrEqual(900);
     expect(c("fault:throttle:getSecret")).toBe(8);
     expect(c("getSecret:kv-throttle")).toBe(5);
     const metrics = await p.metrics();
@@ -134,7 +135,6 @@ describe("throttling and failures", () => {
   it("throttling longer than the deadline fails fast with UNAVAILABLE (transient), not after it", async () => {
     const p = await freshProvider();
     emulator.faults.add({ kind: "throttle", operation: "getSecret", vault: "kv-throttle", durationMs: 30_000, retryAfterSeconds: 10 });
-    const started = Date.now();
     const err = await p.client.mountError(
       {
         attributes: podAttributes({ keyvaultName: "kv-throttle", tenantID: emulator.tenantId, objects: throttleObjects }),
@@ -142,7 +142,8 @@ describe("throttling and failures", () => {
       },
       5_000,
     );
-    expect(Date.now() - started).toBeLessThan(5_000);
+    // Not after the deadline: the provider's own UNAVAILABLE, after one attempt,
+    // arrived before the client's 5 s deadline (which would read DEADLINE_EXCEEDED).
     expect(err.code).toBe(status.UNAVAILABLE);
     expect(err.details).toMatch(
       /^failed to mount objects, error: failed to get objectType:secret, objectName:t-\d, objectVersion:: gave up after 1 attempt\(s\), the next retry \(in 10s\) would pass the call's deadline: key vault "kv-throttle" \(https:\/\/kv-throttle\.vault\.azure\.net\/\): Throttled \(HTTP 429\): /,
@@ -163,7 +164,6 @@ describe("throttling and failures", () => {
     const p = await freshProvider();
     await mountThrottle(p);
     emulator.faults.add({ kind: "latency", operation: "getSecret", vault: "kv-throttle", latencyMs: 10_000, durationMs: 20_000 });
-    const started = Date.now();
     const err = await p.client.mountError(
       {
         attributes: podAttributes({ keyvaultName: "kv-throttle", tenantID: emulator.tenantId, objects: throttleObjects }),
@@ -171,9 +171,9 @@ describe("throttling and failures", () => {
       },
       2_000,
     );
-    expect(Date.now() - started).toBeLessThan(2_500);
     expect(err.code).toBe(status.DEADLINE_EXCEEDED);
-    // the provider answers just before the deadline, with its own message
+    // the provider answers just before the deadline, with its own message (the
+    // client's own deadline would read "Deadline exceeded"), not 10 s later
     expect(err.details).toMatch(
       /^failed to mount objects, error: failed to get objectType:secret, objectName:t-\d, objectVersion:: key vault "kv-throttle" \(https:\/\/kv-throttle\.vault\.azure\.net\/\): no answer before the call's deadline$/,
     );
@@ -185,6 +185,7 @@ describe("throttling and failures", () => {
     expectCostFiles(await spMount(p, SP));
     const elapsed = Date.now() - started;
     // 11 requests (1 challenge + 10 reads) at 4 per second after a burst of 4: ~1.75 s
+    // at least (a floor of the provider's own waits, which a slow machine only lengthens)
     expect(elapsed).toBeGreaterThanOrEqual(1_500);
     expect(await p.metrics()).toMatch(/keyvault_budget_waits_total\{vault="kv-cost"\} [1-9]/);
     // a budget that cannot serve the mount before its deadline fails fast

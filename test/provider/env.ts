@@ -78,7 +78,16 @@ export function lastLines(output: string, count = 20): string {
  * Starts the provider program on a socket in a new temp dir, with metrics and
  * health on ports the kernel picks on 127.0.0.1 (read back from its log).
  */
-export async function startProvider(emulator: Emulator, address: string, flags: string[] = [], extraEnv: NodeJS.ProcessEnv = {}): Promise<RunningProvider> {
+export interface StartOptions {
+  /** Wraps the command line (e.g. to start it in a memory cgroup); the wrapper must exec the program. */
+  wrap?: (command: string, args: string[]) => [string, string[]];
+  /** The DNS hook to --import (a JavaScript build of dns-hook.ts for `node --lite-mode`, which cannot strip types). */
+  dnsHook?: string;
+  /** More Node flags, e.g. a heap limit. */
+  nodeFlags?: string[];
+}
+
+export async function startProvider(emulator: Emulator, address: string, flags: string[] = [], extraEnv: NodeJS.ProcessEnv = {}, options: StartOptions = {}): Promise<RunningProvider> {
   const dir = mkdtempSync(join(tmpdir(), "provider-it-"));
   const socket = join(dir, "azure.sock");
   const env: NodeJS.ProcessEnv = {};
@@ -92,12 +101,10 @@ export async function startProvider(emulator: Emulator, address: string, flags: 
   });
   // Benchmarks run what the images run: SSCSI_PROVIDER_PROGRAM names a bundle,
   // SSCSI_NODE_FLAGS its Node flags. Tests leave both unset and run the sources.
-  const nodeFlags = (process.env.SSCSI_NODE_FLAGS ?? "").split(" ").filter(Boolean);
-  const child: ChildProcess = spawn(
-    process.execPath,
-    [...nodeFlags, "--import", DNS_HOOK, process.env.SSCSI_PROVIDER_PROGRAM ?? MAIN, `--endpoint=unix://${socket}`, "--healthz-addr=127.0.0.1:0", "--metrics-addr=127.0.0.1:0", "-v=4", ...flags],
-    { env, stdio: ["ignore", "pipe", "pipe"] },
-  );
+  const nodeFlags = [...(process.env.SSCSI_NODE_FLAGS ?? "").split(" ").filter(Boolean), ...(options.nodeFlags ?? [])];
+  const argv = [...nodeFlags, "--import", options.dnsHook ?? DNS_HOOK, process.env.SSCSI_PROVIDER_PROGRAM ?? MAIN, `--endpoint=unix://${socket}`, "--healthz-addr=127.0.0.1:0", "--metrics-addr=127.0.0.1:0", "-v=4", ...flags];
+  const [command, args] = options.wrap ? options.wrap(process.execPath, argv) : [process.execPath, argv];
+  const child: ChildProcess = spawn(command, args, { env, stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   child.stdout!.on("data", (d: Buffer) => (output += d.toString()));
   child.stderr!.on("data", (d: Buffer) => (output += d.toString()));
@@ -126,7 +133,8 @@ export async function startProvider(emulator: Emulator, address: string, flags: 
     metrics: async () => (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text(),
     stop: async () => {
       client.close();
-      if (child.exitCode === null) {
+      // a provider that died (a signal sets signalCode, not exitCode) has nothing to wait for
+      if (child.exitCode === null && child.signalCode === null) {
         const exited = new Promise((r) => child.once("exit", r));
         child.kill("SIGTERM");
         await exited;

@@ -6,7 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ProviderClient } from "./client.ts";
-import { freePort, MAIN } from "./env.ts";
+import { freePorts } from "../harness/processes.ts";
+import { MAIN } from "./env.ts";
 
 const run = (...args: string[]) => spawnSync(process.execPath, [MAIN, ...args], { encoding: "utf8", timeout: 30_000 });
 
@@ -25,6 +26,8 @@ describe("command line", () => {
     [["--construct-pem-chain=maybe"], 'invalid boolean value "maybe" for flag --construct-pem-chain'],
     [["--cloud-name=AzureMoonCloud"], 'cloudName AzureMoonCloud is not valid, error: autorest/azure: There is no cloud environment matching the name "AZUREMOONCLOUD"'],
     [["--keyvault-request-budget=0"], 'invalid value "0" for flag --keyvault-request-budget: must be greater than zero'],
+    [["--max-cached-vaults=0"], 'invalid value "0" for flag --max-cached-vaults: must be greater than zero'],
+    [["--max-metric-series=-1"], 'invalid value "-1" for flag --max-metric-series: must be greater than zero'],
   ])("%j exits 2 with a clear message", (args, message) => {
     const res = run(...args);
     expect(res.status).toBe(2);
@@ -34,7 +37,8 @@ describe("command line", () => {
   it("serves on an owner-only socket, accepts upstream flags, answers health and metrics", async () => {
     const dir = mkdtempSync(join(tmpdir(), "provider-main-"));
     const socket = join(dir, "azure.sock");
-    const [healthPort, metricsPort] = [await freePort(), await freePort()];
+    // upstream's port flags bind every interface: ports free on all of them
+    const [healthPort, metricsPort] = await freePorts(undefined, 2);
     const child = spawn(
       process.execPath,
       [MAIN, `--endpoint=unix://${socket}`, `--healthz-port=${healthPort}`, `--prometheus-port=${metricsPort}`, "--healthz-path=/live", "--healthz-timeout=2s", "--metrics-backend=Prometheus", "--log-format-json", "-v=5", "--construct-pem-chain=true", "--write-cert-and-key-in-separate-files=false", "--cloud-name=AzureChinaCloud"],

@@ -107,7 +107,7 @@ describe("top-level parameters", () => {
     [
       "AzureStackCloud without file",
       (a) => Object.assign(a, { cloudName: "AzureStackCloud", cloudEnvFileName: "/nonexistent/cloud.json" }),
-      'cloudName AzureStackCloud is not valid, error: cloudEnvFileName "/nonexistent/cloud.json" cannot be used: it must name a readable regular file of at most 64 KiB in /etc/kubernetes (the provider\'s --cloud-env-file-dir)',
+      'cloudName AzureStackCloud is not valid, error: cloudEnvFileName "/nonexistent/cloud.json" cannot be used: it must name a readable regular file of at most 64 KiB in /etc/kubernetes (the provider\'s --cloud-env-file-dir), a JSON cloud environment with activeDirectoryEndpoint (https), keyVaultEndpoint and keyVaultDNSSuffix',
     ],
     ["objects missing", (a) => delete a.objects, "objects is not set"],
     ["objects empty", (a) => (a.objects = "array: []"), NO_OBJECTS],

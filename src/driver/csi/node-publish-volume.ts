@@ -24,10 +24,11 @@ import type { PodRef } from "../kube/kube-client.ts";
 import { buildPodStatus } from "../kube/pod-status.ts";
 import { nextRefreshAt } from "../rotation/volume-refresh.ts";
 import { newVolumeRecord, type MountedVolume } from "../volume/mounted-volumes.ts";
-import { MAX_STACKED_MOUNTS, VolumeTarget, type VolumeClaim, type VolumeMount } from "../volume/target.ts";
-import { fetchContent } from "../volume/volume-content.ts";
+import { MAX_STACKED_MOUNTS, VolumeTarget, type TargetState, type VolumeClaim, type VolumeMount } from "../volume/target.ts";
+import { fetchContent, reportMissingObjects } from "../volume/volume-content.ts";
 import { providerOf } from "../../shared/provider-api/provider-client.ts";
 import { POD_NAME_KEY, POD_NAMESPACE_KEY, POD_UID_KEY, PROVIDER_NAME_KEY, SPC_NAME_KEY } from "../../shared/provider-api/volume-attributes.ts";
+import { oneLine } from "../../shared/provider-api/provider-errors.ts";
 
 export interface NodePublishVolumeRequest {
   volume_id: string;
@@ -59,10 +60,31 @@ export function validatePublishRequest(req: NodePublishVolumeRequest): void {
   if (!req.target_path) throw invalidArgument("Target path missing in request");
   if (!req.volume_context || Object.keys(req.volume_context).length === 0) throw invalidArgument("Volume attributes missing in request");
   if (!req.readonly) throw invalidArgument("Readonly is not true in request: set readOnly: true on the pod's csi volume");
+  mountGroupOf(req);
+}
+
+/** The largest group id: (gid_t)-1 means "no change" to chown. */
+const MAX_GID = 2 ** 32 - 2;
+
+/**
+ * The pod's fsGroup, which kubelet passes as a decimal string in
+ * volume_capability.mount.volume_mount_group because the driver advertises
+ * VOLUME_MOUNT_GROUP (on every publish and republish); undefined when the
+ * pod has none. Anything but a decimal group id is InvalidArgument.
+ */
+export function mountGroupOf(req: Pick<NodePublishVolumeRequest, "volume_capability">): number | undefined {
+  const value = (req.volume_capability as { mount?: { volume_mount_group?: unknown } } | undefined)?.mount?.volume_mount_group;
+  if (value === undefined || value === null || value === "") return undefined;
+  const text = String(value);
+  if (!/^(0|[1-9][0-9]{0,9})$/.test(text) || Number(text) > MAX_GID) {
+    throw invalidArgument(`volume_mount_group ${JSON.stringify(oneLine(text, 32))} is not a decimal group id (kubelet sends the pod's fsGroup, 0 to ${MAX_GID})`);
+  }
+  return Number(text);
 }
 
 export async function nodePublishVolume(ctx: DriverContext, req: NodePublishVolumeRequest, deadlines: PublishDeadlines): Promise<PublishOutcome> {
   validatePublishRequest(req);
+  const group = mountGroupOf(req);
   const target = await VolumeTarget.open(ctx, req.target_path, req.volume_id, "NodePublishVolume");
   try {
     // 2. What is there: a republish of the driver's volume, nothing, or something to refuse.
@@ -72,7 +94,7 @@ export async function nodePublishVolume(ctx: DriverContext, req: NodePublishVolu
     for (let round = 0; state.kind === "driver-tmpfs"; round++) {
       const other = target.otherTargetOf(state.mount);
       if (other) throw failedPrecondition(`target path ${target.path} shows the volume of another target (${other}); refusing to share it`);
-      if (state.complete) return await republish(ctx, req, target, state.mount, deadlines);
+      if (state.complete) return await republish(ctx, req, target, state, group, deadlines);
       // Mounted, but the first write never completed (the driver stopped
       // between mounting and writing): the mount is the driver's own and
       // holds nothing yet, so start again.
@@ -104,7 +126,7 @@ export async function nodePublishVolume(ctx: DriverContext, req: NodePublishVolu
       mount = await target.mountTmpfs(state.kind === "absent");
       const content = await fetchContent(ctx, { targetPath: target.path, spc, volumeContext, secrets, currentObjectVersions: [], deadline: deadlines.provider });
       checkDeadline(deadlines, "writing the files");
-      await target.write(mount, content.files);
+      await target.write(mount, content.files, group);
 
       // 5. Record it: the status object, the driver's own record, the synced Secrets.
       try {
@@ -126,11 +148,13 @@ export async function nodePublishVolume(ctx: DriverContext, req: NodePublishVolu
         volumeContext,
         secrets,
         objectVersions: content.objectVersions,
+        mountGroup: group,
         contextUpdatedAt: Date.now(),
         jitterMs: ctx.jitter?.() ?? 0,
         syncedSpcVersion: spc.metadata.resourceVersion,
       });
       ctx.volumes.set(volume);
+      await reportMissingObjects(ctx, pod, `${pod.namespace}/${spcName}`, content);
       if (ctx.syncSecrets && spc.spec.secretObjects?.length) {
         // Synced before kubelet starts the containers, so env vars find the
         // Secret; a sync failure does not fail the mount (it is retried).
@@ -156,13 +180,27 @@ export async function nodePublishVolume(ctx: DriverContext, req: NodePublishVolu
  * called only when a refresh is due. Never a final error here, because
  * kubelet removes a mount whose republish failed (kubernetes#121271).
  */
-async function republish(ctx: DriverContext, req: NodePublishVolumeRequest, target: VolumeTarget, mount: VolumeMount, deadlines: PublishDeadlines): Promise<PublishOutcome> {
+async function republish(
+  ctx: DriverContext,
+  req: NodePublishVolumeRequest,
+  target: VolumeTarget,
+  state: Extract<TargetState, { kind: "driver-tmpfs" }>,
+  group: number | undefined,
+  deadlines: PublishDeadlines,
+): Promise<PublishOutcome> {
   let provider = req.volume_context[PROVIDER_NAME_KEY] ?? "";
+  const mount = state.mount;
+  // The pod's fsGroup cannot change, but whether kubelet delegates it can
+  // (a driver upgrade): the files take the group kubelet sends now.
+  if (state.group !== group && (await target.regroup(mount, group))) {
+    ctx.logger.info({ target: target.path, group: group ?? null }, "gave the mounted files the group kubelet sent (the pod's fsGroup)");
+  }
   let known = ctx.volumes.get(target.path);
   if (!known && (ctx.options.enableSecretRotation || ctx.syncSecrets)) {
     known = recordFromRepublish(ctx, req, target, mount);
   }
   if (!known) return { provider, result: "already-mounted" };
+  known.mountGroup = group;
   known.volumeContext = req.volume_context;
   known.secrets = req.secrets ?? {};
   known.contextUpdatedAt = Date.now();

@@ -21,7 +21,9 @@ const unimplemented = (name: string) => async () => {
 
 export function nodeService(ctx: DriverContext): grpc.UntypedServiceImplementation {
   return {
-    NodeGetCapabilities: unary(ctx, "NodeGetCapabilities", async () => ({ capabilities: [] })),
+    // VOLUME_MOUNT_GROUP: kubelet passes the pod's fsGroup on every publish
+    // and leaves the files' ownership to the driver (KEP-2317).
+    NodeGetCapabilities: unary(ctx, "NodeGetCapabilities", async () => ({ capabilities: [{ rpc: { type: "VOLUME_MOUNT_GROUP" } }] })),
     NodeGetInfo: unary(ctx, "NodeGetInfo", async () => ({ node_id: ctx.options.nodeId })),
     NodeStageVolume: unary(ctx, "NodeStageVolume", unimplemented("NodeStageVolume")),
     NodeUnstageVolume: unary(ctx, "NodeUnstageVolume", unimplemented("NodeUnstageVolume")),

@@ -13,7 +13,7 @@ import type { MountedVolume } from "../volume/mounted-volumes.ts";
 import { buildPodStatus } from "../kube/pod-status.ts";
 import type { TargetHold } from "../volume/target-locks.ts";
 import { VolumeMountChangedError, VolumeTarget } from "../volume/target.ts";
-import { fetchContent } from "../volume/volume-content.ts";
+import { fetchContent, reportMissingObjects } from "../volume/volume-content.ts";
 
 const FAILURE_BACKOFF_BASE_MS = 5_000;
 
@@ -85,7 +85,7 @@ export async function refreshGroup(ctx: DriverContext, group: readonly MountedVo
         }
         // Unpublished while the provider was asked: nothing to write, nothing to report.
         if (ctx.volumes.get(volume.targetPath) !== volume) return;
-        const changed = await target.write(volume.mount, content.files);
+        const changed = await target.write(volume.mount, content.files, volume.mountGroup);
         const versionsChanged = !sameVersions(volume.objectVersions, content.objectVersions);
         if (versionsChanged) {
           await kube.upsertPodStatus(
@@ -99,6 +99,7 @@ export async function refreshGroup(ctx: DriverContext, group: readonly MountedVo
             { expectExisting: true },
           );
         }
+        const before = volume.objectVersions;
         volume.provider = content.provider;
         volume.objectVersions = content.objectVersions;
         volume.failures = 0;
@@ -108,6 +109,8 @@ export async function refreshGroup(ctx: DriverContext, group: readonly MountedVo
           volume.lastChange = Date.now();
           ctx.logger.info({ target: volume.targetPath, spc: spcRef, pod: `${volume.pod.namespace}/${volume.pod.name}` }, "mounted content rotated");
           await kube.recordEvent(volume.pod, "Normal", "MountRotationComplete", `successfully rotated mounted contents for spc ${spcRef}`);
+          // a recovered volume's versions come from its status object, which names its missing objects too
+          await reportMissingObjects(ctx, volume.pod, `${volume.pod.namespace}/${volume.spcName}`, content, before);
         }
         // Secrets follow content changes, a failed earlier sync, and edits
         // to the SecretProviderClass (its secretObjects may have changed).

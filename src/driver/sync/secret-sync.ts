@@ -18,6 +18,7 @@ import type { MountedVolume } from "../volume/mounted-volumes.ts";
 import { SecretsApi } from "./secret-api.ts";
 import { buildSecretData, loadTlsSupport, TLS_SECRET_TYPE, validateSecretObject, type MountedFile } from "../../shared/secrets/secret-data.ts";
 import { readMountedFiles } from "./mounted-files.ts";
+import { isMissingFile, missingFiles } from "../../shared/provider-api/missing-objects.ts";
 import { mergeOwners, OwnerLookupError, resolveOwners, type OwnerResolution } from "./secret-owners.ts";
 
 export interface SyncResult {
@@ -184,6 +185,8 @@ export class SecretSyncer {
     }
 
     let owners: Promise<OwnerResolution> | undefined;
+    const missing = missingFiles(volume.objectVersions);
+    const isMissing = (path: string) => isMissingFile(path, missing);
     if (objects.some((o) => o.type === TLS_SECRET_TYPE)) await loadTlsSupport();
     for (const obj of objects) {
       const secretName = nameOf(obj);
@@ -199,7 +202,7 @@ export class SecretSyncer {
           );
         }
         try {
-          data = buildSecretData(obj, files, volume.targetPath);
+          data = buildSecretData(obj, files, volume.targetPath, isMissing);
         } catch (err) {
           throw new SyncFailure(
             SyncErrorType.Data,

@@ -13,15 +13,25 @@
 // Callers pass the volume's root as /proc/self/fd/<n> of a descriptor open on
 // the checked tmpfs (volume-target.ts), so every write lands in that tmpfs.
 //
+// With a group (the pod's fsGroup, which kubelet delegates to the driver
+// through VOLUME_MOUNT_GROUP), everything the writer makes is root:<group>:
+// files with the group read bit added to their mode, directories (the
+// volume's root and the data directories) 2750. The owner is set on each new
+// file before the swap makes it visible, so no reader ever sees a file of the
+// set root:root or world-readable. Without a group nothing is chowned, as
+// upstream writes.
+//
 // The calls are synchronous: they touch only memory (a tmpfs), take
 // microseconds each, and a publish makes about forty of them; through the
 // thread pool each would cost a round trip and a promise.
 import { randomInt } from "node:crypto";
 import {
   chmodSync,
+  chownSync,
   closeSync,
   constants,
   fstatSync,
+  lchownSync,
   lstatSync,
   mkdirSync,
   openSync,
@@ -30,6 +40,7 @@ import {
   readlinkSync,
   renameSync,
   rmdirSync,
+  statSync,
   symlinkSync,
   unlinkSync,
   writeFileSync,
@@ -44,6 +55,58 @@ export interface VolumeFile {
   path: string;
   mode: number;
   contents: Buffer;
+  /** The file's group, as read back from the volume. */
+  gid?: number;
+}
+
+/** Mode of the volume's root and data directories with a group: setgid, group read, no world access. */
+export const GROUP_DIRECTORY_MODE = 0o2750;
+/** The mode the driver mounts its tmpfs with (mounter.ts), which the root gets back when a group is removed. */
+const ROOT_MODE = 0o755;
+/** chown's "leave the owner as it is" (the driver writes as root). */
+const KEEP_OWNER = -1;
+const SETGID_BIT = 0o2000;
+/** The group files get without a group asked for: the driver's own (root's). */
+const driverGroup = (): number => process.getegid?.() ?? 0;
+
+/** The mode a file gets: what was asked, plus group read when the volume has a group. */
+export function fileModeFor(mode: number, group: number | undefined): number {
+  return group === undefined ? mode & 0o777 : (mode & 0o777) | 0o040;
+}
+
+/** The group the volume's files belong to, read from its root: undefined when it has none. */
+export function volumeGroup(target: string): number | undefined {
+  const st = statSync(target);
+  return st.mode & SETGID_BIT ? st.gid : undefined;
+}
+
+/**
+ * Gives the volume's root the group (root:<group>, 2750) before any file of
+ * the set is written, or, when a group was applied before and none is asked
+ * now, the driver's own again (root:root, 0755). Without a group, a root that
+ * never had one is not touched.
+ */
+function ownRoot(target: string, group: number | undefined): void {
+  const st = statSync(target);
+  if (group !== undefined) {
+    if (st.gid !== group) chownSync(target, KEEP_OWNER, group);
+    if ((st.mode & 0o7777) !== GROUP_DIRECTORY_MODE) chmodSync(target, GROUP_DIRECTORY_MODE);
+  } else if (st.mode & SETGID_BIT) {
+    chownSync(target, KEEP_OWNER, driverGroup());
+    chmodSync(target, ROOT_MODE);
+  }
+}
+
+/** A directory of the data set: 0755 as upstream makes it, or root:<group> 2750 (never more open, not even for a moment). */
+function makeDataDirectory(path: string, group: number | undefined): void {
+  if (group === undefined) {
+    mkdirSync(path, { mode: 0o755 });
+    chmodSync(path, 0o755);
+    return;
+  }
+  mkdirSync(path, { mode: 0o700 });
+  chownSync(path, KEEP_OWNER, group);
+  chmodSync(path, GROUP_DIRECTORY_MODE);
 }
 
 /** The names timestampedDirName makes; ..data is only followed to one of these. */
@@ -113,6 +176,8 @@ export interface WriteOptions {
   capacityBytes?: number;
   /** Names the setting to raise in the error (e.g. "--tmpfs-size=64Mi"). */
   capacitySetting?: string;
+  /** The group every file and directory gets (the pod's fsGroup); none: upstream's ownership. */
+  group?: number;
 }
 
 export class VolumeTooLargeError extends Error {}
@@ -143,7 +208,7 @@ export async function readVolumeFiles(target: string): Promise<Map<string, Volum
     try {
       const st = fstatSync(fd);
       if (!st.isFile()) continue;
-      files.set(path, { path, mode: st.mode & 0o777, contents: readFileSync(fd) });
+      files.set(path, { path, mode: st.mode & 0o777, contents: readFileSync(fd), gid: st.gid });
     } finally {
       closeSync(fd);
     }
@@ -162,11 +227,12 @@ function walkRegular(dir: string, prefix = ""): string[] {
   return out;
 }
 
-function sameContent(old: Map<string, VolumeFile>, next: readonly VolumeFile[]): boolean {
+function sameContent(old: Map<string, VolumeFile>, next: readonly VolumeFile[], group: number | undefined): boolean {
   if (old.size !== next.length) return false;
+  const gid = group ?? driverGroup();
   return next.every((f) => {
     const o = old.get(f.path);
-    return o !== undefined && o.mode === (f.mode & 0o777) && o.contents.equals(f.contents);
+    return o !== undefined && o.mode === fileModeFor(f.mode, group) && o.gid === gid && o.contents.equals(f.contents);
   });
 }
 
@@ -187,22 +253,29 @@ export async function writeVolumeFiles(target: string, files: readonly VolumeFil
       );
     }
   }
+  const group = options.group;
   const oldDir = currentDataDir(target);
   const oldFiles = await readVolumeFiles(target);
-  if (oldDir && sameContent(oldFiles, files)) return false;
+  ownRoot(target, group);
+  if (oldDir && sameContent(oldFiles, files, group)) return false;
 
   const newDirName = timestampedDirName();
   const newDir = join(target, newDirName);
-  mkdirSync(newDir, { mode: 0o755 });
-  chmodSync(newDir, 0o755);
+  makeDataDirectory(newDir, group);
   try {
     for (const file of files) {
       const full = join(newDir, file.path);
       const parent = full.slice(0, full.lastIndexOf("/"));
-      if (parent !== newDir) mkdirSync(parent, { recursive: true, mode: 0o755 });
-      writeFileSync(full, file.contents, { mode: file.mode & 0o777 });
+      if (parent !== newDir) {
+        if (group === undefined) mkdirSync(parent, { recursive: true, mode: 0o755 });
+        else makeDataDirectories(newDir, file.path, group);
+      }
+      const mode = fileModeFor(file.mode, group);
+      writeFileSync(full, file.contents, { mode });
+      // the owner before the mode, both before the swap makes the file visible
+      if (group !== undefined) chownSync(full, KEEP_OWNER, group);
       // writeFile's mode is filtered by the umask; set it exactly.
-      chmodSync(full, file.mode & 0o777);
+      chmodSync(full, mode);
     }
   } catch (err) {
     try {
@@ -226,7 +299,12 @@ export async function writeVolumeFiles(target: string, files: readonly VolumeFil
     // is not the writer's to remove.
     if (existing?.isDirectory()) throw new Error(`"${name}" is a directory the driver did not write; refusing to replace it`);
     if (existing && !existing.isSymbolicLink()) unlinkSync(link);
-    if (!existing || !existing.isSymbolicLink()) symlinkSync(join(DATA_DIR_NAME, name), link);
+    if (!existing || !existing.isSymbolicLink()) {
+      symlinkSync(join(DATA_DIR_NAME, name), link);
+      if (group !== undefined) lchownSync(link, KEEP_OWNER, group);
+    } else if (existing.gid !== (group ?? driverGroup())) {
+      lchownSync(link, KEEP_OWNER, group ?? driverGroup());
+    }
   }
 
   const tmpLink = join(target, DATA_DIR_TMP_NAME);
@@ -236,6 +314,7 @@ export async function writeVolumeFiles(target: string, files: readonly VolumeFil
     if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
   }
   symlinkSync(newDirName, tmpLink);
+  if (group !== undefined) lchownSync(tmpLink, KEEP_OWNER, group);
   renameSync(tmpLink, join(target, DATA_DIR_NAME));
 
   for (const path of oldFiles.keys()) {
@@ -244,6 +323,20 @@ export async function writeVolumeFiles(target: string, files: readonly VolumeFil
   }
   if (oldDir && oldDir !== newDirName && DATA_DIR_PATTERN.test(oldDir)) removeDataDir(join(target, oldDir));
   return true;
+}
+
+/** The directories between newDir and the file at `path` (below it), each root:<group> 2750. */
+function makeDataDirectories(newDir: string, path: string, group: number): void {
+  const parts = path.split("/").slice(0, -1);
+  let dir = newDir;
+  for (const part of parts) {
+    dir = join(dir, part);
+    try {
+      makeDataDirectory(dir, group);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+    }
+  }
 }
 
 /** Removes a top-level symlink the writer made; anything else there is left alone. */

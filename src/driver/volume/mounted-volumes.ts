@@ -18,6 +18,13 @@ export interface MountedVolume {
   /** The latest nodePublishSecretRef data kubelet sent. */
   secrets: Record<string, string>;
   objectVersions: ObjectVersion[];
+  /**
+   * The group the files belong to: the pod's fsGroup, which kubelet sends
+   * (volume_mount_group) on every publish and republish; undefined for none.
+   * Every refresh writes with it. After a driver restart it is read back from
+   * the volume's root until kubelet's next republish.
+   */
+  mountGroup?: number;
   /** When the provider was last asked (ms since epoch). */
   lastRefresh: number;
   /** When the mounted content last changed. */

@@ -62,7 +62,13 @@ export type TargetState =
   | { kind: "empty-directory" }
   | { kind: "not-a-directory"; what: string }
   | { kind: "foreign-content"; entries: string[] }
-  | { kind: "driver-tmpfs"; mount: VolumeMount; complete: boolean }
+  | {
+      kind: "driver-tmpfs";
+      mount: VolumeMount;
+      complete: boolean;
+      /** The group its root says the files have (the fsGroup they were written with), when known. */
+      group?: number;
+    }
   | {
       kind: "foreign-mount";
       /** The top mount at the target, as mountinfo shows it. */
@@ -98,7 +104,7 @@ export async function inspectTarget(target: ResolvedTarget, driverSource: string
   try {
     seen = identityOf(dir);
     if (recorded && seen.id === recorded.id && seen.dev === recorded.dev && seen.birthtimeNs === recorded.birthtimeNs) {
-      return { kind: "driver-tmpfs", mount: recorded, complete: hasData(target) };
+      return { kind: "driver-tmpfs", mount: recorded, complete: hasData(target), group: groupOfRoot(dir) };
     }
     mountPoint = seen.id !== parentMountId(target);
   } finally {
@@ -115,6 +121,12 @@ export async function inspectTarget(target: ResolvedTarget, driverSource: string
   const entries = readdirSync(target.path);
   if (entries.length === 0) return { kind: "empty-directory" };
   return { kind: "foreign-content", entries: entries.sort() };
+}
+
+/** The group of a volume root with the setgid bit (atomic-writer.ts gives it one with a group), through its open descriptor. */
+function groupOfRoot(dir: OpenDirectory): number | undefined {
+  const st = fstatSync(dir.fd);
+  return st.mode & 0o2000 ? st.gid : undefined;
 }
 
 function hasData(target: ResolvedTarget): boolean {

@@ -23,7 +23,7 @@ import type { PodRef } from "../kube/kube-client.ts";
 import { DriverError, ErrorType } from "../errors.ts";
 import { formatQuantity } from "../options.ts";
 import type { ProviderFile } from "../../shared/provider-api/provider-client.ts";
-import { DATA_DIR_NAME_MAX_BYTES, readVolumeFiles, VolumeTooLargeError, writeVolumeFiles, type VolumeFile } from "./atomic-writer.ts";
+import { DATA_DIR_NAME_MAX_BYTES, readVolumeFiles, volumeGroup, VolumeTooLargeError, writeVolumeFiles, type VolumeFile } from "./atomic-writer.ts";
 import { mountById, mountsAt } from "./mounter.ts";
 import type { MountedVolume } from "./mounted-volumes.ts";
 import { targetKey, volumeKey, type TargetHold, type TargetLease } from "./target-locks.ts";
@@ -284,18 +284,48 @@ export class VolumeTarget implements TargetHold {
   /**
    * Swaps files onto the volume, after checking that the target still shows
    * the tmpfs `mount`; returns whether anything changed. A set larger than
-   * half the tmpfs is refused before anything is written.
+   * half the tmpfs is refused before anything is written. With `group` (the
+   * pod's fsGroup) every file and directory is root:<group> (atomic-writer.ts).
    */
-  async write(mount: VolumeMount, files: readonly ProviderFile[]): Promise<boolean> {
+  async write(mount: VolumeMount, files: readonly ProviderFile[], group?: number): Promise<boolean> {
     if (files.length === 0) return false;
     this.checkPathLengths(files);
     const root = await openVolumeRoot(this.resolved, mount);
     if ("problem" in root) throw new VolumeMountChangedError(root.problem, root.gone);
+    try {
+      return await this.writeThrough(root.path, files, group);
+    } finally {
+      root.close();
+    }
+  }
+
+  /**
+   * Gives the files already on the volume the group `group` (none: the
+   * driver's own) when the volume's root says they have another: the same
+   * content swapped in again with the new owner, no provider call. For a
+   * republish whose fsGroup differs from the one the volume was written with
+   * (kubelet started delegating it after an upgrade of the driver). Returns
+   * whether the owner changed.
+   */
+  async regroup(mount: VolumeMount, group: number | undefined): Promise<boolean> {
+    const root = await openVolumeRoot(this.resolved, mount);
+    if ("problem" in root) throw new VolumeMountChangedError(root.problem, root.gone);
+    try {
+      if (volumeGroup(root.path) === group) return false;
+      const files = [...(await readVolumeFiles(root.path)).values()].map(({ path, mode, contents }) => ({ path, mode, contents }));
+      await this.writeThrough(root.path, files, group);
+      return true;
+    } finally {
+      root.close();
+    }
+  }
+
+  private async writeThrough(rootPath: string, files: readonly ProviderFile[], group: number | undefined): Promise<boolean> {
     const setting = `--tmpfs-size (now ${formatQuantity(this.ctx.options.tmpfsSizeBytes)})`;
     try {
-      return await writeVolumeFiles(root.path, files, { capacityBytes: this.ctx.options.tmpfsSizeBytes, capacitySetting: setting });
+      return await writeVolumeFiles(rootPath, files, { capacityBytes: this.ctx.options.tmpfsSizeBytes, capacitySetting: setting, group });
     } catch (err) {
-      const message = (err as Error).message.replaceAll(root.path, this.path);
+      const message = (err as Error).message.replaceAll(rootPath, this.path);
       if (err instanceof VolumeTooLargeError) {
         throw new DriverError(status.FAILED_PRECONDITION, ErrorType.FileWriteError, `failed to write files to ${this.path}: ${message}`);
       }
@@ -303,8 +333,6 @@ export class VolumeTarget implements TargetHold {
         throw new DriverError(status.RESOURCE_EXHAUSTED, ErrorType.FileWriteError, `failed to write files to ${this.path}: the volume's tmpfs is full; raise ${setting}`);
       }
       throw new DriverError(status.INTERNAL, ErrorType.FileWriteError, `failed to write files to ${this.path}: ${message}`);
-    } finally {
-      root.close();
     }
   }
 

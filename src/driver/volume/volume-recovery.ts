@@ -18,7 +18,8 @@ import { NODE_NAME_LABEL, type SecretProviderClassPodStatus } from "../../shared
 import { oneLine } from "../../shared/provider-api/provider-errors.ts";
 import { newVolumeRecord, type MountedVolume } from "./mounted-volumes.ts";
 import { POD_NAME_KEY, POD_NAMESPACE_KEY, POD_UID_KEY, SERVICE_ACCOUNT_NAME_KEY, SPC_NAME_KEY } from "../../shared/provider-api/volume-attributes.ts";
-import { inspectTarget, resolveTarget, type ResolvedTarget, type VolumeMount } from "./target-state.ts";
+import { inspectTarget, openVolumeRoot, resolveTarget, type ResolvedTarget, type VolumeMount } from "./target-state.ts";
+import { volumeGroup } from "./atomic-writer.ts";
 import type { MountEntry } from "./mounter.ts";
 import { checkPodVolume, mountProblem } from "./volume-proof.ts";
 
@@ -41,7 +42,10 @@ export async function recoverMountedVolumes(ctx: DriverContext, jitter: () => nu
     } catch {
       continue;
     }
-    const state = await inspectTarget(target, ctx.options.drivername).catch(() => undefined);
+    const state = await inspectTarget(target, ctx.options.drivername).catch((err: unknown) => {
+      logLeftAlone(ctx, target, st, `the target could not be inspected (${(err as Error).message})`);
+      return undefined;
+    });
     // Nothing mounted there (the pod is gone, or never mounted): nothing to adopt.
     if (state?.kind !== "foreign-mount") continue;
     if (!state.onTarget || state.driverMountBelow) {
@@ -104,10 +108,24 @@ async function adoptByStatus(
   }
   // The record made now checks the mount's identity before every later write and read.
   const serviceAccount = check.pod?.spec?.serviceAccountName ?? "default";
-  const volume = recordFromStatus(st, found.mount, claimed, serviceAccount, jitterMs);
+  const volume = recordFromStatus(st, found.mount, claimed, serviceAccount, jitterMs, await groupOfVolume(target, found.mount));
   ctx.volumes.set(volume);
   ctx.logger.info({ target: target.path, pod: `${claimed.namespace}/${claimed.name}`, source: found.entry.source }, "adopted the volume at the target, proven by its pod and status object");
   return volume;
+}
+
+/**
+ * The group the volume's files were written with (the pod's fsGroup), read
+ * from its root, so that refreshes before kubelet's next republish keep it.
+ */
+async function groupOfVolume(target: ResolvedTarget, mount: VolumeMount): Promise<number | undefined> {
+  const root = await openVolumeRoot(target, mount);
+  if ("problem" in root) return undefined;
+  try {
+    return volumeGroup(root.path);
+  } finally {
+    root.close();
+  }
 }
 
 function identityOf(entry: MountEntry, birthtimeNs: bigint): VolumeMount {
@@ -122,7 +140,7 @@ function logLeftAlone(ctx: DriverContext, target: ResolvedTarget, st: SecretProv
   );
 }
 
-function recordFromStatus(st: SecretProviderClassPodStatus, mount: VolumeMount, pod: PodRef, serviceAccount: string, jitterMs: number): MountedVolume {
+function recordFromStatus(st: SecretProviderClassPodStatus, mount: VolumeMount, pod: PodRef, serviceAccount: string, jitterMs: number, mountGroup: number | undefined): MountedVolume {
   const spcName = st.status.secretProviderClassName;
   return newVolumeRecord({
     targetPath: st.status.targetPath,
@@ -141,6 +159,7 @@ function recordFromStatus(st: SecretProviderClassPodStatus, mount: VolumeMount, 
     },
     secrets: {},
     objectVersions: st.status.objects ?? [],
+    mountGroup,
     contextUpdatedAt: 0,
     jitterMs,
     syncPending: true,

@@ -121,7 +121,8 @@ export class TenantMismatch extends Error {
 }
 
 export class CachingCredential implements TokenCredential {
-  private readonly tokens = new Map<string, AccessToken>();
+  /** Keyed by what the vault's challenge asks (scope, tenant, claims): a few per identity, bounded all the same. */
+  private readonly tokens = new LruCache<string, AccessToken>({ maxEntries: 16, idleMs: 24 * 3600_000 });
   private readonly flights = new SingleFlight<AccessToken>();
   private readonly fetch: Fetch;
   private readonly defaultTenant: string;
@@ -190,13 +191,11 @@ export interface IdentityOptions {
   tokenProxy?: TokenProxy;
 }
 
-/** One cached identity: its credential, the latest workload identity token, and its Key Vault clients. */
+/** One cached identity: its credential and the latest workload identity token. */
 export class Identity {
   readonly key: string;
   readonly description: string;
   readonly credential: CachingCredential;
-  /** Per-vault state hung on the identity (Key Vault clients), evicted with it. */
-  readonly attachments = new Map<string, unknown>();
   private auth: AuthConfig;
   private readonly proven: LruCache<string, true>;
   private readonly proofs = new SingleFlight<void>();

@@ -65,47 +65,55 @@ export interface CloudFileAccess {
   onRefused?: (path: string, reason: string) => void;
 }
 
-/** The one text of every refused cloudEnvFileName, whatever the reason. */
+/**
+ * The one text of every refused cloudEnvFileName, whatever the reason: a
+ * missing file, a FIFO, a file that is not JSON or lacks a field all read the
+ * same, so a tenant learns nothing about the node's files (the provider's log
+ * says why).
+ */
 export function cloudFileRefusal(path: string, allowedDirs: readonly string[]): string {
   return (
     `cloudEnvFileName "${path}" cannot be used: it must name a readable regular file of at most ${MAX_CLOUD_FILE_BYTES / 1024} KiB ` +
-    `in ${allowedDirs.join(", ") || "(none)"} (the provider's --cloud-env-file-dir)`
+    `in ${allowedDirs.join(", ") || "(none)"} (the provider's --cloud-env-file-dir), a JSON cloud environment with activeDirectoryEndpoint (https), keyVaultEndpoint and keyVaultDNSSuffix`
   );
 }
 
 /**
  * Reads a custom cloud environment file (go-autorest JSON field names).
- * `access.allowedDirs` undefined: the operator's own path (AZURE_ENVIRONMENT_FILEPATH), any directory.
+ * `access.allowedDirs` undefined: the operator's own path (AZURE_ENVIRONMENT_FILEPATH), any directory,
+ * with the reason in the error; otherwise a tenant's, with one text for every refusal.
  */
 export async function readCloudFile(name: string, path: string, access: Partial<CloudFileAccess> & { allowedDirs: readonly string[] | undefined }): Promise<CloudEnvironment> {
-  let text: string;
+  const refuse = (reason: string): never => {
+    access.onRefused?.(path, reason);
+    if (access.allowedDirs === undefined) throw notValid(name, `cannot use the cloud environment file ${path} (AZURE_ENVIRONMENT_FILEPATH): ${reason}`);
+    throw notValid(name, cloudFileRefusal(path, access.allowedDirs));
+  };
+  let text = "";
   try {
     text = await readCloudFileText(path, { allowedDirs: access.allowedDirs, deadline: access.deadline });
   } catch (err) {
-    const reason = err instanceof CloudFileRefused ? err.reason : `${(err as NodeJS.ErrnoException).code ?? "error"}`;
-    access.onRefused?.(path, reason);
-    if (access.allowedDirs === undefined) throw notValid(name, `cannot read the cloud environment file ${path} (AZURE_ENVIRONMENT_FILEPATH): ${reason}`);
-    throw notValid(name, cloudFileRefusal(path, access.allowedDirs));
+    refuse(err instanceof CloudFileRefused ? err.reason : `${(err as NodeJS.ErrnoException).code ?? "error"}`);
   }
-  let doc: Record<string, unknown>;
+  let doc: Record<string, unknown> = {};
   try {
     const parsed: unknown = JSON.parse(text);
     if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) throw new Error("not an object");
     doc = parsed as Record<string, unknown>;
   } catch {
-    throw notValid(name, `${path} is not a JSON object of cloud environment endpoints`);
+    refuse("not a JSON object of cloud environment endpoints");
   }
   // The file's values are never quoted back: the file may be something else than a cloud file.
   const field = (key: string): string => {
     const value = doc[key];
-    if (typeof value !== "string" || value.trim() === "") throw notValid(name, `${path} has no "${key}"`);
-    return value.trim();
+    if (typeof value !== "string" || value.trim() === "") refuse(`no "${key}"`);
+    return (value as string).trim();
   };
   const activeDirectoryEndpoint = field("activeDirectoryEndpoint");
-  if (!/^https:\/\//i.test(activeDirectoryEndpoint)) throw notValid(name, `${path}: activeDirectoryEndpoint must be an https:// URL`);
+  if (!/^https:\/\//i.test(activeDirectoryEndpoint)) refuse("activeDirectoryEndpoint is not an https:// URL");
   const keyVaultEndpoint = field("keyVaultEndpoint");
   const keyVaultDNSSuffix = field("keyVaultDNSSuffix").replace(/^\.+/, "");
-  if (!/^[A-Za-z0-9.-]+(:\d{1,5})?$/.test(keyVaultDNSSuffix)) throw notValid(name, `${path}: keyVaultDNSSuffix is not a host name`);
+  if (!/^[A-Za-z0-9.-]+(:\d{1,5})?$/.test(keyVaultDNSSuffix)) refuse("keyVaultDNSSuffix is not a host name");
   const builtIn = Object.values(BUILT_IN).some((c) => sameUrl(c.activeDirectoryEndpoint, activeDirectoryEndpoint));
   return {
     name: typeof doc.name === "string" && doc.name ? doc.name : "AzureStackCloud",

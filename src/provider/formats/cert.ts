@@ -7,6 +7,10 @@ export interface FetchedCertificate {
   cer: Uint8Array | undefined;
   id: string | undefined;
   version: string;
+  /** The object's tags (for objectTags). */
+  tags?: Record<string, string>;
+  /** Key Vault answers for a disabled certificate too; an optional one is then left out. */
+  enabled?: boolean;
 }
 
 export function certificatePem(cert: FetchedCertificate): string {

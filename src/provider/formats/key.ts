@@ -14,6 +14,8 @@ export interface FetchedKey {
   y?: Uint8Array;
   kid: string | undefined;
   version: string;
+  /** The object's tags (for objectTags). */
+  tags?: Record<string, string>;
 }
 
 const CURVE_BYTES: Record<string, number> = { "P-256": 32, "P-384": 48, "P-521": 66 };

@@ -18,6 +18,8 @@ export interface FetchedSecret {
   /** Set for the secret of a Key Vault certificate. */
   kid: string | undefined;
   version: string;
+  /** The object's tags (for objectTags). */
+  tags?: Record<string, string>;
 }
 
 export interface SecretOptions {

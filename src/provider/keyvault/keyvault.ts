@@ -1,18 +1,17 @@
 // Reads from Key Vault with the official SDK clients, at bounded cost:
-// - clients are cached per identity and vault (no new challenge/token per mount),
-//   and the first request of a new client goes alone so that only one
-//   authentication challenge is answered;
+// - clients are cached per identity and vault (no new challenge/token per mount)
+//   in a bounded cache (vault-clients.ts), and the first request of a new
+//   client goes alone so that only one authentication challenge is answered;
 // - identical reads in flight (same identity, vault, type, name, version) are
 //   sent once (single-flight);
 // - 429/5xx/network failures are retried with backoff that honours
 //   Retry-After, but never past the caller's deadline (the SDK's own retries
 //   are off);
-// - every HTTP request takes a token from the vault's request budget first.
+// - every HTTP request takes a token from the vault's request budget first
+//   (buckets kept for at most --max-cached-vaults vaults: a bucket unused for
+//   a budget window is full again, so dropping it loses nothing).
 import { AsyncLocalStorage } from "node:async_hooks";
 import type { PipelinePolicy, PipelineRequest, PipelineResponse, SendRequest } from "@azure/core-rest-pipeline";
-import type { CertificateClient } from "@azure/keyvault-certificates";
-import type { KeyClient } from "@azure/keyvault-keys";
-import type { SecretClient } from "@azure/keyvault-secrets";
 import { status } from "@grpc/grpc-js";
 import { scopedSignal } from "../../shared/abort.ts";
 import type { Logger } from "../../shared/logger.ts";
@@ -29,6 +28,8 @@ import type { ProviderMetrics } from "../metrics.ts";
 import type { ObjectType } from "../objects/objects.ts";
 import type { FetchedSecret } from "../formats/secret.ts";
 import { raceSignal, sleep } from "./singleflight.ts";
+import { VaultClientCache, VaultClients, type Gate } from "./vault-clients.ts";
+import { vaultAgentPolicy } from "./vault-agent.ts";
 import { isMsalNetworkError, probeTlsTrust } from "../auth/tls-probe.ts";
 
 export interface VaultRef {
@@ -48,6 +49,19 @@ export interface VersionInfo {
   enabled: boolean;
 }
 
+/** An object as Key Vault's list operations describe it, without its value. */
+export interface ListedObject {
+  name: string;
+  enabled: boolean;
+  /** Managed by a certificate (the certificate's secret or key). */
+  managed: boolean;
+  tags: Record<string, string>;
+  contentType?: string;
+}
+
+/** A list that scans more objects than this is refused: a pattern is for vaults of usual size. */
+export const MAX_LISTED_OBJECTS = 10_000;
+
 export interface RetryOptions {
   maxAttempts: number;
   baseDelayMs: number;
@@ -60,7 +74,14 @@ export interface KeyVaultReaderOptions {
   /** Per-vault request budget: `requests` per `windowMs`. */
   budget: { requests: number; windowMs: number };
   retry?: Partial<RetryOptions>;
+  /** Identity/vault pairs whose SDK clients are kept, and vaults whose budget is (--max-cached-vaults). */
+  maxCachedVaults?: number;
+  /** Clients unused for this long are dropped (--identity-idle-timeout). */
+  clientIdleMs?: number;
 }
+
+/** --max-cached-vaults: far above the vaults one node's pods read, small enough that made-up names cost little. */
+export const DEFAULT_MAX_CACHED_VAULTS = 256;
 
 interface Flight {
   promise: Promise<unknown>;
@@ -68,19 +89,7 @@ interface Flight {
   waiters: number;
 }
 
-interface Gate {
-  open: boolean;
-  pending: Promise<void> | undefined;
-}
-
-interface VaultClients {
-  secrets: SecretClient;
-  keys: KeyClient;
-  certificates: CertificateClient;
-  gates: Record<ObjectType, Gate>;
-}
-
-type Operation = "get" | "list_versions";
+type Operation = "get" | "list_versions" | "list";
 
 const DEFAULT_RETRY: RetryOptions = { maxAttempts: 6, baseDelayMs: 500, maxDelayMs: 16_000 };
 const RETRY_DEADLINE_MARGIN_MS = 100;
@@ -93,9 +102,10 @@ export function operationOf(method: string, url: string): string {
   } catch {
     return "other";
   }
-  const [collection, , rest] = path.split("/").filter((p, i) => i > 0 && p !== "");
+  const [collection, name, rest] = path.split("/").filter((p, i) => i > 0 && p !== "");
   const kind = collection === "secrets" ? "secret" : collection === "keys" ? "key" : collection === "certificates" ? "certificate" : undefined;
   if (!kind || method !== "GET") return "other";
+  if (name === undefined) return `list_${kind}s`;
   if (rest === "versions") return `list_${kind}_versions`;
   return `get_${kind}`;
 }
@@ -127,6 +137,13 @@ function firstLine(text: string): string {
 }
 
 const KNOWN_NOT_FOUND = new Set(["SecretNotFound", "KeyNotFound", "CertificateNotFound"]);
+
+/** The inner error code of a Key Vault error body ("SecretDisabled", "ForbiddenByRbac", ...), when the SDK kept it. */
+function innerErrorCode(details: unknown): string | undefined {
+  const error = (details as { error?: { innerError?: { code?: unknown }; innererror?: { code?: unknown } } } | undefined)?.error;
+  const code = error?.innerError?.code ?? error?.innererror?.code;
+  return typeof code === "string" ? code : undefined;
+}
 
 /** Turns whatever the SDK threw into a ProviderError (code + stable class + message naming the vault and what to fix). */
 export function classify(err: unknown, vault: VaultRef, ctx: CallContext, auth?: Pick<AuthConfig, "mode" | "tenantId" | "clientId" | "cloud">): ProviderError {
@@ -161,7 +178,11 @@ export function classify(err: unknown, vault: VaultRef, ctx: CallContext, auth?:
       return new ProviderError(status.NOT_FOUND, cls, detail);
     }
     if (statusCode === 401) return new ProviderError(status.PERMISSION_DENIED, "Unauthorized", detail);
-    if (statusCode === 403) return new ProviderError(status.PERMISSION_DENIED, "Forbidden", detail);
+    if (statusCode === 403) {
+      // a disabled object is refused as forbidden too; the inner code tells it apart from missing access
+      const disabled = /Disabled$/.test(innerErrorCode((err as { details?: unknown }).details) ?? "");
+      return new ProviderError(status.PERMISSION_DENIED, disabled ? "ObjectDisabled" : "Forbidden", detail);
+    }
     if (statusCode === 400) return new ProviderError(status.INVALID_ARGUMENT, "BadParameter", detail);
     if (statusCode === 429) return new ProviderError(status.RESOURCE_EXHAUSTED, "Throttled", detail);
     if (statusCode === 408 || statusCode >= 500) return new ProviderError(status.UNAVAILABLE, "ServiceUnavailable", detail);
@@ -214,6 +235,8 @@ export class KeyVaultReader {
   private readonly retry: RetryOptions;
   private readonly budgetOptions: { requests: number; windowMs: number };
   private readonly budgets: LruCache<string, TokenBucket>;
+  private readonly vaultClients: VaultClientCache;
+  /** Reads in flight; an entry lives only as long as its read, so calls in flight bound it. */
   private readonly flights = new Map<string, Flight>();
   /** The calling context, visible to the pipeline policies (budget deadline). */
   private readonly context = new AsyncLocalStorage<CallContext>();
@@ -223,7 +246,13 @@ export class KeyVaultReader {
     this.logger = options.logger;
     this.retry = { ...DEFAULT_RETRY, ...options.retry };
     this.budgetOptions = options.budget;
-    this.budgets = new LruCache({ maxEntries: 1024, idleMs: 3600_000 });
+    const maxCachedVaults = options.maxCachedVaults ?? DEFAULT_MAX_CACHED_VAULTS;
+    this.budgets = new LruCache({ maxEntries: maxCachedVaults, idleMs: options.budget.windowMs });
+    this.vaultClients = new VaultClientCache({
+      maxEntries: maxCachedVaults,
+      idleMs: options.clientIdleMs ?? 3600_000,
+      onSize: (size) => this.metrics?.cachedVaultClients.set(size),
+    });
   }
 
   /** Reads currently in flight (for tests and debugging). */
@@ -260,28 +289,20 @@ export class KeyVaultReader {
       },
     };
     return [
+      { policy: vaultAgentPolicy, position: "perRetry" },
       { policy: budgetPolicy, position: "perRetry" },
       { policy: countingPolicy, position: "perRetry" },
     ];
   }
 
   private clients(sdk: AzureSdk, identity: Identity, vault: VaultRef): VaultClients {
-    const existing = identity.attachments.get(vault.url) as VaultClients | undefined;
-    if (existing) return existing;
-    const options = {
-      retryOptions: { maxRetries: 0 },
-      additionalPolicies: this.policies(vault),
-      userAgentOptions: { userAgentPrefix: `secrets-store-csi-provider-azure/${BUILD_VERSION}` },
-    };
-    const gate = (): Gate => ({ open: false, pending: undefined });
-    const clients: VaultClients = {
-      secrets: new sdk.SecretClient(vault.url, identity.credential, options),
-      keys: new sdk.KeyClient(vault.url, identity.credential, options),
-      certificates: new sdk.CertificateClient(vault.url, identity.credential, options),
-      gates: { secret: gate(), key: gate(), cert: gate() },
-    };
-    identity.attachments.set(vault.url, clients);
-    return clients;
+    return this.vaultClients.get(identity.key, vault.url, identity.credential, () =>
+      new VaultClients(sdk, vault.url, identity.credential, {
+        retryOptions: { maxRetries: 0 },
+        additionalPolicies: this.policies(vault),
+        userAgentOptions: { userAgentPrefix: `secrets-store-csi-provider-azure/${BUILD_VERSION}` },
+      }),
+    );
   }
 
   /**
@@ -422,6 +443,7 @@ export class KeyVaultReader {
         contentType: secret.properties.contentType,
         kid: secret.properties.certificateKeyId,
         version: secret.properties.version ?? lastSegment(secret.properties.id),
+        tags: secret.properties.tags,
       };
     });
   }
@@ -439,6 +461,7 @@ export class KeyVaultReader {
         y: jwk?.y,
         kid: jwk?.kid ?? key.id,
         version: lastSegment(jwk?.kid ?? key.id) || (key.properties.version ?? ""),
+        tags: key.properties.tags,
       };
     });
   }
@@ -448,7 +471,7 @@ export class KeyVaultReader {
       const cert = version
         ? await clients.certificates.getCertificateVersion(name, version, { abortSignal })
         : await clients.certificates.getCertificate(name, { abortSignal });
-      return { cer: cert.cer, id: cert.properties.id, version: cert.properties.version ?? lastSegment(cert.properties.id) };
+      return { cer: cert.cer, id: cert.properties.id, version: cert.properties.version ?? lastSegment(cert.properties.id), tags: cert.properties.tags, enabled: cert.properties.enabled };
     });
   }
 
@@ -461,6 +484,31 @@ export class KeyVaultReader {
       if (type === "secret") for await (const p of clients.secrets.listPropertiesOfSecretVersions(name, { abortSignal })) add(p);
       else if (type === "key") for await (const p of clients.keys.listPropertiesOfKeyVersions(name, { abortSignal })) add(p);
       else for await (const p of clients.certificates.listPropertiesOfCertificateVersions(name, { abortSignal })) add(p);
+      return out;
+    });
+  }
+
+  /**
+   * The objects of one type in the vault (every page), as the list operation
+   * describes them: names, enabled, managed, tags, content type; no values.
+   * Shared like reads: one list per identity, vault and type in flight.
+   */
+  listObjects(identity: Identity, vault: VaultRef, type: ObjectType, ctx: CallContext): Promise<ListedObject[]> {
+    return this.run(identity, vault, type, "", "list", "", ctx, async (clients, abortSignal) => {
+      const out: ListedObject[] = [];
+      const add = (p: { name?: string; id?: string; enabled?: boolean; managed?: boolean; tags?: Record<string, string>; contentType?: string }) => {
+        if (out.length >= MAX_LISTED_OBJECTS) {
+          throw new ProviderError(
+            status.FAILED_PRECONDITION,
+            "InvalidArgument",
+            `key vault "${vault.name}" holds more than ${MAX_LISTED_OBJECTS} objects of type ${type}, more than an objectName pattern lists: name the objects instead`,
+          );
+        }
+        out.push({ name: p.name ?? lastSegment(p.id), enabled: p.enabled === true, managed: p.managed === true, tags: p.tags ?? {}, contentType: p.contentType });
+      };
+      if (type === "secret") for await (const p of clients.secrets.listPropertiesOfSecrets({ abortSignal })) add(p);
+      else if (type === "key") for await (const p of clients.keys.listPropertiesOfKeys({ abortSignal })) add(p);
+      else for await (const p of clients.certificates.listPropertiesOfCertificates({ abortSignal })) add(p);
       return out;
     });
   }

@@ -3,7 +3,7 @@
 // It is its own entry point (bundled apart as objects-worker.mjs), so the
 // thread loads the YAML parser and the validation, not the whole provider.
 import { parentPort } from "node:worker_threads";
-import { status } from "@grpc/grpc-js";
+import { Status as status } from "@grpc/grpc-js/build/src/constants.js";
 import { ProviderError } from "../errors.ts";
 import type { ObjectLimits } from "./objects.ts";
 import { parseObjects } from "./objects-yaml.ts";

@@ -29,8 +29,68 @@ export interface KeyVaultObject {
   objectEncoding: ObjectEncoding;
   /** Mode from filePermission, or undefined for the request's default. */
   fileMode: number | undefined;
-  /** alias, or name when there is no alias. */
+  /**
+   * alias, or name when there is no alias. For a pattern, the prefix of every
+   * match's file (the alias as given, "" without one).
+   */
   fileName: string;
+  /**
+   * Extension: objectName holds `*` or `?` (which no Key Vault name holds):
+   * every enabled object of objectType whose name matches (object-selection.ts).
+   */
+  pattern: boolean;
+  /** Extension: objectTags, the tags (name -> value) the object must carry; empty for none. */
+  tags: Record<string, string>;
+  /** Extension: optional "true": a missing or disabled object is left out of the volume. */
+  optional: boolean;
+}
+
+/** Key Vault's limits on an object's tags: 15 of them, names up to 512 and values up to 256 characters. */
+export const MAX_OBJECT_TAGS = 15;
+const MAX_TAG_NAME = 512;
+const MAX_TAG_VALUE = 256;
+
+/** Whether objectName is a pattern (an extension: `*` and `?` never occur in a Key Vault name). */
+export function isPattern(objectName: string): boolean {
+  return /[*?]/.test(objectName);
+}
+
+/** A pattern as a regular expression: `*` any run of characters, `?` one; case-insensitive, as Key Vault names are. */
+export function patternRegExp(pattern: string): RegExp {
+  const body = [...pattern].map((c) => (c === "*" ? ".*" : c === "?" ? "." : c.replace(/[-\\^$.|+()[\]{}]/g, "\\$&"))).join("");
+  return new RegExp(`^${body}$`, "i");
+}
+
+/** objectTags "name=value,name2=value2" as a map; throws naming what is wrong. */
+export function parseObjectTags(text: string): Record<string, string> {
+  const tags: Record<string, string> = {};
+  if (text === "") return tags;
+  const entries = text.split(",");
+  if (entries.length > MAX_OBJECT_TAGS) throw new Error(`objectTags lists ${entries.length} tags; a Key Vault object carries at most ${MAX_OBJECT_TAGS}`);
+  for (const entry of entries) {
+    const cut = entry.indexOf("=");
+    const name = (cut < 0 ? entry : entry.slice(0, cut)).trim();
+    if (cut < 0 || name === "") throw new Error(`objectTags "${text.slice(0, 100)}" is not a list of name=value pairs separated by commas`);
+    const value = entry.slice(cut + 1).trim();
+    if (name.length > MAX_TAG_NAME || value.length > MAX_TAG_VALUE) {
+      throw new Error(`objectTags: a tag name has at most ${MAX_TAG_NAME} characters and a value at most ${MAX_TAG_VALUE} (Key Vault's limits)`);
+    }
+    if (Object.hasOwn(tags, name)) throw new Error(`objectTags names the tag "${name}" twice`);
+    tags[name] = value;
+  }
+  return tags;
+}
+
+/** Whether an object's tags include every tag asked for (names and values exact). */
+export function carriesTags(objectTags: Readonly<Record<string, string>> | undefined, wanted: Readonly<Record<string, string>>): boolean {
+  return Object.entries(wanted).every(([name, value]) => objectTags !== undefined && Object.hasOwn(objectTags, name) && objectTags[name] === value);
+}
+
+/** "env=prod, team=a" for messages. */
+export function describeTags(tags: Readonly<Record<string, string>>): string {
+  return Object.entries(tags)
+    .map(([name, value]) => `${name}=${value}`)
+    .join(", ");
 }
 
 
@@ -91,7 +151,11 @@ export interface ObjectWarning {
   differsFromUpstream: boolean;
 }
 
-/** Files the objects can give at most (history mode: N+1 each), checked before any Key Vault request. */
+/**
+ * Files the objects can give at most (history mode: N+1 each), checked
+ * before any Key Vault request. A pattern counts as one here; its matches
+ * are counted again once listed.
+ */
 export function checkFileCount(objects: readonly KeyVaultObject[], maxFiles: number): void {
   const files = objects.reduce((n, obj) => n + (isHistoryMode(obj) ? obj.objectVersionHistory + 1 : 1), 0);
   if (files > maxFiles) {
@@ -124,7 +188,8 @@ export function checkPathConflicts(objects: readonly KeyVaultObject[]): void {
     if (other && other !== obj) throw conflictError(path.replace(/\/$/, ""), other, obj);
     owners.set(path, obj);
   };
-  for (const obj of objects) claim(isHistoryMode(obj) ? `${obj.fileName}/` : obj.fileName, obj);
+  // a pattern's files are known once it is listed (object-selection.ts checks them then)
+  for (const obj of objects) if (!obj.pattern) claim(isHistoryMode(obj) ? `${obj.fileName}/` : obj.fileName, obj);
   for (const [path, obj] of owners) {
     const segments = path.replace(/\/$/, "").split("/");
     if (path.endsWith("/")) {

@@ -207,7 +207,7 @@ export async function parseMountRequest(request: MountRequestFields, defaults: P
     objects,
     unknownKeys,
     warnings: objectWarnings,
-  } = ctx.objectsParser ? await ctx.objectsParser.parse(objectsText, defaults.limits, ctx.deadline) : (await loadObjectsYaml()).parseObjects(objectsText, defaults.limits);
+  } = ctx.objectsParser ? await ctx.objectsParser.parse(objectsText, defaults.limits, ctx.deadline, podNamespace) : (await loadObjectsYaml()).parseObjects(objectsText, defaults.limits);
   warnings.push(...objectWarnings);
   if (objects.length === 0) throw invalidArgument(NO_OBJECTS);
   validateVaultName(vaultName);

@@ -5,6 +5,7 @@ import { chmod, lstat, mkdir, rm } from "node:fs/promises";
 import { dirname } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { parseEndpoint } from "./endpoint.ts";
+import { GrpcError } from "./grpc-error.ts";
 
 export interface GrpcServerOptions {
   endpoint: string;
@@ -70,14 +71,7 @@ export async function startGrpcServer(
   };
 }
 
-/** A gRPC error with a code and a message kubelet shows to the user. */
-export class GrpcError extends Error {
-  readonly code: grpc.status;
-  constructor(code: grpc.status, message: string) {
-    super(message);
-    this.code = code;
-  }
-}
+export { GrpcError };
 
 /** Converts anything thrown into a ServiceError for a unary callback. */
 export function toServiceError(err: unknown): Partial<grpc.ServiceError> {

@@ -39,12 +39,15 @@ export function validateSecretObject(obj: SecretObject): void {
 
 /**
  * The Secret data of one secretObject: data key -> bytes. For
- * kubernetes.io/tls each value is derived with tlsPart().
+ * kubernetes.io/tls each value is derived with tlsPart(). A key whose file
+ * the provider reported missing (`missing`: an optional object it did not
+ * find) is left out, not filled with an empty value.
  */
 export function buildSecretData(
   obj: SecretObject,
   files: ReadonlyMap<string, MountedFile>,
   targetPath = "",
+  missing: (path: string) => boolean = () => false,
 ): Record<string, Buffer> {
   const out: Record<string, Buffer> = {};
   for (const item of obj.data ?? []) {
@@ -53,6 +56,7 @@ export function buildSecretData(
     if (!objectName) throw new SecretDataError("object name in secretObjects.data is empty");
     if (!key) throw new SecretDataError("key in secretObjects.data is empty");
     const file = files.get(objectName);
+    if (!file && missing(objectName)) continue;
     if (!file) throw new SecretDataError(`file matching objectName ${objectName} not found in the pod`);
     if (obj.type === TLS_SECRET_TYPE) {
       try {

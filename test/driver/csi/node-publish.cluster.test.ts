@@ -9,7 +9,7 @@ import * as grpc from "@grpc/grpc-js";
 import { CoreV1Api, CustomObjectsApi, KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from "vitest";
 import { listMounts } from "../../../src/driver/volume/mounter.ts";
-import { createNamespace, kubeConfigFromInjected } from "../../harness/kube.ts";
+import { createNamespace, kubeConfigFromInjected, waitFor } from "../../harness/kube.ts";
 import { csiClient, expectGrpcError, type CsiClient } from "../../support/csi-client.ts";
 import { metricsUrl, removeTestTree, requireRoot, startDriverProcess, type DriverProcess } from "../../support/driver-process.ts";
 import { defaultMount, sleep, startFakeProvider, type FakeProvider } from "../../support/fake-provider.ts";
@@ -179,6 +179,7 @@ describe("NodePublishVolume against a real kube-apiserver", () => {
 
   it("sends service-account tokens from secrets before the volume context", async () => {
     const target = await newTarget();
+    const loggedBefore = driver.output().length;
     await csi.call(
       "Node",
       "NodePublishVolume",
@@ -188,10 +189,17 @@ describe("NodePublishVolume against a real kube-apiserver", () => {
     expect(JSON.parse(sent.attributes)[TOKENS]).toBe("from-secrets");
     expect(JSON.parse(sent.secrets)).toEqual({ [TOKENS]: "from-secrets", clientid: "id" });
     await csi.call("Node", "NodeUnpublishVolume", { volume_id: "v", target_path: target });
-    // Every CSI call is logged at debug level, with secrets and tokens stripped.
-    await sleep(200);
-    expect(driver.output()).toContain('"method":"NodePublishVolume"');
-    expect(driver.output()).toContain("***stripped***");
+    // Every CSI call is logged at debug level, with secrets and tokens stripped
+    // (waited for, not slept for: the lines reach this process through a pipe).
+    const logged = await waitFor(
+      () => {
+        const lines = driver.output().slice(loggedBefore).split("\n");
+        const call = (method: string) => lines.find((l) => l.includes(`"method":"${method}"`) && l.includes('"msg":"csi call"'));
+        return call("NodeUnpublishVolume") && call("NodePublishVolume");
+      },
+      { description: "the driver's log lines of both calls" },
+    );
+    expect(logged).toContain("***stripped***");
     for (const secret of ["from-secrets", "from-context", "alpha", "bravo"]) expect(driver.output()).not.toContain(secret);
   });
 

@@ -15,7 +15,7 @@ import { sleep, startFakeProvider, type FakeMountRequest, type FakeProvider } fr
 
 const GROUP = "secrets-store.csi.x-k8s.io";
 const NS = "rotation-test";
-const INTERVAL_MS = 2000;
+const INTERVAL = "2s";
 
 /** A provider whose secret value and version the test controls. */
 class VersionedSecret {
@@ -100,6 +100,11 @@ describe("rotation reconciler", () => {
     return target;
   }
 
+  const attributesOf = (call: FakeMountRequest) => JSON.parse(call.attributes) as Record<string, string>;
+  /** Refresh calls the provider received on behalf of `podName` (alone in its group, or its group's leader). */
+  const refreshesOf = (podName: string) => secret.refreshCalls.filter((c) => attributesOf(c)["csi.storage.k8s.io/pod.name"] === podName);
+  const refreshesBy = (serviceAccount: string) => secret.refreshCalls.filter((c) => attributesOf(c)["csi.storage.k8s.io/serviceAccount.name"] === serviceAccount);
+
   async function events(podName: string, reason: string): Promise<string[]> {
     const list = await core.listNamespacedEvent({ namespace: NS, fieldSelector: `involvedObject.name=${podName},reason=${reason}` });
     return list.items.map((e) => `${e.type}: ${e.message}`);
@@ -152,7 +157,7 @@ describe("rotation reconciler", () => {
     await mkdir(join(base, "providers"));
     secret = new VersionedSecret();
     provider = await startFakeProvider(join(base, "providers", "fake.sock"), (req) => secret.behaviour(req));
-    driver = await startDriverProcess(join(base, "csi.sock"), driverArgs("2s"));
+    driver = await startDriverProcess(join(base, "csi.sock"), driverArgs(INTERVAL));
     csi = csiClient(driver.socketPath);
   });
 
@@ -169,18 +174,21 @@ describe("rotation reconciler", () => {
 
     // Unchanged content: refreshes happen, but the status object is not rewritten.
     const rvBefore = (await podStatus("p1")).metadata.resourceVersion;
-    const callsBefore = secret.refreshCalls.length;
-    await sleep(INTERVAL_MS * 2 + 500);
-    expect(secret.refreshCalls.length).toBeGreaterThan(callsBefore);
+    const callsBefore = refreshesOf("p1").length;
+    await waitFor(() => refreshesOf("p1").length >= callsBefore + 2, { description: "two refreshes of unchanged content" });
     expect((await podStatus("p1")).metadata.resourceVersion).toBe(rvBefore);
-    expect(secret.refreshCalls.at(-1)!.current_object_version).toEqual([{ id: "secret/db-password", version: "v1" }]);
+    expect(refreshesOf("p1").at(-1)!.current_object_version).toEqual([{ id: "secret/db-password", version: "v1" }]);
 
     secret.version = 2;
-    const changedAt = Date.now();
+    const seenBefore = refreshesOf("p1").length;
     await waitFor(async () => (await readFile(join(target, "db-password"), "utf8")) === "password-2", { description: "the mounted file to change", intervalMs: 100 });
-    // One interval plus jitter (10%), plus the reconciler's tick (500 ms) and
-    // the time the refresh itself takes on a loaded machine.
-    expect(Date.now() - changedAt).toBeLessThan(INTERVAL_MS * 1.1 + 500 + 1500);
+    // Within one interval, shown by the order of refreshes rather than a clock:
+    // the first refresh after the change swapped v2 in, so the next one already
+    // reports v2 as the mounted version (a refresh that missed it would say v1).
+    await waitFor(() => refreshesOf("p1").length >= seenBefore + 2, { description: "the refresh after the swap" });
+    const [first, next] = refreshesOf("p1").slice(seenBefore);
+    expect(first!.current_object_version).toEqual([{ id: "secret/db-password", version: "v1" }]);
+    expect(next!.current_object_version).toEqual([{ id: "secret/db-password", version: "v2" }]);
     await waitFor(async () => (await podStatus("p1")).status.objects[0]!.version === "v2", { description: "the status object" });
     await waitFor(async () => (await events("p1", "MountRotationComplete")).length > 0, { description: "the rotation event" });
     expect(await events("p1", "MountRotationComplete")).toEqual([`Normal: successfully rotated mounted contents for spc ${NS}/rotating`]);
@@ -196,7 +204,8 @@ describe("rotation reconciler", () => {
     const first = await read();
     expect(Buffer.from(first.data!.password!, "base64").toString()).toBe(`password-${version}`);
     expect(first.metadata!.labels).toMatchObject({ app: "db", "secrets-store.csi.k8s.io/managed": "true" });
-    await sleep(INTERVAL_MS * 2 + 500);
+    const callsBefore = refreshesOf("s1").length;
+    await waitFor(() => refreshesOf("s1").length >= callsBefore + 2, { description: "two refreshes of unchanged content" });
     expect((await read()).metadata!.resourceVersion).toBe(first.metadata!.resourceVersion);
 
     secret.version++;
@@ -209,22 +218,20 @@ describe("rotation reconciler", () => {
   it("volumes sharing SecretProviderClass and identity cost one provider call per interval; other identities are not merged", async () => {
     const targets = [await publish(csi, "p2"), await publish(csi, "p3"), await publish(csi, "p4"), await publish(csi, "p5")];
     const other = await publish(csi, "q1", "other");
-    await sleep(INTERVAL_MS + 500);
-    const windowStart = secret.refreshCalls.length;
-    const windowMs = INTERVAL_MS * 3;
-    await sleep(windowMs);
-    const calls = secret.refreshCalls.slice(windowStart);
-    const bySa = new Map<string, number>();
-    for (const c of calls) {
-      const sa = (JSON.parse(c.attributes) as Record<string, string>)["csi.storage.k8s.io/serviceAccount.name"]!;
-      bySa.set(sa, (bySa.get(sa) ?? 0) + 1);
-    }
-    const intervals = windowMs / INTERVAL_MS;
-    console.log(`refresh calls in ${intervals} intervals: ${JSON.stringify(Object.fromEntries(bySa))} for 5 volumes of SA default and 1 of SA other`);
+    // The clock is the other identity's volume, refreshed once per interval on
+    // its own (were it merged into the default group, it would get no call of
+    // its own and this wait would fail): the window is three of its refreshes,
+    // however long a busy machine makes them.
+    const settled = refreshesBy("other").length + 1;
+    await waitFor(() => refreshesBy("other").length >= settled, { description: "a refresh of the other identity's volume" });
+    const intervals = 3;
+    const defaultBefore = refreshesBy("default").length;
+    await waitFor(() => refreshesBy("other").length >= settled + intervals, { description: `${intervals} more refreshes of the other identity's volume` });
+    const byDefault = refreshesBy("default").length - defaultBefore;
+    console.log(`refresh calls while the other identity's volume was refreshed ${intervals} times: ${byDefault} for the 5 volumes of SA default`);
     // Five volumes of one identity: about one call per interval, not five.
-    expect(bySa.get("default")).toBeGreaterThanOrEqual(intervals - 1);
-    expect(bySa.get("default")).toBeLessThanOrEqual(intervals + 1);
-    expect(bySa.get("other")).toBeGreaterThanOrEqual(intervals - 1);
+    expect(byDefault).toBeGreaterThanOrEqual(intervals - 1);
+    expect(byDefault).toBeLessThanOrEqual(intervals + 1);
 
     secret.version = 3;
     await waitFor(async () => {
@@ -242,10 +249,18 @@ describe("rotation reconciler", () => {
     expect((await events("p1", "MountRotationFailed"))[0]).toMatch(/^Warning: failed to rotate mounted contents for spc rotation-test\/rotating: .*Key Vault throttled/);
     expect((await readFile(join(target, "db-password"))).equals(before)).toBe(true);
 
-    // The provider process goes away entirely.
-    secret.failWith = undefined;
+    // The provider process goes away entirely (stopped before it is told to
+    // answer again, so no refresh can slip through in between).
     await provider.stop();
-    await sleep(INTERVAL_MS * 2);
+    secret.failWith = undefined;
+    const refusedSince = driver.output().length;
+    const failedWhileDown = () =>
+      driver
+        .output()
+        .slice(refusedSince)
+        .split("\n")
+        .filter((l) => l.includes('"refresh failed; mounted content kept"') && l.includes(target) && l.includes('provider \\"fake\\"')).length;
+    await waitFor(() => failedWhileDown() >= 2, { description: "two refreshes of the volume failing while the provider is down" });
     expect((await readFile(join(target, "db-password"))).equals(before)).toBe(true);
     const metrics = await (await fetch(await metricsUrl(driver))).text();
     expect(metrics).toMatch(/rotation_reconcile_error_total\{[^}]*\} [1-9]/);
@@ -284,7 +299,7 @@ describe("rotation reconciler", () => {
     await driver.stop();
     expect(existsSync(join(target, "db-password"))).toBe(true);
     secret.version++;
-    driver = await startDriverProcess(join(base, "csi.sock"), driverArgs("2s"));
+    driver = await startDriverProcess(join(base, "csi.sock"), driverArgs(INTERVAL));
     csi = csiClient(driver.socketPath);
     await waitFor(async () => (await readFile(join(target, "db-password"), "utf8")) === `password-${secret.version}`, { description: "rotation after restart" });
     await csi.call("Node", "NodeUnpublishVolume", { volume_id: "x", target_path: target });

@@ -2,7 +2,7 @@ import { lstat, mkdtemp, readFile, readdir, readlink, rm, stat, writeFile, mkdir
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { readVolumeFiles, tmpfsFootprint, writeVolumeFiles, type VolumeFile } from "../../../src/driver/volume/atomic-writer.ts";
+import { readVolumeFiles, tmpfsFootprint, volumeGroup, writeVolumeFiles, type VolumeFile } from "../../../src/driver/volume/atomic-writer.ts";
 
 const file = (path: string, contents: string, mode = 0o644): VolumeFile => ({ path, mode, contents: Buffer.from(contents) });
 
@@ -108,5 +108,80 @@ describe("atomic writer", () => {
     expect([...files.keys()].sort()).toEqual(["a", "x/y/z"]);
     expect(files.get("x/y/z")!.contents.toString()).toBe("deep");
     expect(files.get("x/y/z")!.mode).toBe(0o400);
+  });
+
+  describe("with a group (the pod's fsGroup)", () => {
+    const GID = 2345;
+
+    /** Owner, group and mode of everything under dir (symlinks themselves, not followed). */
+    async function ownership(): Promise<Record<string, string>> {
+      const out: Record<string, string> = {};
+      const walk = async (rel: string) => {
+        for (const name of await readdir(join(dir, rel))) {
+          const path = rel ? `${rel}/${name}` : name;
+          const st = await lstat(join(dir, path));
+          out[path] = `${st.uid}:${st.gid} ${st.isSymbolicLink() ? "link" : (st.mode & 0o7777).toString(8)}`;
+          if (st.isDirectory()) await walk(path);
+        }
+      };
+      const root = await stat(dir);
+      out["."] = `${root.uid}:${root.gid} ${(root.mode & 0o7777).toString(8)}`;
+      await walk("");
+      return out;
+    }
+
+    it("makes every file root:<gid> with group read added, and the root and data directories root:<gid> 2750", async () => {
+      expect(await writeVolumeFiles(dir, [file("a", "alpha", 0o400), file("sub/deep/b", "bravo", 0o600), file("c", "charlie", 0o644)], { group: GID })).toBe(true);
+      const data = await readlink(join(dir, "..data"));
+      expect(await ownership()).toEqual({
+        ".": `0:${GID} 2750`,
+        "..data": `0:${GID} link`,
+        a: `0:${GID} link`,
+        sub: `0:${GID} link`,
+        c: `0:${GID} link`,
+        [data]: `0:${GID} 2750`,
+        [`${data}/a`]: `0:${GID} 440`,
+        [`${data}/c`]: `0:${GID} 644`,
+        [`${data}/sub`]: `0:${GID} 2750`,
+        [`${data}/sub/deep`]: `0:${GID} 2750`,
+        [`${data}/sub/deep/b`]: `0:${GID} 640`,
+      });
+      expect(volumeGroup(dir)).toBe(GID);
+      // the same set with the same group is no change; the group alone is one
+      expect(await writeVolumeFiles(dir, [file("a", "alpha", 0o400), file("sub/deep/b", "bravo", 0o600), file("c", "charlie", 0o644)], { group: GID })).toBe(false);
+      expect(await writeVolumeFiles(dir, [file("a", "alpha", 0o400), file("sub/deep/b", "bravo", 0o600), file("c", "charlie", 0o644)], { group: GID + 1 })).toBe(true);
+      expect((await readVolumeFiles(dir)).get("a")).toMatchObject({ mode: 0o440, gid: GID + 1 });
+      expect((await stat(dir)).gid).toBe(GID + 1);
+    });
+
+    it("without a group, writes exactly what it wrote before (no chown), and takes a group away again", async () => {
+      await writeVolumeFiles(dir, [file("a", "alpha", 0o400)]);
+      const plain = await ownership();
+      expect(Object.values(plain).every((o) => o.startsWith("0:0 "))).toBe(true);
+      expect(plain["."]).toBe("0:0 700"); // mkdtemp's directory: not touched
+      expect(volumeGroup(dir)).toBeUndefined();
+
+      await writeVolumeFiles(dir, [file("a", "alpha", 0o400)], { group: GID });
+      expect((await readVolumeFiles(dir)).get("a")).toMatchObject({ mode: 0o440, gid: GID });
+      expect(await writeVolumeFiles(dir, [file("a", "alpha", 0o400)])).toBe(true);
+      const data = await readlink(join(dir, "..data"));
+      expect(await ownership()).toEqual({ ".": "0:0 755", "..data": "0:0 link", a: "0:0 link", [data]: "0:0 755", [`${data}/a`]: "0:0 400" });
+    });
+
+    it("sets owner and mode of every file before the swap: a swap that cannot happen leaves them as readers would see them", async () => {
+      await writeVolumeFiles(dir, [file("a", "alpha", 0o400)], { group: GID });
+      const old = await readlink(join(dir, "..data"));
+      // a directory where the writer makes its temporary link: the swap fails
+      await mkdir(join(dir, "..data_tmp", "x"), { recursive: true });
+      await expect(writeVolumeFiles(dir, [file("a", "alpha-2", 0o400), file("d/b", "bravo", 0o600)], { group: GID })).rejects.toThrow();
+      expect(await readlink(join(dir, "..data"))).toBe(old);
+      const pending = (await readdir(dir)).find((e) => /^\.\.\d{4}_/.test(e) && e !== old)!;
+      expect(pending).toBeDefined();
+      const seen = await ownership();
+      expect(seen[pending]).toBe(`0:${GID} 2750`);
+      expect(seen[`${pending}/a`]).toBe(`0:${GID} 440`);
+      expect(seen[`${pending}/d`]).toBe(`0:${GID} 2750`);
+      expect(seen[`${pending}/d/b`]).toBe(`0:${GID} 640`);
+    });
   });
 });

@@ -283,14 +283,24 @@ describe("forged status objects never make the driver adopt another pod's volume
         .split("\n")
         .filter((l) => l.includes("left alone a mount that a status object names"));
     const linesOf = (name: string) => leftAloneLines().filter((l) => l.includes(`"statusObject":"${FORGER_NS}/${name}"`));
-    const expectedLines = [...forgedTargets].filter(([, targetPath]) => targetPath !== victimCsi).map(([name]) => name);
-    await waitFor(() => expectedLines.every((name) => linesOf(name).length > 0), { description: "a log line for every forgery" });
+    // Kubernetes' garbage collector may delete the forgeries that name the
+    // victim's pod (no such pod in the forger's namespace) before the driver
+    // lists them, when a kube-controller-manager runs. One still present now
+    // was present at the driver's list after its restart, so it must have its line.
+    const present = new Set(naming.filter((o) => o.metadata.namespace === FORGER_NS).map((o) => o.metadata.name));
+    const expectedLines = [...forgedTargets].filter(([name, targetPath]) => targetPath !== victimCsi && present.has(name)).map(([name]) => name);
+    expect(expectedLines.length, "forgeries left to check").toBeGreaterThanOrEqual(10);
+    await waitFor(() => expectedLines.every((name) => linesOf(name).length > 0), { description: "a log line for every forgery" }).catch((err: unknown) => {
+      // Say which forgery got no line, and what the driver did meanwhile.
+      const missing = expectedLines.filter((name) => linesOf(name).length === 0).map((name) => `${name} (${forgedTargets.get(name)})`);
+      throw new Error(`${(err as Error).message}\nno line for: ${missing.join(", ")}\ndriver log:\n${driver.output().split("\n").slice(-80).join("\n")}`);
+    });
     for (const [name, targetPath] of forgedTargets) {
-      if (targetPath === victimCsi) expect(linesOf(name).length, name).toBeLessThanOrEqual(1);
+      if (targetPath === victimCsi || !present.has(name)) expect(linesOf(name).length, name).toBeLessThanOrEqual(1);
       else expect(linesOf(name), name).toHaveLength(1);
     }
     const leftAlone = leftAloneLines();
-    console.log(`${forged.size} forged status objects; ${leftAlone.length} left alone with one log line each, e.g. ${leftAlone[0]}`);
+    console.log(`${forged.size} forged status objects (${forged.size - present.size} collected by the garbage collector); ${leftAlone.length} left alone with one log line each, e.g. ${leftAlone[0]}`);
     for (const value of Object.values(VICTIM)) expect(driver.output()).not.toContain(value);
   }, 180_000);
 });

@@ -128,7 +128,38 @@ describe("node safety: publish and unpublish under races, foreign mounts and hos
     });
 
   /** Mount requests the provider got for refreshes (they carry current versions). */
-  const refreshCalls = () => provider.requests.filter((r) => r.current_object_version.length > 0).length;
+  /**
+   * The provider takes Mount calls but answers none until answer(): `asked`
+   * resolves at the first call, when the publish that made it holds its target.
+   * Events in order, not sleeps, put a second call inside the first.
+   */
+  const holdProviderAnswers = () => {
+    let asked!: () => void;
+    let answer!: () => void;
+    const held = { asked: new Promise<void>((r) => (asked = r)), answer: () => answer() };
+    const answered = new Promise<void>((r) => (answer = r));
+    provider.behaviour = async (req) => {
+      asked();
+      await answered;
+      return defaultMount(req, new grpc.Metadata());
+    };
+    return held;
+  };
+  /** Refresh calls (they carry current versions) the provider got for target. */
+  const refreshesOf = (target: string) => provider.requests.filter((r) => r.current_object_version.length > 0 && r.target_path === target).length;
+
+  /**
+   * Lets the reconciler run `rounds` times, counted on a volume of its own
+   * (published, refreshed `rounds` times, unpublished) rather than slept for:
+   * what the reconciler would do wrongly in that time, it had its chance to.
+   */
+  async function reconcilerRounds(rounds: number): Promise<void> {
+    const clock = await newTarget();
+    const volumeId = `csi-${n}`;
+    await publish(clock.target);
+    await waitFor(() => refreshesOf(clock.target) >= rounds, { description: `${rounds} refreshes of another volume` });
+    await unpublish(clock.target, volumeId);
+  }
 
   beforeAll(async () => {
     requireRoot();
@@ -265,11 +296,12 @@ describe("node safety: publish and unpublish under races, foreign mounts and hos
       // The directory on the node's disk stays empty: no ..data, no secret byte.
       expect(await readdir(target)).toEqual([]);
       // Forgotten by the reconciler: no further refreshes for it.
-      const calls = refreshCalls();
-      await sleep(3_000);
-      expect(refreshCalls()).toBe(calls);
+      const volumeId = `csi-${n}`;
+      const calls = refreshesOf(target);
+      await reconcilerRounds(3);
+      expect(refreshesOf(target)).toBe(calls);
       expect(await readdir(target)).toEqual([]);
-      await unpublish(target);
+      await unpublish(target, volumeId);
       expect(existsSync(target)).toBe(false);
     });
 
@@ -296,16 +328,19 @@ describe("node safety: publish and unpublish under races, foreign mounts and hos
   describe("3 and 4. one operation per target", () => {
     it("two concurrent publishes of one target: one is ABORTED, one tmpfs, and the OK one is readable", async () => {
       const { target } = await newTarget();
-      provider.behaviour = async (req) => {
-        await sleep(500);
-        return defaultMount(req, new grpc.Metadata());
-      };
-      const results = await Promise.allSettled([publish(target), sleep(100).then(() => publish(target))]);
-      expect(results[0]!.status).toBe("fulfilled");
-      expect(results[1]!.status).toBe("rejected");
-      const err = (results[1] as PromiseRejectedResult).reason as grpc.ServiceError;
-      expect(err.code).toBe(grpc.status.ABORTED);
-      expect(err.details).toBe(`an operation (NodePublishVolume) is already in progress for ${target} / csi-${n}; retry later`);
+      const held = holdProviderAnswers();
+      const first = publish(target);
+      try {
+        // The second comes once the first is asking the provider (so it holds
+        // the target), and is answered while the provider still holds the first.
+        await held.asked;
+        expect(await expectGrpcError(publish(target), grpc.status.ABORTED)).toBe(
+          `an operation (NodePublishVolume) is already in progress for ${target} / csi-${n}; retry later`,
+        );
+      } finally {
+        held.answer();
+      }
+      await first;
       expect((await mountsAt(target)).map((m) => m.source)).toEqual([DRIVER_SOURCE]);
       expect(await readFile(join(target, "a"), "utf8")).toBe("alpha");
       // kubelet's retry then finds the live volume.
@@ -317,13 +352,14 @@ describe("node safety: publish and unpublish under races, foreign mounts and hos
 
     it("unpublish while a publish is in progress is ABORTED; the retry after it leaves nothing", async () => {
       const { target } = await newTarget();
-      provider.behaviour = async (req) => {
-        await sleep(500);
-        return defaultMount(req, new grpc.Metadata());
-      };
+      const held = holdProviderAnswers();
       const publishing = publish(target);
-      await sleep(100);
-      expect(await expectGrpcError(unpublish(target), grpc.status.ABORTED)).toContain("an operation (NodePublishVolume) is already in progress");
+      try {
+        await held.asked;
+        expect(await expectGrpcError(unpublish(target), grpc.status.ABORTED)).toContain("an operation (NodePublishVolume) is already in progress");
+      } finally {
+        held.answer();
+      }
       await publishing;
       expect(await readFile(join(target, "a"), "utf8")).toBe("alpha");
       await unpublish(target);
@@ -361,8 +397,9 @@ describe("node safety: publish and unpublish under races, foreign mounts and hos
         expect(await expectGrpcError(publish(target), grpc.status.FAILED_PRECONDITION)).toBe(
           `target path ${target} holds a tmpfs mount (source "tmpfs") the driver did not make; refusing to mount over it`,
         );
-        await sleep(2_500); // two rotation intervals
-        await unpublish(target);
+        const volumeId = `csi-${n}`;
+        await reconcilerRounds(2);
+        await unpublish(target, volumeId);
         expect((await mountsAt(target)).map((m) => m.source)).toEqual(["tmpfs"]);
         expect(await snapshot(target)).toEqual(before);
       } finally {
@@ -514,18 +551,37 @@ describe("node safety: publish and unpublish under races, foreign mounts and hos
     });
 
     it("once the caller's deadline has passed the driver stops: nothing is mounted or created afterwards", async () => {
-      const { parent, target } = await newTarget();
-      let answered = false;
-      provider.behaviour = async (req) => {
-        await sleep(700);
-        answered = true;
-        return defaultMount(req, new grpc.Metadata());
-      };
-      await expectGrpcError(publish(target, 300), grpc.status.DEADLINE_EXCEEDED);
-      await waitFor(() => answered, { description: "the provider's late answer" });
-      await waitFor(() => driver.output().includes("the caller's deadline passed before writing the files"), { description: "the driver to stop" });
-      expect(await mountsAt(target)).toEqual([]);
-      expect(await readdir(parent)).toEqual([]);
+      // The provider answers once the caller has given up: late by the order of
+      // events, not by a sleep. The driver gives the provider at least 1 s even
+      // when the caller allows 500 ms, so the late answer has about 500 ms to
+      // reach the driver inside its provider call, and the driver must reach
+      // the provider within the first 500 ms. A busy machine can miss either;
+      // the driver then stops at an earlier step or at its own provider
+      // deadline. So: every try must leave nothing behind, and the check before
+      // writing must be what stopped at least one of up to five tries.
+      const lines = (text: string) => driver.output().split(text).length - 1;
+      const STOPPED_BEFORE_WRITING = "the caller's deadline passed before writing the files";
+      const before = lines(STOPPED_BEFORE_WRITING);
+      for (let attempt = 1; attempt <= 5 && lines(STOPPED_BEFORE_WRITING) === before; attempt++) {
+        const { parent, target } = await newTarget();
+        let callerGaveUp!: () => void;
+        const gaveUp = new Promise<void>((r) => (callerGaveUp = r));
+        provider.behaviour = async (req) => {
+          await gaveUp;
+          return defaultMount(req, new grpc.Metadata());
+        };
+        const failedBefore = lines('"msg":"csi call failed"');
+        try {
+          await expectGrpcError(publish(target, 500), grpc.status.DEADLINE_EXCEEDED);
+        } finally {
+          callerGaveUp();
+        }
+        // the driver has finished the call when it logs its failure
+        await waitFor(() => lines('"msg":"csi call failed"') > failedBefore, { description: "the driver to end the publish" });
+        expect(await mountsAt(target)).toEqual([]);
+        expect(await readdir(parent)).toEqual([]);
+      }
+      expect(lines(STOPPED_BEFORE_WRITING), "no try was stopped by the check before writing").toBeGreaterThan(before);
     });
   });
 
@@ -595,11 +651,11 @@ describe("node safety: publish and unpublish under races, foreign mounts and hos
           `target path ${target} holds a tmpfs mount (source "${DRIVER_SOURCE}") the driver did not make; refusing to mount over it`,
         );
         expect(provider.requests).toHaveLength(0);
-        await sleep(2_500); // two rotation intervals
+        await reconcilerRounds(2);
         await unpublish(target);
         expect((await mountsAt(target)).map((m) => m.source)).toEqual([DRIVER_SOURCE]);
         expect(await snapshot(target)).toEqual(before);
-        expect(refreshCalls()).toBe(0);
+        expect(refreshesOf(target)).toBe(0);
         expect(driver.output()).toContain(`"target":"${target}"`);
         expect(driver.output()).toContain("left alone a tmpfs with the driver's source name that the driver has no record of and cannot prove its own");
       } finally {

@@ -19,6 +19,7 @@ const DECISIONS: Record<string, string> = {
   refused: "refused here; upstream mounts a broken volume",
   limit: "refused here; upstream mounts it",
   "both-refuse": "both refuse",
+  extension: "an extension of this provider (README): upstream's provider fails the mount or ignores the feature",
 };
 
 const LINT_TEXT: Record<ClassReport["verdict"], string> = { fine: "fine", refused: "refused here", differs: "mounts differently" };
@@ -87,6 +88,12 @@ function upstreamText(c: ParityCase, o: PairOutcome): string {
 function hereText(c: ParityCase, o: PairOutcome): string {
   if ("error" in o.ours) return `${o.outcome === "both-refuse" ? "fails" : "refused"}: ${errorText(o.ours.error, true)}`;
   if (o.outcome === "same") return "the same files and versions";
+  if (o.outcome === "extension" && o.ours.ok.files.length > 0 && o.ours.ok.object_version.some((v) => v.version.startsWith("(missing)"))) {
+    return `${filesText(o.ours)}; ${o.ours.ok.object_version.filter((v) => v.version.startsWith("(missing)")).map((v) => `${code(v.id)} reported ${code(v.version)}`).join(", ")}`;
+  }
+  if (o.outcome === "extension" && o.ours.ok.files.length === 0) {
+    return `no files; ${o.ours.ok.object_version.map((v) => `${code(v.id)} reported ${code(v.version)}`).join(", ")}`;
+  }
   return filesText(o.ours);
 }
 
@@ -117,7 +124,8 @@ export function compatibilityMarkdown(results: CaseResult[]): string {
     "",
     `${results.length} classes: ${count("same")} mount the same files, ${count("normalised")} mount here although upstream's driver`,
     `refuses them, ${count("refused")} are refused here because upstream mounts a broken volume, ${count("limit")} are refused here by a`,
-    `bound or an unsupported feature of this provider, and ${count("both-refuse")} fail on both.`,
+    `bound or an unsupported feature of this provider, ${count("both-refuse")} fail on both, and ${count("extension")} use an extension of this`,
+    "provider (objectName patterns, objectTags, optional) that upstream's provider fails on or ignores.",
     "",
     "Error texts below leave out the prefix every Mount error has (`failed to mount objects, error: `). Upstream",
     "returns every error as gRPC `Unknown`; this provider's codes are in front of its texts. The last column is",

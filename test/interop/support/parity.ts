@@ -133,10 +133,30 @@ function sameFiles(a: MountResponse, b: MountResponse, rename: Record<string, st
   return undefined;
 }
 
+/** An extension beyond upstream: ours gives what the case says; upstream's provider fails or mounts it without the feature. */
+async function judgeExtension(expect: Extract<Expectation, { outcome: "extension" }>, base: Omit<PairOutcome, "outcome">, world: World): Promise<PairOutcome> {
+  const { upstream, ours } = base;
+  if (expect.upstream === "fails" && !("error" in upstream)) return { ...base, outcome: "different", difference: "upstream mounts it" };
+  if (expect.upstream === "mounts" && "error" in upstream) return { ...base, outcome: "different", difference: `upstream fails: ${upstream.error.message}` };
+  if (expect.here instanceof RegExp) {
+    if (!("error" in ours)) return { ...base, outcome: "different", difference: "ours mounts it" };
+    return expect.here.test(ours.error.message) ? { ...base, outcome: "extension" } : { ...base, outcome: "different", difference: `ours refuses otherwise: ${ours.error.message}` };
+  }
+  if ("error" in ours) return { ...base, outcome: "different", difference: `ours refuses: ${ours.error.message}` };
+  const paths = ours.ok.files.map((f) => f.path);
+  if (JSON.stringify(paths) !== JSON.stringify(expect.here)) return { ...base, outcome: "different", difference: `ours mounts ${JSON.stringify(paths)}` };
+  if (expect.versions) {
+    const want = await Promise.all(expect.versions.map(async (v) => ({ id: v.id, version: await resolve(v.version, world) })));
+    if (JSON.stringify(ours.ok.object_version) !== JSON.stringify(want)) return { ...base, outcome: "different", difference: `object versions ${JSON.stringify(ours.ok.object_version)}` };
+  }
+  return { ...base, outcome: "extension" };
+}
+
 export async function runOnPair(c: ParityCase, world: World, pair: ProviderPair): Promise<PairOutcome> {
   const request = await mountRequest(c, world);
   const [upstream, ours] = await Promise.all([answer(pair.upstream.client.mount(request, 60_000)), answer(pair.ours.client.mount(request, 60_000))]);
   const base = { setting: pair.setting.id, upstream, ours };
+  if (c.expect.outcome === "extension") return judgeExtension(c.expect, base, world);
   if ("error" in upstream) {
     if ("error" in ours) return { ...base, outcome: "both-refuse" };
     return { ...base, outcome: "different", difference: "upstream refuses, ours mounts" };

@@ -57,6 +57,10 @@ function seedDocument(): SeedDocument {
           { name: "s-padded", value: "  padded value \n" },
           { name: "s-multi", versions: SECRET_VALUES.map((value, i) => ({ value, created: base + i * 10, enabled: i !== 3 })) },
           { name: "s-disabled", versions: [{ value: "old", created: base }, { value: "new", created: base + 10, enabled: false }] },
+          // for the extensions beyond upstream: patterns, objectTags, optional
+          { name: "ext-a", value: "gold value", tags: { tier: "gold" } },
+          { name: "ext-b", value: "silver value", tags: { tier: "silver" } },
+          { name: "ext-off", value: "off", tags: { tier: "gold" }, enabled: false },
         ],
         keys: [
           { name: "key-rsa", kty: "RSA", pem: pem("rsa", { modulusLength: 2048 }) },

@@ -1,7 +1,9 @@
 // Unit tests of the objects parser's cache: pods of one class share a parse,
-// nothing can change the shared result, and refusals are never cached.
+// nothing can change the shared result, and refusals are never cached; a
+// worker that runs out of heap is the list's fault, not an internal error.
 import { describe, expect, it } from "vitest";
-import { ObjectsParser } from "../../../src/provider/objects/objects-parser.ts";
+import { status } from "@grpc/grpc-js";
+import { ObjectsParser, workerFailure } from "../../../src/provider/objects/objects-parser.ts";
 
 const LIMITS = { maxObjects: 1000, maxFiles: 5000 };
 const list = (...names: string[]) => ["array:", ...names.flatMap((n) => ["  - |", `    objectName: ${n}`, "    objectType: secret"])].join("\n");
@@ -35,5 +37,29 @@ describe("objects parser cache", () => {
     await expect(parser.parse(bad, LIMITS, deadline())).rejects.toThrow(/Invalid vaultObjectTypes/);
     await expect(parser.parse(bad, LIMITS, deadline())).rejects.toThrow(/Invalid vaultObjectTypes/);
     parser.close();
+  });
+});
+
+describe("objects parser worker", () => {
+  it("identical large lists parsed at the same time share one parse in the worker", async () => {
+    const parser = new ObjectsParser();
+    const big = list(...Array.from({ length: 300 }, (_, i) => `object-with-a-longer-name-${i}`));
+    expect(big.length).toBeGreaterThan(16 * 1024);
+    const results = await Promise.all(Array.from({ length: 10 }, (_, i) => parser.parse(big, LIMITS, deadline(), `ns-${i}`)));
+    expect(parser.offloaded).toBe(1);
+    expect(results.every((r) => r === results[0] && r.objects.length === 300)).toBe(true);
+    // not cached above 16 KiB: the next one is parsed again
+    await parser.parse(big, LIMITS, deadline(), "ns-0");
+    expect(parser.offloaded).toBe(2);
+    parser.close();
+  });
+
+  it("a worker out of heap is InvalidArgument naming the limit; any other failure is Internal", () => {
+    const oom = Object.assign(new Error("Worker terminated due to reaching memory limit: JS heap out of memory"), { code: "ERR_WORKER_OUT_OF_MEMORY" });
+    expect([workerFailure(oom).code, workerFailure(oom).message]).toEqual([
+      status.INVALID_ARGUMENT,
+      "the objects list needs more memory to parse than the 56 MiB one list may use: list fewer objects, or write them more simply",
+    ]);
+    expect(workerFailure(new TypeError("x")).code).toBe(status.INTERNAL);
   });
 });

@@ -42,8 +42,63 @@ describe("objects YAML", () => {
     ]);
   });
 
-  it("reports duplicate keys", () => {
-    expect(() => parseObjects("array:\n  - |\n    objectName: a\n    objectName: b\n")).toThrow(/unmarshal failed for keyVaultObjects at index 0, error: yaml: /);
+  it("reports duplicate keys as yaml.v3 does, in the document's and each object's mapping", () => {
+    expect(() => parseObjects("array:\n  - |\n    objectName: a\n    objectType: secret\n    objectName: b\n")).toThrow(
+      'unmarshal failed for keyVaultObjects at index 0, error: yaml: unmarshal errors:\n  line 3: mapping key "objectName" already defined at line 1',
+    );
+    expect(() => parseObjects("array: []\nother: 1\narray: []\n")).toThrow(
+      'failed to yaml unmarshal objects, error: yaml: unmarshal errors:\n  line 3: mapping key "array" already defined at line 1',
+    );
+    // "a" and 'a' are the same key to yaml.v3
+    expect(() => parseObjects("array:\n  - |\n    objectName: a\n    'objectName': b\n")).toThrow(/mapping key "objectName" already defined/);
+  });
+});
+
+describe("objects YAML within a budget of nodes, checked before a document is built", () => {
+  const LIMITS = { maxObjects: 1000, maxFiles: 5000 };
+
+  it("a mapping of 30,000 keys, 100,000 list entries or 300,000 empty pairs are refused naming --max-objects-per-mount", () => {
+    const hostile = [
+      ["array: []", ...Array.from({ length: 30_000 }, (_, i) => `k${i}: v`)].join("\n"),
+      `array: [${Array.from({ length: 100_000 }, (_, i) => `"o${i}"`).join(",")}]`,
+      `{${":,".repeat(300_000)}}`,
+      "[".repeat(100_000),
+      `array: [${"*a, ".repeat(100_000)}]`,
+    ];
+    for (const text of hostile) {
+      expect(() => parseObjects(text, LIMITS)).toThrow(
+        "the objects list has more than 6256 YAML nodes (keys, values, list entries), far more than 1000 objects need (--max-objects-per-mount); list fewer objects, or fewer keys per object",
+      );
+    }
+  });
+
+  it("one object's YAML, and all objects' together, have budgets too", () => {
+    const keys = (n: number) => Array.from({ length: n }, (_, i) => `k${i}: v`);
+    /** `array:` of `- |` blocks holding the given lines. */
+    const raw = (...items: string[][]) => ["array:", ...items.flatMap((lines) => ["  - |", ...lines.map((l) => `    ${l}`)])].join("\n");
+    expect(() => parseObjects(raw(["objectName: a", "objectType: secret", ...keys(100)]), LIMITS)).toThrow(
+      "unmarshal failed for keyVaultObjects at index 0, error: the object's YAML has more than 256 YAML nodes (keys, values, list entries), far more than one object needs; list fewer objects, or fewer keys per object",
+    );
+    // 80 keys per object stay under one object's budget, but 1000 such objects are over the list's
+    const heavy = Array.from({ length: 1000 }, (_, i) => [`objectName: o${i}`, "objectType: secret", ...keys(80)]);
+    expect(() => parseObjects(raw(...heavy), LIMITS)).toThrow(/^unmarshal failed for keyVaultObjects at index \d+, error: the objects' own YAML has more than 64256 YAML nodes/);
+  });
+
+  it("the largest list the limits allow is read: 1000 objects with every field, in block and in flow style", () => {
+    const all = Array.from({ length: 1000 }, (_, i) => ({
+      objectName: `o${i}`,
+      objectType: "secret",
+      objectAlias: `dir/file-${i}`,
+      objectVersion: "",
+      objectVersionHistory: 0,
+      objectFormat: "pem",
+      objectEncoding: "utf-8",
+      filePermission: "0640",
+    }));
+    expect(parseObjects(list(...all), LIMITS).objects).toHaveLength(1000);
+    const flowItem = (o: Record<string, string | number>) => `{${Object.entries(o).map(([k, v]) => `${k}: ${typeof v === "number" ? v : `"${v}"`}`).join(", ")}}`;
+    const flow = `array: [${all.map((o) => JSON.stringify(flowItem(o))).join(", ")}]`;
+    expect(parseObjects(flow, LIMITS).objects).toHaveLength(1000);
   });
 });
 

@@ -36,10 +36,14 @@ export interface SharedMountsOptions {
   onShared?: () => void;
 }
 
-interface Answer {
+/** What the provider returned for a (namespace, class, service account). */
+export interface ProviderAnswer {
   files: ProviderFiles;
-  /** The object versions the provider reported (Key Vault version ids for the Azure provider). */
+  /** The object versions the provider reported (Key Vault version ids for the Azure provider; "(missing) <file>" for an optional object it did not find). */
   objects: readonly ObjectVersion[];
+}
+
+interface Answer extends ProviderAnswer {
   versions: ReadonlySet<string>;
   fetchedAt: number;
 }
@@ -76,7 +80,7 @@ export class SharedMounts {
    * The provider's files for this SecretSync, from an answer fetched at or
    * after `notBefore` (ms since epoch): the cached one, one in flight, or a new call.
    */
-  async files(ss: SecretSync, spc: SecretProviderClass, notBefore: number): Promise<ProviderFiles> {
+  async files(ss: SecretSync, spc: SecretProviderClass, notBefore: number): Promise<ProviderAnswer> {
     const namespace = ss.metadata.namespace ?? "";
     const serviceAccount = ss.spec.serviceAccountName;
     const key = mountKey(namespace, spc, serviceAccount);
@@ -84,12 +88,12 @@ export class SharedMounts {
       const cached = this.answers.get(key);
       if (cached && cached.fetchedAt >= notBefore) {
         this.options.onShared?.();
-        return cached.files;
+        return cached;
       }
       const inFlight = this.pending.get(key);
       if (inFlight && inFlight.startedAt >= notBefore) {
         this.options.onShared?.();
-        return (await inFlight.answer).files;
+        return await inFlight.answer;
       }
       if (!inFlight) break;
       // An older call is still out: let it land, then look again.
@@ -102,7 +106,7 @@ export class SharedMounts {
     try {
       const done = await answer;
       this.answers.set(key, done);
-      return done.files;
+      return done;
     } finally {
       if (this.pending.get(key) === pending) this.pending.delete(key);
     }

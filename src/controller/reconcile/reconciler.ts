@@ -24,6 +24,7 @@ import type { SecretWriter } from "../kube/secret-writer.ts";
 import type { ControllerMetrics, ReconcileOutcome } from "../metrics.ts";
 import type { SharedMounts } from "../provider/shared-mounts.ts";
 import { buildSecretData } from "./secret-data.ts";
+import { missingFiles } from "../../shared/provider-api/missing-objects.ts";
 import { SyncFailure } from "./sync-failure.ts";
 import type { SyncHashes } from "./sync-hash.ts";
 
@@ -93,8 +94,8 @@ export class Reconciler {
     const spc = this.classOf(ss);
     const classRef = keyOf(spc);
 
-    const files = await this.deps.mounts.files(ss, spc, freshAfter);
-    const data = await buildSecretData(ss, classRef, files);
+    const answer = await this.deps.mounts.files(ss, spc, freshAfter);
+    const data = await buildSecretData(ss, classRef, answer.files, missingFiles(answer.objects));
     const conditions = ss.status?.conditions ?? [];
     const initialized = conditions.some((c) => c.type === ConditionType.Created) && conditions.some((c) => c.type === ConditionType.Updated);
     const mustWrite = !ss.status?.syncHash || hasFailure(ss) || !initialized;

@@ -229,12 +229,14 @@ describe("push: Event Grid webhook", () => {
     );
   });
 
-  it("delivers CloudEvents with an Entra ID token end to end", async () => {
+  it("delivers CloudEvents batches with an Entra ID token end to end", async () => {
     stack.emulator.events.removeWebhookSubscription("eg-query");
     await stack.emulator.events.addWebhookSubscription({
       name: "ce-entra-2",
       endpointUrl: `https://127.0.0.1:${port}/keyvault-events`,
       eventDeliverySchema: "CloudEventSchemaV1_0",
+      // application/cloudevents-batch+json
+      maxEventsPerBatch: 10,
       azureActiveDirectoryApplicationIdOrUri: WEBHOOK_AUDIENCE,
       vaults: [VAULT],
     });

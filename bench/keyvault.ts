@@ -30,6 +30,12 @@ export function coldIdentity(stack: string, i: number): ServicePrincipal {
   return { clientId: `c0000000-0000-4000-8000-${String(n).padStart(12, "0")}`, clientSecret: `bench-cold-${stack}-${i}` };
 }
 
+/** Identities of the node-boot figure, one per pod: `bootIdentity(stack, i)`. */
+export function bootIdentity(stack: string, i: number): ServicePrincipal {
+  const n = (stack === "ours" ? 1000 : 2000) + i;
+  return { clientId: `d0000000-0000-4000-8000-${String(n).padStart(12, "0")}`, clientSecret: `bench-boot-${stack}-${i}` };
+}
+
 export interface KeyVault {
   caFile: string;
   /** Request counters since the last reset ("getSecret:bench-kv", "token", ...). */
@@ -37,11 +43,17 @@ export interface KeyVault {
   resetCounters(): Promise<void>;
   /** Key Vault secret reads since the last reset. */
   reads(): Promise<number>;
+  /** Token requests to Entra ID since the last reset. */
+  tokens(): Promise<number>;
   stop(): Promise<void>;
 }
 
-export async function startKeyVault(bundle: string, dir: string, coldIdentities: number): Promise<KeyVault> {
-  const principals = [POD_IDENTITY, ...["ours", "upstream"].flatMap((s) => Array.from({ length: coldIdentities }, (_, i) => coldIdentity(s, i)))];
+export async function startKeyVault(bundle: string, dir: string, coldIdentities: number, bootIdentities = 0): Promise<KeyVault> {
+  const principals = [
+    POD_IDENTITY,
+    ...["ours", "upstream"].flatMap((s) => Array.from({ length: coldIdentities }, (_, i) => coldIdentity(s, i))),
+    ...["ours", "upstream"].flatMap((s) => Array.from({ length: bootIdentities }, (_, i) => bootIdentity(s, i))),
+  ];
   const seed: SeedDocument = {
     tenantId: TENANT,
     vaults: [{ name: VAULT, secrets: OBJECTS.map((name) => ({ name, value: secretValue(name) })) }],
@@ -75,6 +87,7 @@ export async function startKeyVault(bundle: string, dir: string, coldIdentities:
       if (!res.ok) throw new Error(`resetting the emulator's counters: HTTP ${res.status}`);
     },
     reads: async () => (await counters())[`getSecret:${VAULT}`] ?? 0,
+    tokens: async () => (await counters()).token ?? 0,
     stop: () => program.stop(),
   };
 }

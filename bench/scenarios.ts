@@ -11,7 +11,7 @@ import { ProviderClient } from "../test/provider/client.ts";
 import { freePort } from "../test/provider/env.ts";
 import { csiClient, type CsiClient } from "../test/support/csi-client.ts";
 import { sleep } from "../test/support/fake-provider.ts";
-import { coldIdentity, POD_IDENTITY, type KeyVault, type ServicePrincipal } from "./keyvault.ts";
+import { bootIdentity, coldIdentity, POD_IDENTITY, type KeyVault, type ServicePrincipal } from "./keyvault.ts";
 import { MemoryCgroup, type CgroupMemory } from "./memory-cgroup.ts";
 import { startProgram, type RunningProgram } from "./program.ts";
 import { runConcurrently, runInWaves, timed } from "./samples.ts";
@@ -40,6 +40,8 @@ export interface Sizes {
   /** Wait before a memory reading, so start-up and GC settle. */
   settleMs: number;
   limitMiB: number;
+  /** Pods publishing at once in the node-boot figure (kubelet's default maximum per node is 110). */
+  bootPods: number;
 }
 
 export const FULL: Sizes = {
@@ -57,6 +59,7 @@ export const FULL: Sizes = {
   soakIdleMs: 30_000,
   settleMs: 3_000,
   limitMiB: 128,
+  bootPods: 110,
 };
 
 export const QUICK: Sizes = {
@@ -74,6 +77,7 @@ export const QUICK: Sizes = {
   soakIdleMs: 500,
   settleMs: 300,
   limitMiB: 128,
+  bootPods: 5,
 };
 
 export interface Memory {
@@ -97,6 +101,15 @@ export interface StackFigures {
   soak: { mounts: number; startRssMiB: number; endRssMiB: number; idleRssMiB: number; peakRssMiB: number };
   rotationReadsPerInterval: number;
   limited: { volumes: number; failedPublishes: number; oomKills: number; failCount: number; peakMiB: number; driverSurvived: boolean };
+  /** A node booting: every pod publishing at once, just after the driver and provider started. */
+  boot: { oneIdentity: BootFigures; ownIdentities: BootFigures };
+}
+
+export interface BootFigures {
+  /** Each publish's time to OK. */
+  publishMs: number[];
+  keyVaultReads: number;
+  tokenRequests: number;
 }
 
 export interface Environment {
@@ -111,7 +124,7 @@ export interface Environment {
 
 const MiB = 1024 * 1024;
 
-class StackRun {
+export class StackRun {
   private instances = 0;
   private readonly env: Environment;
   private readonly stack: Stack;
@@ -167,7 +180,7 @@ class StackRun {
     return {
       program,
       csi,
-      publish: (i: number) => publish(csi, volume(i)),
+      publish: (i: number, identity?: ServicePrincipal) => publish(csi, volume(i, identity)),
       verify: (i: number) => verifyVolume(volume(i)),
       unpublish: (i: number) => unpublish(csi, volume(i)),
       stop: async () => {
@@ -304,6 +317,12 @@ export async function measureStack(env: Environment, stack: Stack): Promise<Stac
   log(`rotation: ${s.rotationPods} pods of one class, ${s.rotationIntervals} intervals of ${s.rotationIntervalSeconds}s`);
   const rotationReadsPerInterval = await rotationReads(run, env, range(0, s.rotationPods));
 
+  log(`node boot: ${s.bootPods} pods at once, one identity; then each with its own identity`);
+  const boot = {
+    oneIdentity: await nodeBoot(run, env, range(0, s.bootPods), () => POD_IDENTITY),
+    ownIdentities: await nodeBoot(run, env, range(0, s.bootPods), (i) => bootIdentity(stack.name, i)),
+  };
+
   log(`${s.moreVolumes} volumes inside a ${s.limitMiB} MiB memory cgroup`);
   const limited = await underLimit(run, env, range(0, s.moreVolumes));
 
@@ -322,7 +341,30 @@ export async function measureStack(env: Environment, stack: Stack): Promise<Stac
     soak: { mounts: s.soakMounts, startRssMiB, endRssMiB, idleRssMiB, peakRssMiB: Math.max(peakRssMiB, endRssMiB) },
     rotationReadsPerInterval,
     limited,
+    boot,
   };
+}
+
+/**
+ * A node booting (or a node's pods all rescheduled onto it): a driver and a
+ * provider just started, every pod's volume published at once, each its own
+ * volume of one class. Counts Key Vault reads and token requests.
+ */
+async function nodeBoot(run: StackRun, env: Environment, pods: number[], identity: (i: number) => ServicePrincipal): Promise<BootFigures> {
+  const provider = await run.provider();
+  const driver = await run.driver(provider.socket);
+  try {
+    await env.keyVault.resetCounters();
+    const publishMs = await Promise.all(pods.map((i) => timed(() => driver.publish(i, identity(i)))));
+    const [keyVaultReads, tokenRequests] = [await env.keyVault.reads(), await env.keyVault.tokens()];
+    for (const i of pods) await driver.verify(i);
+    for (const i of pods) await driver.unpublish(i);
+    return { publishMs, keyVaultReads, tokenRequests };
+  } finally {
+    await driver.stop();
+    provider.client.close();
+    await provider.program.stop();
+  }
 }
 
 /**

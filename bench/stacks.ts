@@ -48,15 +48,41 @@ function asImageRuns(dockerfile: string, bundle: string): { argv: string[]; env:
   return { argv, env: Object.fromEntries(dockerEnv(stage)) };
 }
 
-export function ourStack(bundles: { driver: string; provider: string }): Stack {
-  const driver = asImageRuns("Dockerfile.driver", bundles.driver);
-  const provider = asImageRuns("Dockerfile.provider", bundles.provider);
+/**
+ * What a run adds to the image's command line: Node flags before the bundle
+ * (bench/trace.ts loads its hook with --import) and environment.
+ */
+export interface Additions {
+  nodeFlags?: (program: "driver" | "provider") => string[];
+  /** Node flags in place of the image's own (an experiment, e.g. bench/trace.ts --provider-flags). */
+  imageFlags?: (program: "driver" | "provider") => string[] | undefined;
+  /** A command the program runs under (bench/trace.ts --provider-wrapper, e.g. valgrind). */
+  wrapper?: (program: "driver" | "provider") => string[] | undefined;
+  env?: (program: "driver" | "provider") => Record<string, string>;
+}
+
+/** The image's command with its Node flags (those before the bundle) replaced. */
+function withFlags(image: { argv: string[]; env: Record<string, string> }, bundle: string, flags: string[] | undefined) {
+  if (!flags) return image;
+  const at = image.argv.indexOf(bundle);
+  return { ...image, argv: [image.argv[0]!, ...flags, ...image.argv.slice(at)] };
+}
+
+export function ourStack(bundles: { driver: string; provider: string }, additions: Additions = {}): Stack {
+  const driver = withFlags(asImageRuns("Dockerfile.driver", bundles.driver), bundles.driver, additions.imageFlags?.("driver"));
+  const provider = withFlags(asImageRuns("Dockerfile.provider", bundles.provider), bundles.provider, additions.imageFlags?.("provider"));
+  const flags = (program: "driver" | "provider") => additions.nodeFlags?.(program) ?? [];
+  const extraEnv = (program: "driver" | "provider") => additions.env?.(program) ?? {};
+  const wrapped = (program: "driver" | "provider") => additions.wrapper?.(program) ?? [];
   return {
     name: "ours",
     description: `esbuild bundles (scripts/bundle.ts) on Node ${process.version}, started as the images start them: \`${["node", ...driver.argv.slice(1).map((a) => basename(a))].join(" ")}\``,
     driver: (s) => ({
-      command: driver.argv[0]!,
+      command: wrapped("driver")[0] ?? driver.argv[0]!,
       args: [
+        ...wrapped("driver").slice(1),
+        ...(wrapped("driver").length > 0 ? [driver.argv[0]!] : []),
+        ...flags("driver"),
         ...driver.argv.slice(1),
         `--endpoint=unix://${s.socket}`,
         `--nodeid=${s.nodeId}`,
@@ -69,12 +95,15 @@ export function ourStack(bundles: { driver: string; provider: string }): Stack {
         "--enable-secret-rotation=true",
         `--rotation-poll-interval=${s.rotationInterval}`,
       ],
-      env: { ...baseEnv(), ...driver.env },
+      env: { ...baseEnv(), ...driver.env, ...extraEnv("driver") },
     }),
     provider: (s) => ({
-      command: provider.argv[0]!,
-      args: [...provider.argv.slice(1), `--endpoint=unix://${s.socket}`, `--healthz-port=${s.healthPort}`, `--prometheus-port=${s.metricsPort}`],
-      env: { ...baseEnv(), ...provider.env, NODE_EXTRA_CA_CERTS: s.caFile },
+      command: wrapped("provider")[0] ?? provider.argv[0]!,
+      args: [
+        ...wrapped("provider").slice(1),
+        ...(wrapped("provider").length > 0 ? [provider.argv[0]!] : []),
+        ...flags("provider"), ...provider.argv.slice(1), `--endpoint=unix://${s.socket}`, `--healthz-port=${s.healthPort}`, `--prometheus-port=${s.metricsPort}`],
+      env: { ...baseEnv(), ...provider.env, NODE_EXTRA_CA_CERTS: s.caFile, ...extraEnv("provider") },
     }),
   };
 }

@@ -126,7 +126,7 @@ async function inside(plan: Plan): Promise<void> {
   try {
     const kvDir = join(plan.dir, "keyvault");
     await mkdir(kvDir);
-    [cluster, keyVault] = await Promise.all([startCluster(), startKeyVault(plan.bundles.emulator, kvDir, sizes.coldMounts)]);
+    [cluster, keyVault] = await Promise.all([startCluster(), startKeyVault(plan.bundles.emulator, kvDir, sizes.coldMounts, sizes.bootPods)]);
     const env = {
       dir: plan.dir,
       kc: loadKubeConfig(cluster.kubeconfigPath),

@@ -160,6 +160,9 @@ export async function startDriver(options: DriverOptions, deps: DriverDependenci
     };
     void recover(0);
   }
+  // The mount helper starts once the driver serves, not in the first publish:
+  // a node booting publishes all its pods' volumes right after registration.
+  const startMounter = setImmediate(() => ctx.mounter.start?.());
 
   return {
     ctx,
@@ -172,6 +175,7 @@ export async function startDriver(options: DriverOptions, deps: DriverDependenci
     async stop() {
       // Deregister first, so kubelet stops sending calls to a driver that is going away.
       await registration?.stop();
+      clearImmediate(startMounter);
       for (const t of timers) clearInterval(t);
       reconciler?.stop();
       refreshRequests?.stop();

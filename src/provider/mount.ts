@@ -24,6 +24,7 @@ import { CONTENT_TYPE_PKCS12, secretFiles, type ObjectFile } from "./formats/sec
 import { loadPkcs12Reader } from "../shared/crypto/pkcs12-loader.ts";
 import { isMsalNetworkError, probeTlsTrust } from "./auth/tls-probe.ts";
 import { currentFirst, currentIsAmbiguous, orderVersions } from "./keyvault/version-history.ts";
+import { traceStep, traceStepSync } from "../shared/trace.ts";
 
 export interface ProviderFile {
   path: string;
@@ -116,12 +117,12 @@ export class MountService {
   }
 
   private async mountInner(request: MountRequestFields, outer: CallContext): Promise<MountResult> {
-    const params = await parseMountRequest(request, this.options, {
+    const params = await traceStep("parse the request", () => parseMountRequest(request, this.options, {
       deadline: outer.deadline,
       objectsParser: this.objectsParser,
       // the caller gets one text for every refusal; the operator sees why
       onCloudFileRefused: (path, reason) => this.logger.warn({ cloudEnvFileName: path, reason }, "refused a cloudEnvFileName"),
-    });
+    }));
     for (const { index, keys } of params.unknownKeys) {
       this.logger.warn({ pod: `${params.podNamespace}/${params.podName}`, index, keys }, "ignoring unknown keys in an objects entry (check their spelling)");
     }
@@ -253,7 +254,7 @@ export class MountService {
 
   private async prepareIdentity(identity: Identity, auth: AuthConfig, vault: VaultRef, ctx: CallContext, prefix: string): Promise<void> {
     try {
-      await identity.prepare(auth, ctx.signal);
+      await traceStep("identity", () => identity.prepare(auth, ctx.signal));
     } catch (err) {
       const name = (err as Error).name;
       if (name === "TimeoutError" || name === "AbortError") {
@@ -368,14 +369,14 @@ export class MountService {
       case "secret": {
         const secret = await this.reader.getSecret(identity, vault, obj.objectName, version, ctx);
         if (secret.contentType === CONTENT_TYPE_PKCS12) await loadPkcs12Reader();
-        const files = secretFiles(secret, {
+        const files = traceStepSync("convert", () => secretFiles(secret, {
           objectFormat: obj.objectFormat,
           objectEncoding: obj.objectEncoding,
           constructPemChain: this.options.constructPemChain,
           writeCertAndKeyInSeparateFiles: this.options.writeCertAndKeyInSeparateFiles,
           onChainFallback: (reason) =>
             this.logger.warn({ vault: vault.name, objectName: obj.objectName, reason }, "certificate chain could not be constructed, keeping the PFX order"),
-        });
+        }));
         return { files, version: secret.version, tags: secret.tags };
       }
       case "key": {

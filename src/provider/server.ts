@@ -16,6 +16,7 @@ import { ProviderMetrics } from "./metrics.ts";
 import { DEFAULT_CLOUD_ENV_FILE_DIRS } from "./cloud/cloud-file.ts";
 import { MountService, type MountOptions } from "./mount.ts";
 import { DEFAULT_LIMITS } from "./objects/parameters.ts";
+import { traceStep } from "../shared/trace.ts";
 
 export const RUNTIME_NAME = "secrets-store-csi-driver-provider-azure";
 /** Used when a Mount call carries no deadline (kubelet's is 2 minutes). */
@@ -115,7 +116,7 @@ export class ProviderServer {
   private unary<Req, Res>(method: string, handler: (call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
     return (call, callback) => {
       const started = performance.now();
-      handler(call).then(
+      traceStep(`grpc ${method}`, () => handler(call)).then(
         (res) => {
           this.metrics.observeGrpc(method, "OK", "", (performance.now() - started) / 1000);
           callback(null, res);

@@ -23,6 +23,10 @@ function figures(scale: number): StackFigures {
     soak: { mounts: 14_000, startRssMiB: 30, endRssMiB: 30 * scale, idleRssMiB: 29, peakRssMiB: 31 * scale },
     rotationReadsPerInterval: scale === 1 ? 500 : 10,
     limited: { volumes: 250, failedPublishes: 0, oomKills: 0, failCount: 0, peakMiB: 50, driverSurvived: true },
+    boot: {
+      oneIdentity: { publishMs: Array.from({ length: 110 }, (_, i) => (i + 1) * scale), keyVaultReads: scale === 1 ? 1100 : 10, tokenRequests: scale === 1 ? 110 : 1 },
+      ownIdentities: { publishMs: [50 * scale], keyVaultReads: 1100, tokenRequests: 110 },
+    },
   };
 }
 
@@ -47,6 +51,10 @@ describe("the comparison table", () => {
       "Provider: cold Mount",
       "Key Vault reads per rotation interval, 50 pods",
       "Driver with 250 volumes inside a 128 MiB memory cgroup",
+      "Node boot, 110 pods publishing at once, one class, one identity: time to OK",
+      "Node boot, 110 pods publishing at once, one class, one identity: Key Vault reads",
+      "Node boot, 110 pods publishing at once, each its own identity: time to OK",
+      "Node boot, 110 pods publishing at once, each its own identity: Key Vault reads",
     ]) {
       expect(row(prefix), prefix).toBeDefined();
     }
@@ -55,6 +63,8 @@ describe("the comparison table", () => {
     expect(row("Key Vault reads")).toMatchObject({ ours: "10", upstream: "500", ratio: "0.02×" });
     expect(row("Driver RSS growth per volume")).toMatchObject({ upstream: "1 KiB" });
     expect(row("Driver with 250 volumes").ours).toBe("0 OOM kills, 0 of 250 publishes failed (peak 50.0 MiB, failcnt 0)");
+    expect(row("Node boot, 110 pods publishing at once, one class, one identity: time to OK")).toMatchObject({ ours: "110 ms / 218 ms", upstream: "55 ms / 109 ms", ratio: "2.0×" });
+    expect(row("Node boot, 110 pods publishing at once, one class, one identity: Key Vault")).toMatchObject({ ours: "10 / 1", upstream: "1100 / 110", ratio: "0.01×" });
   });
 
   it("escapes cell text that would end a Markdown cell", () => {

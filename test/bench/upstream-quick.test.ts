@@ -34,7 +34,7 @@ describe("npm run bench:upstream -- --quick", () => {
       const table = extractTable(readFileSync(out, "utf8"));
       expect(stdout).toContain(table);
       const rows = table.split("\n").slice(2);
-      expect(rows.length).toBe(17);
+      expect(rows.length).toBe(21);
       for (const row of rows) {
         const [figure, ours, upstream, ratio] = row.split(/(?<!\\)\|/).slice(1, 5).map((c) => c.trim());
         expect(ours, figure).toMatch(/\d/);

@@ -270,9 +270,11 @@ describe("what the bundles load at start-up (docs/performance.md)", () => {
 describe("Dockerfile.driver at run time", () => {
   const image = readImage("Dockerfile.driver", "driver");
 
-  it("runs as root (it mounts tmpfs) and checks for mount/umount", () => {
+  it("runs as root (it mounts tmpfs) and checks for mount/umount and the mount helper's Perl", () => {
     expect(user(image).uid).toBe(0);
-    expect(image.runtime.instructions.filter((i) => i.keyword === "RUN").map((i) => i.args).join("\n")).toMatch(/mount --version && umount --version/);
+    const run = image.runtime.instructions.filter((i) => i.keyword === "RUN").map((i) => i.args).join("\n");
+    expect(run).toMatch(/mount --version && umount --version/);
+    expect(run).toContain("/usr/bin/perl -e");
   });
 
   it("serves CSI Identity and Node on its socket, /healthz and /metrics, without an API server", async () => {

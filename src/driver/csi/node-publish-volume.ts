@@ -26,9 +26,12 @@ import { nextRefreshAt } from "../rotation/volume-refresh.ts";
 import { newVolumeRecord, type MountedVolume } from "../volume/mounted-volumes.ts";
 import { MAX_STACKED_MOUNTS, VolumeTarget, type TargetState, type VolumeClaim, type VolumeMount } from "../volume/target.ts";
 import { fetchContent, reportMissingObjects } from "../volume/volume-content.ts";
+import { sameClass } from "../kube/class-reads.ts";
+import type { SecretProviderClass } from "../../shared/kube/kube-types.ts";
 import { providerOf } from "../../shared/provider-api/provider-client.ts";
 import { POD_NAME_KEY, POD_NAMESPACE_KEY, POD_UID_KEY, PROVIDER_NAME_KEY, SPC_NAME_KEY } from "../../shared/provider-api/volume-attributes.ts";
 import { oneLine } from "../../shared/provider-api/provider-errors.ts";
+import { traceStep } from "../../shared/trace.ts";
 
 export interface NodePublishVolumeRequest {
   volume_id: string;
@@ -85,12 +88,12 @@ export function mountGroupOf(req: Pick<NodePublishVolumeRequest, "volume_capabil
 export async function nodePublishVolume(ctx: DriverContext, req: NodePublishVolumeRequest, deadlines: PublishDeadlines): Promise<PublishOutcome> {
   validatePublishRequest(req);
   const group = mountGroupOf(req);
-  const target = await VolumeTarget.open(ctx, req.target_path, req.volume_id, "NodePublishVolume");
+  const target = await traceStep("open", () => VolumeTarget.open(ctx, req.target_path, req.volume_id, "NodePublishVolume"));
   try {
     // 2. What is there: a republish of the driver's volume, nothing, or something to refuse.
     const volumeContext = req.volume_context;
     const claim = claimOf(volumeContext);
-    let state = await target.inspect(claim);
+    let state = await traceStep("inspect", () => target.inspect(claim));
     for (let round = 0; state.kind === "driver-tmpfs"; round++) {
       const other = target.otherTargetOf(state.mount);
       if (other) throw failedPrecondition(`target path ${target.path} shows the volume of another target (${other}); refusing to share it`);
@@ -106,31 +109,41 @@ export async function nodePublishVolume(ctx: DriverContext, req: NodePublishVolu
     target.refuseUnlessEmpty(state);
 
     // 3. The SecretProviderClass and its provider, before anything is mounted.
+    //    A GET for the class goes out now; with a copy from an earlier GET on
+    //    this node, the mount and the provider call start before its answer,
+    //    which is checked against the copy before anything is written.
     const spcName = volumeContext[SPC_NAME_KEY];
     if (!spcName) throw invalidArgument("secretProviderClass is not set");
     const pod = podFromContext(volumeContext);
     const kube = requireKube(ctx);
-    const spc = await kube.getSecretProviderClass(pod.namespace, spcName);
-    const provider = providerOf(spc);
-    try {
-      await ctx.providers.get(provider);
-      checkDeadline(deadlines, "mounting");
-    } catch (err) {
-      throw labelled(err, provider);
-    }
+    const classRead = kube.readSecretProviderClass(pod.namespace, spcName);
+    const current = outcomeOf(classRead.current);
 
     // 4. Mount, fetch, write.
     const secrets = req.secrets ?? {};
+    const absent = state.kind === "absent";
+    let provider = classRead.early ? providerOf(classRead.early) : "";
     let mount: VolumeMount | undefined;
     try {
-      mount = await target.mountTmpfs(state.kind === "absent");
-      const content = await fetchContent(ctx, { targetPath: target.path, spc, volumeContext, secrets, currentObjectVersions: [], deadline: deadlines.provider });
+      const fetched = await withCurrentClass(classRead.early, current, async (spc) => {
+        provider = providerOf(spc);
+        await ctx.providers.get(provider);
+        checkDeadline(deadlines, "mounting");
+        mount ??= await traceStep("mount tmpfs", () => target.mountTmpfs(absent));
+        return traceStep("provider Mount", () =>
+          fetchContent(ctx, { targetPath: target.path, spc, volumeContext, secrets, currentObjectVersions: [], deadline: deadlines.provider }),
+        );
+      });
+      const { spc, result: content } = fetched;
+      provider = providerOf(spc);
       checkDeadline(deadlines, "writing the files");
-      await target.write(mount, content.files, group);
+      const written = mount!;
+      await traceStep("write files", () => target.write(written, content.files, group));
 
       // 5. Record it: the status object, the driver's own record, the synced Secrets.
       try {
-        await kube.upsertPodStatus(buildPodStatus({ pod, spcName, nodeName: ctx.options.nodeId, targetPath: target.path, objectVersions: content.objectVersions }));
+        const podStatus = buildPodStatus({ pod, spcName, nodeName: ctx.options.nodeId, targetPath: target.path, objectVersions: content.objectVersions });
+        await traceStep("create SecretProviderClassPodStatus", () => kube.upsertPodStatus(podStatus));
       } catch (err) {
         throw new DriverError(
           status.UNAVAILABLE,
@@ -141,7 +154,7 @@ export async function nodePublishVolume(ctx: DriverContext, req: NodePublishVolu
       const volume = newVolumeRecord({
         targetPath: target.path,
         volumeId: req.volume_id,
-        mount,
+        mount: written,
         pod,
         spcName,
         provider,
@@ -166,12 +179,52 @@ export async function nodePublishVolume(ctx: DriverContext, req: NodePublishVolu
       return { provider, result: "mounted" };
     } catch (err) {
       // A failed first mount leaves nothing: no tmpfs, no directory the driver made.
+      const mounted = mount !== undefined;
       await target.undoFirstMount(mount);
-      throw labelled(describeFailure(err, pod), provider);
+      throw labelled(mounted ? describeFailure(err, pod) : err, provider);
     }
   } finally {
     target.release();
   }
+}
+
+type Outcome<T> = { value: T } | { error: unknown };
+
+/** A promise's outcome, awaited later (a rejection meanwhile is not unhandled). */
+function outcomeOf<T>(promise: Promise<T>): Promise<Outcome<T>> {
+  return promise.then(
+    (value) => ({ value }),
+    (error: unknown) => ({ error }),
+  );
+}
+
+function unwrap<T>(outcome: Outcome<T>): T {
+  if ("error" in outcome) throw outcome.error;
+  return outcome.value;
+}
+
+/**
+ * Runs `work` with the class as the GET sent for this publish finds it
+ * (`current`). With an `early` copy, `work` starts on the copy while the GET
+ * is under way; once it is answered, the copy's result (or error) stands only
+ * if the class is still that very version, else `work` runs again on the
+ * class as it is now. Nothing `work` does on a copy may be final: it mounts
+ * and asks the provider, and the caller writes only what this returns.
+ */
+async function withCurrentClass<T>(
+  early: SecretProviderClass | undefined,
+  current: Promise<Outcome<SecretProviderClass>>,
+  work: (spc: SecretProviderClass) => Promise<T>,
+): Promise<{ spc: SecretProviderClass; result: T }> {
+  const answer = () => traceStep("get SecretProviderClass", () => current).then(unwrap);
+  if (!early) {
+    const spc = await answer();
+    return { spc, result: await work(spc) };
+  }
+  const tried = await outcomeOf(work(early));
+  const spc = await answer();
+  if (sameClass(spc, early)) return { spc, result: unwrap(tried) };
+  return { spc, result: await work(spc) };
 }
 
 /**
@@ -273,15 +326,19 @@ function checkDeadline(deadlines: PublishDeadlines, step: string): void {
   }
 }
 
+/** Errors reported as they are: the class read's (whenever it is answered) and those worded for the step already. */
+const OWN_WORDING = new Set<string>([ErrorType.FailedToMount, ErrorType.PodStatusWriteError, ErrorType.SecretProviderClassNotFound, ErrorType.KubernetesUnavailable]);
+
 /** Upstream's wording around what failed after the mount began. */
 function describeFailure(err: unknown, pod: PodRef): unknown {
-  if (!(err instanceof DriverError) || err.errorType === ErrorType.FailedToMount || err.errorType === ErrorType.PodStatusWriteError) return err;
+  if (!(err instanceof DriverError) || OWN_WORDING.has(err.errorType)) return err;
   return new DriverError(err.code, err.errorType, `failed to mount secrets store objects for pod ${pod.namespace}/${pod.name}, err: ${err.message}`);
 }
 
 /** Metrics label an error with the provider once the class names it. */
 function labelled(err: unknown, provider: string): unknown {
-  if (err instanceof DriverError) err.provider = provider;
+  // "" before any class was read: the metrics take the volume context's providerName then.
+  if (err instanceof DriverError && provider) err.provider = provider;
   return err;
 }
 

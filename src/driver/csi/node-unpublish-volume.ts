@@ -12,6 +12,7 @@ import type { MountedVolume } from "../volume/mounted-volumes.ts";
 import { TargetParentError } from "../volume/target-path.ts";
 import { describeEntries, describeMount } from "../volume/target-state.ts";
 import { MAX_STACKED_MOUNTS, VolumeTarget, type TargetState } from "../volume/target.ts";
+import { traceStep, traceStepSync } from "../../shared/trace.ts";
 
 export interface NodeUnpublishVolumeRequest {
   volume_id: string;
@@ -21,7 +22,7 @@ export interface NodeUnpublishVolumeRequest {
 export async function nodeUnpublishVolume(ctx: DriverContext, req: NodeUnpublishVolumeRequest): Promise<void> {
   if (!req.volume_id) throw invalidArgument("Volume ID missing in request");
   if (!req.target_path) throw invalidArgument("Target path missing in request");
-  const target = await VolumeTarget.open(ctx, req.target_path, req.volume_id, "NodeUnpublishVolume");
+  const target = await traceStep("open", () => VolumeTarget.open(ctx, req.target_path, req.volume_id, "NodeUnpublishVolume"));
   try {
     await unpublish(ctx, target);
   } catch (err) {
@@ -43,7 +44,7 @@ async function unpublish(ctx: DriverContext, target: VolumeTarget): Promise<void
   /** What is at the target now is left alone (when said); the record goes once its tmpfs is gone. */
   const finish = async (leftAlone?: string): Promise<void> => {
     if (record) {
-      const at = await target.stillMounted(record.mount);
+      const at = await traceStep("still mounted", () => target.stillMounted(record.mount));
       if (at !== undefined) {
         throw new DriverError(
           status.FAILED_PRECONDITION,
@@ -59,7 +60,7 @@ async function unpublish(ctx: DriverContext, target: VolumeTarget): Promise<void
   for (let round = 0; ; round++) {
     let state: TargetState;
     try {
-      state = await target.inspect();
+      state = await traceStep("inspect", () => target.inspect());
     } catch (err) {
       if (!(err instanceof TargetParentError)) throw err;
       // The driver never mounts below a missing or symlinked parent, so
@@ -85,7 +86,7 @@ async function unpublish(ctx: DriverContext, target: VolumeTarget): Promise<void
         return finish(describeMount(state.mount));
       case "empty-directory":
         // Removed through a descriptor of the checked parent: never a directory elsewhere.
-        switch (target.removeDirectory()) {
+        switch (traceStepSync("remove directory", () => target.removeDirectory())) {
           case "not-empty":
             // Someone wrote into the directory meanwhile: leave it.
             return finish("content written into the directory meanwhile");
@@ -101,7 +102,8 @@ async function unpublish(ctx: DriverContext, target: VolumeTarget): Promise<void
           return reportLeftAlone(ctx, record, target, `the volume of another target (${other})`);
         }
         if (round >= MAX_STACKED_MOUNTS) throw new Error(`target path ${target.path} is still mounted after ${round} unmounts`);
-        await target.unmount(state.mount);
+        const mount = state.mount;
+        await traceStep("unmount", () => target.unmount(mount));
         // Look again, so stacked mounts and what lies beneath are handled too.
         break;
       }

@@ -6,13 +6,14 @@ import * as grpc from "@grpc/grpc-js";
 import { sanitizeRequest } from "../../shared/logger.ts";
 import { toServiceError } from "../../shared/grpc/grpc-server.ts";
 import type { DriverContext } from "../context.ts";
+import { traceStep } from "../../shared/trace.ts";
 
 export type Handler<Req, Res> = (request: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>;
 
 export function unary<Req, Res>(ctx: DriverContext, method: string, handler: Handler<Req, Res>): grpc.handleUnaryCall<Req, Res> {
   return (call, callback) => {
     const started = Date.now();
-    handler(call.request, call).then(
+    traceStep(`csi ${method}`, () => handler(call.request, call)).then(
       (response) => {
         // The sanitized copy of the request is made only when it is logged.
         if (ctx.logger.isLevelEnabled("debug")) ctx.logger.debug({ method, durationMs: Date.now() - started, request: bounded(sanitizeRequest(call.request)) }, "csi call");

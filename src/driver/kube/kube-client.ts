@@ -16,6 +16,7 @@ import {
 } from "../../shared/kube/kube-types.ts";
 import type { KubeConnection } from "../../shared/kube/kube-connection.ts";
 import { KubeRest, type WatchEvent } from "../../shared/kube/kube-rest.ts";
+import { SecretProviderClassReads, type ClassRead } from "./class-reads.ts";
 
 const SPC_BASE = `/apis/${SPC_GROUP}/${SPC_VERSION}`;
 const spcPath = (namespace: string, name = "") => `${SPC_BASE}/namespaces/${encodeURIComponent(namespace)}/${SPC_PLURAL}${name ? `/${encodeURIComponent(name)}` : ""}`;
@@ -64,12 +65,25 @@ export class KubeClient {
   private readonly component: string;
   private readonly nodeName: string;
   private readonly recentEvents = new Map<string, number>();
+  private readonly classReads = new SecretProviderClassReads(
+    (namespace, name) => this.getSecretProviderClass(namespace, name),
+    (err) => err instanceof DriverError && err.code === status.NOT_FOUND,
+  );
 
   constructor(connection: KubeConnection, logger: Logger, options: { nodeName: string; component?: string }) {
     this.rest = new KubeRest(connection);
     this.logger = logger;
     this.nodeName = options.nodeName;
     this.component = options.component ?? "csi-secrets-store-controller";
+  }
+
+  /**
+   * The class as a GET sent now finds it (`current`, shared with other
+   * callers waiting at the same time), and the copy the last GET found
+   * (`early`), to start work with meanwhile: see class-reads.ts.
+   */
+  readSecretProviderClass(namespace: string, name: string): ClassRead {
+    return this.classReads.read(namespace, name);
   }
 
   /** Reads <namespace>/<name>; the error message names both, as kubelet shows it to users. */

@@ -59,7 +59,7 @@ export async function refreshGroup(ctx: DriverContext, group: readonly MountedVo
   try {
     kube = requireKube(ctx);
     // Read again so edits to the SecretProviderClass take effect.
-    spc = await kube.getSecretProviderClass(leader.pod.namespace, leader.spcName);
+    spc = await kube.readSecretProviderClass(leader.pod.namespace, leader.spcName).current;
     content = await fetchContent(ctx, {
       targetPath: leader.targetPath,
       spc,

@@ -8,6 +8,8 @@
 // it tells its own mounts from anything else mounted on the node.
 import { readFileSync } from "node:fs";
 import { MountCommands, openDirectoryPath } from "./mount-commands.ts";
+import { MountSyscalls, mountSyscallsAvailable } from "./mount-syscalls.ts";
+import { traceStep } from "../../shared/trace.ts";
 
 export interface MountEntry {
   /** The kernel's unique id of this mount (mountinfo field 1). */
@@ -100,31 +102,63 @@ export interface Mounter {
    * if a path element is swapped meanwhile.
    */
   unmount(dir: { readonly fd: number }): Promise<void>;
+  /** Gets ready for the first mount (starts a helper process) once the driver serves. */
+  start?(): void;
   close(): void;
 }
 
-export class TmpfsMounter implements Mounter {
-  private readonly commands = new MountCommands();
+// mount(2) and umount2(2) flags (linux/mount.h).
+const MS_NOSUID = 2;
+const MS_NODEV = 4;
+const MNT_DETACH = 2;
 
-  async mountTmpfs(dir: { readonly fd: number }, source: string, sizeBytes: number): Promise<void> {
-    // mode=0755: readable by non-root pods, not world-writable as tmpfs' default
-    // 1777 is. nosuid,nodev: no secret file needs either. Not noexec: upstream
-    // allows executable objects (filePermission 0755), so we do too.
-    const options = [`size=${sizeBytes}`, "mode=0755", "nosuid", "nodev"];
-    // --no-canonicalize keeps mount(8) from resolving the path itself, so the
-    // kernel follows the open descriptor.
-    await this.commands.run("mount", ["--no-canonicalize", "-t", "tmpfs", "-o", options.join(","), source, openDirectoryPath(dir.fd)]);
+/**
+ * mode=0755: readable by non-root pods, not world-writable as tmpfs' default
+ * 1777 is. nosuid,nodev: no secret file needs either. Not noexec: upstream
+ * allows executable objects (filePermission 0755), so we do too.
+ */
+const tmpfsData = (sizeBytes: number) => `size=${sizeBytes},mode=0755`;
+
+/**
+ * The driver's mounter: the system calls through the Perl helper
+ * (mount-syscalls.ts) where it can, else mount(8) and umount(8) through the
+ * long-lived shell (mount-commands.ts). Either way the kernel is handed the
+ * open descriptor's /proc path, which it follows to exactly that directory.
+ */
+export class TmpfsMounter implements Mounter {
+  private readonly syscalls: MountSyscalls | undefined;
+  private readonly commands: MountCommands | undefined;
+
+  constructor(options: { via?: "syscalls" | "commands" } = {}) {
+    const via = options.via ?? (mountSyscallsAvailable() ? "syscalls" : "commands");
+    if (via === "syscalls") this.syscalls = new MountSyscalls();
+    else this.commands = new MountCommands();
   }
 
-  async unmount(dir: { readonly fd: number }): Promise<void> {
-    // Lazily (-l): the driver's own descriptor keeps the mount busy, and so
-    // may a container that has not exited yet; the kernel frees the tmpfs
-    // when the last user closes it. --no-canonicalize passes the /proc path
-    // to the kernel as it is, which follows it to the open directory.
-    await this.commands.run("umount", ["--no-canonicalize", "-l", openDirectoryPath(dir.fd)]);
+  mountTmpfs(dir: { readonly fd: number }, source: string, sizeBytes: number): Promise<void> {
+    const target = openDirectoryPath(dir.fd);
+    if (this.syscalls) return traceStep("mount(2)", () => this.syscalls!.mount(source, target, "tmpfs", MS_NOSUID | MS_NODEV, tmpfsData(sizeBytes)));
+    // --no-canonicalize keeps mount(8) from resolving the path itself, so the
+    // kernel follows the open descriptor.
+    const args = ["--no-canonicalize", "-t", "tmpfs", "-o", `${tmpfsData(sizeBytes)},nosuid,nodev`, source, target];
+    return traceStep("mount(8)", () => this.commands!.run("mount", args));
+  }
+
+  unmount(dir: { readonly fd: number }): Promise<void> {
+    // Lazily (MNT_DETACH, umount -l): the driver's own descriptor keeps the
+    // mount busy, and so may a container that has not exited yet; the kernel
+    // frees the tmpfs when the last user closes it.
+    const target = openDirectoryPath(dir.fd);
+    if (this.syscalls) return traceStep("umount2(2)", () => this.syscalls!.umount2(target, MNT_DETACH));
+    return traceStep("umount(8)", () => this.commands!.run("umount", ["--no-canonicalize", "-l", target]));
+  }
+
+  start(): void {
+    this.syscalls?.start();
   }
 
   close(): void {
-    this.commands.close();
+    this.syscalls?.close();
+    this.commands?.close();
   }
 }

@@ -25,6 +25,9 @@ import { raceSignal, SingleFlight } from "../keyvault/singleflight.ts";
 import { IDENTITY_BINDING_AUDIENCE } from "../../shared/identity-binding.ts";
 import { defaultTokenProxyOptions, TokenProxy } from "./token-proxy.ts";
 import { TokenProxyError } from "./token-proxy-error.ts";
+import { traceStep } from "../../shared/trace.ts";
+import type { PipelinePolicy } from "@azure/core-rest-pipeline";
+import { vaultAgentPolicy } from "../keyvault/vault-agent.ts";
 
 export const WORKLOAD_IDENTITY_AUDIENCE = "api://AzureADTokenExchange";
 
@@ -139,7 +142,8 @@ export class CachingCredential implements TokenCredential {
 
   private key(scopes: string | string[], options: GetTokenOptions | undefined): string {
     const list = Array.isArray(scopes) ? scopes : [scopes];
-    return [list.join(" "), options?.tenantId ?? this.defaultTenant, options?.claims ?? "", options?.enableCae ? "cae" : ""].join("\n");
+    // Tenant ids and domains are case-insensitive: Key Vault's challenge may spell the tenant otherwise than the class.
+    return [list.join(" "), (options?.tenantId ?? this.defaultTenant).toLowerCase(), options?.claims ?? "", options?.enableCae ? "cae" : ""].join("\n");
   }
 
   private fresh(token: AccessToken | undefined): token is AccessToken {
@@ -147,6 +151,18 @@ export class CachingCredential implements TokenCredential {
     const now = Date.now();
     if (token.refreshAfterTimestamp !== undefined && token.refreshAfterTimestamp <= now) return false;
     return token.expiresOnTimestamp - now > REFRESH_MARGIN_MS;
+  }
+
+  /**
+   * Starts fetching a token unless a fresh one is cached or on its way, and
+   * does not wait for it: the Key Vault client asks for the same token once
+   * the vault's authentication challenge is answered, and finds it fetched or
+   * in flight. A failure is what that request then gets.
+   */
+  prefetch(scopes: string[], options: GetTokenOptions): void {
+    const key = this.key(scopes, options);
+    if (this.fresh(this.tokens.get(key)) || this.flights.has(key)) return;
+    this.getToken(scopes, options).catch(() => undefined);
   }
 
   /** Stores a token obtained elsewhere (the workload identity proof). */
@@ -166,7 +182,7 @@ export class CachingCredential implements TokenCredential {
       const { abortSignal: _ignored, ...shared } = options ?? {};
       const scoped = scopedSignal([], FETCH_TIMEOUT_MS);
       try {
-        const token = await this.fetch(list, { ...shared, abortSignal: scoped.signal });
+        const token = await traceStep("token request", () => this.fetch(list, { ...shared, abortSignal: scoped.signal }));
         this.onFetch("ok");
         this.tokens.set(key, token);
         return token;
@@ -226,8 +242,15 @@ export class Identity {
     return { mode: this.auth.mode, tenantId: this.auth.tenantId, clientId: this.auth.clientId, cloud: this.auth.cloud };
   }
 
-  private credentialOptions(): { authorityHost: string; disableInstanceDiscovery: boolean; retryOptions: { maxRetries: number } } {
+  private credentialOptions(): {
+    authorityHost: string;
+    disableInstanceDiscovery: boolean;
+    retryOptions: { maxRetries: number };
+    additionalPolicies: Array<{ policy: PipelinePolicy; position: "perRetry" }>;
+  } {
     return {
+      // Entra ID's requests share the bounded pool of Key Vault's (vault-agent.ts).
+      additionalPolicies: [{ policy: vaultAgentPolicy, position: "perRetry" }],
       authorityHost: this.auth.cloud.activeDirectoryEndpoint,
       // Entra ID instance discovery only knows the public clouds' authorities;
       // a custom cloud (Azure Stack) would fail it.
@@ -267,6 +290,8 @@ export class Identity {
     const proxy = await (this.tokenProxy ?? defaultTokenProxy()).client(options.abortSignal as AbortSignal | undefined);
     const credential = new sdk.ClientAssertionCredential(auth.tenantId, auth.clientId, getAssertion, {
       ...this.credentialOptions(),
+      // the token proxy's client connects on its own terms
+      additionalPolicies: [],
       disableInstanceDiscovery: true,
       httpClient: proxy,
     });
@@ -292,7 +317,12 @@ export class Identity {
    * token is used on its behalf, and makes it the token future refreshes use.
    */
   async prepare(auth: AuthConfig, signal?: AbortSignal): Promise<void> {
-    if (!usesServiceAccountToken(auth.mode) || !auth.serviceAccountToken) return;
+    if (!usesServiceAccountToken(auth.mode)) {
+      // The token is fetched while the vault's challenge is on the wire, not after it.
+      this.credential.prefetch([keyVaultScope(auth.cloud)], { enableCae: true, tenantId: auth.tenantId || undefined });
+      return;
+    }
+    if (!auth.serviceAccountToken) return;
     const token = auth.serviceAccountToken;
     const hash = sha256(token);
     if (this.proven.get(hash) && !expired(token)) {

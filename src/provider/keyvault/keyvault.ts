@@ -31,6 +31,7 @@ import { raceSignal, sleep } from "./singleflight.ts";
 import { VaultClientCache, VaultClients, type Gate } from "./vault-clients.ts";
 import { vaultAgentPolicy } from "./vault-agent.ts";
 import { isMsalNetworkError, probeTlsTrust } from "../auth/tls-probe.ts";
+import { traceStep, traceStepSync } from "../../shared/trace.ts";
 
 export interface VaultRef {
   name: string;
@@ -339,7 +340,7 @@ export class KeyVaultReader {
       if (remaining <= 0) throw deadlineExceeded(`key vault "${vault.name}" (${vault.url}): no answer before the call's deadline`);
       const scoped = scopedSignal([ctx.signal], remaining);
       try {
-        return await this.context.run(ctx, () => fn(scoped.signal));
+        return await this.context.run(ctx, () => traceStep("Key Vault request", () => fn(scoped.signal)));
       } catch (err) {
         let error = classify(err, vault, ctx, auth);
         if (auth.mode !== "ManagedIdentity" && isMsalNetworkError(err)) {
@@ -401,7 +402,8 @@ export class KeyVaultReader {
         const started = performance.now();
         let errorClass: ErrorClass | "" = "";
         try {
-          const clients = this.clients(await azureSdk(), identity, vault);
+          const sdk = await traceStep("load the Azure SDK", () => azureSdk());
+          const clients = traceStepSync("Key Vault clients", () => this.clients(sdk, identity, vault));
           const gate = clients.gates[objectType];
           return await this.withRetries(vault, shared, identity.summary, (signal) => this.throughGate(gate, signal, () => fn(clients, signal)));
         } catch (err) {

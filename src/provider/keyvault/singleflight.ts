@@ -9,6 +9,10 @@ export class SingleFlight<T> {
     return this.inflight.size;
   }
 
+  has(key: string): boolean {
+    return this.inflight.has(key);
+  }
+
   /** Runs fn for key unless a call for key is in flight; `shared` tells which. */
   run(key: string, fn: () => Promise<T>): { promise: Promise<T>; shared: boolean } {
     const existing = this.inflight.get(key);

@@ -177,6 +177,78 @@ describe("NodePublishVolume against a real kube-apiserver", () => {
     expect(metrics).toMatch(/node_unpublish_total\{os_type="linux"\} [1-9]/);
   });
 
+  describe("a class changed a moment ago", () => {
+    // Each file is named after the class's `objects` parameter, so a volume shows which version of the class it was mounted from.
+    const fromClass = (req: { attributes: string }) => {
+      const objects = (JSON.parse(req.attributes) as Record<string, string>).objects!;
+      return { object_version: [{ id: `secret/${objects}`, version: "v1" }], files: [{ path: objects, mode: 0o644, contents: objects }] };
+    };
+    const replaceClass = async (spec: { provider: string; parameters: Record<string, string> }) => {
+      const current = (await custom.getNamespacedCustomObject({ group: GROUP, version: "v1", namespace: NS, plural: "secretproviderclasses", name: "fresh-spc" })) as {
+        metadata: Record<string, unknown>;
+      };
+      await custom.replaceNamespacedCustomObject({
+        group: GROUP,
+        version: "v1",
+        namespace: NS,
+        plural: "secretproviderclasses",
+        name: "fresh-spc",
+        body: { apiVersion: `${GROUP}/v1`, kind: "SecretProviderClass", metadata: current.metadata, spec },
+      });
+    };
+    const publishFresh = async () => {
+      const target = await newTarget();
+      await csi.call("Node", "NodePublishVolume", publishRequest(target, { volume_context: volumeContext({ secretProviderClass: "fresh-spc" }) }));
+      return target;
+    };
+
+    it("is what the next publish mounts: each publish reads the class, the copy only lets the provider call start early", async () => {
+      provider.behaviour = fromClass;
+      await createSpc("fresh-spc", "fake", { objects: "one" });
+      const first = await publishFresh();
+      expect(await readFile(join(first, "one"), "utf8")).toBe("one");
+      // Unchanged: one provider call per publish.
+      const second = await publishFresh();
+      expect(await readFile(join(second, "one"), "utf8")).toBe("one");
+      expect(provider.requests).toHaveLength(2);
+
+      await replaceClass({ provider: "fake", parameters: { objects: "two" } });
+      const third = await publishFresh();
+      expect(await readFile(join(third, "two"), "utf8")).toBe("two");
+      expect(existsSync(join(third, "one"))).toBe(false);
+      expect(JSON.parse(provider.requests.at(-1)!.attributes).objects).toBe("two");
+      for (const target of [first, second, third]) await csi.call("Node", "NodeUnpublishVolume", { volume_id: "v", target_path: target });
+    });
+
+    it("to another provider, or deleted, fails the next publish as a GET would, and nothing stays mounted", async () => {
+      provider.behaviour = fromClass;
+      await replaceClass({ provider: "fake", parameters: { objects: "three" } });
+      const warm = await publishFresh();
+      await csi.call("Node", "NodeUnpublishVolume", { volume_id: "v", target_path: warm });
+
+      await replaceClass({ provider: "absent", parameters: { objects: "four" } });
+      const moved = await newTarget();
+      const details = await expectGrpcError(
+        csi.call("Node", "NodePublishVolume", publishRequest(moved, { volume_context: volumeContext({ secretProviderClass: "fresh-spc" }) })),
+        grpc.status.UNAVAILABLE,
+      );
+      expect(details).toContain('provider not found: provider "absent"');
+      expect(existsSync(moved)).toBe(false);
+
+      await replaceClass({ provider: "fake", parameters: { objects: "five" } });
+      await csi.call("Node", "NodeUnpublishVolume", { volume_id: "v", target_path: await publishFresh() });
+      await custom.deleteNamespacedCustomObject({ group: GROUP, version: "v1", namespace: NS, plural: "secretproviderclasses", name: "fresh-spc" });
+      const gone = await newTarget();
+      const notFound = await expectGrpcError(
+        csi.call("Node", "NodePublishVolume", publishRequest(gone, { volume_context: volumeContext({ secretProviderClass: "fresh-spc" }) })),
+        grpc.status.NOT_FOUND,
+      );
+      expect(notFound).toBe(`failed to get secretproviderclass ${NS}/fresh-spc, error: secretproviderclasses.${GROUP} "fresh-spc" not found`);
+      expect(await isTmpfs(gone)).toBe(false);
+      expect(existsSync(gone)).toBe(false);
+    });
+  });
+
   it("sends service-account tokens from secrets before the volume context", async () => {
     const target = await newTarget();
     const loggedBefore = driver.output().length;

@@ -224,6 +224,42 @@ describe("CachingCredential", () => {
     expect(calls).toBe(2);
   });
 
+  it("prefetches a token the Key Vault client then finds in flight or cached, whatever the tenant's case; a failed prefetch is not reported, the next request fetches again", async () => {
+    let calls = 0;
+    let release!: () => void;
+    let fail = false;
+    const cred = new CachingCredential(
+      async (): Promise<AccessToken> => {
+        calls++;
+        await new Promise<void>((r) => (release = r));
+        if (fail) throw new Error("AADSTS7000215: invalid client secret");
+        return { token: `t${calls}`, expiresOnTimestamp: Date.now() + 3600_000 };
+      },
+      "Tenant-A",
+      () => {},
+    );
+    const scope = ["https://vault.azure.net/.default"];
+    cred.prefetch(scope, { enableCae: true, tenantId: "Tenant-A" });
+    cred.prefetch(scope, { enableCae: true, tenantId: "Tenant-A" });
+    expect(calls).toBe(1);
+    // The challenge names the tenant in lower case: the request joins the prefetch.
+    const asked = cred.getToken(scope, { enableCae: true, tenantId: "tenant-a" });
+    release();
+    expect((await asked).token).toBe("t1");
+    cred.prefetch(scope, { enableCae: true, tenantId: "Tenant-A" });
+    expect(calls).toBe(1);
+
+    fail = true;
+    const other = ["https://vault.azure.cn/.default"];
+    cred.prefetch(other, { enableCae: true, tenantId: "Tenant-A" });
+    release();
+    await new Promise((r) => setImmediate(r));
+    const again = cred.getToken(other, { enableCae: true, tenantId: "Tenant-A" });
+    expect(calls).toBe(3);
+    release();
+    await expect(again).rejects.toThrow(/AADSTS7000215/);
+  });
+
   it("refetches tokens within five minutes of expiry", async () => {
     let calls = 0;
     const cred = new CachingCredential(async () => ({ token: String(++calls), expiresOnTimestamp: Date.now() + 60_000 }), "t", () => {});

@@ -1,0 +1,135 @@
+// The driver's two ways to mount and unmount its tmpfs: the system calls
+// through the Perl helper (the default where it runs) and mount(8) / umount(8)
+// through the shell. Both must leave the very same mount on the node, act on
+// the directory an open descriptor names, and report failures with the
+// kernel's reason. Real tmpfs mounts: run as root.
+import { closeSync, constants, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mountsAt, TmpfsMounter } from "../../../src/driver/volume/mounter.ts";
+import { MountSyscalls, mountSyscallsAvailable, SyscallError } from "../../../src/driver/volume/mount-syscalls.ts";
+import { removeTestTree, requireRoot } from "../../support/driver-process.ts";
+
+const SOURCE = "secrets-store.csi.k8s.io";
+
+/** The mountinfo line of the top mount at path, without the fields that differ between two mounts (ids, device, path). */
+function mountLine(path: string): string {
+  const line = readFileSync("/proc/self/mountinfo", "utf8")
+    .split("\n")
+    .filter((l) => l.split(" ")[4] === path)
+    .at(-1);
+  if (!line) throw new Error(`nothing mounted at ${path}`);
+  const fields = line.split(" ");
+  return [fields[3], ...fields.slice(5)].join(" ");
+}
+
+function openDir(path: string): { fd: number; close(): void } {
+  const fd = openSync(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+  return { fd, close: () => closeSync(fd) };
+}
+
+describe("tmpfs mounter", () => {
+  let base: string;
+  const mounters: TmpfsMounter[] = [];
+  const mounter = (via: "syscalls" | "commands") => {
+    const m = new TmpfsMounter({ via });
+    mounters.push(m);
+    return m;
+  };
+
+  beforeAll(async () => {
+    requireRoot();
+    base = await mkdtemp(join(tmpdir(), "mounter-"));
+  });
+  afterAll(async () => {
+    for (const m of mounters) m.close();
+    await removeTestTree(base);
+  });
+
+  it("uses the system calls on this machine (x64 or arm64 with /usr/bin/perl)", () => {
+    expect(mountSyscallsAvailable()).toBe(true);
+    expect(mountSyscallsAvailable("mips")).toBe(false);
+  });
+
+  it("mounts the same tmpfs either way, through an open descriptor, and unmounts it lazily", async () => {
+    const lines: string[] = [];
+    for (const via of ["syscalls", "commands"] as const) {
+      const m = mounter(via);
+      const dir = join(base, via);
+      mkdirSync(dir);
+      const held = openDir(dir);
+      try {
+        await m.mountTmpfs(held, SOURCE, 1024 * 1024);
+      } finally {
+        held.close();
+      }
+      const [mount] = await mountsAt(dir);
+      expect(mount, via).toMatchObject({ fsType: "tmpfs", source: SOURCE });
+      lines.push(mountLine(dir));
+      // Busy (a file held open inside it): a lazy unmount still detaches it.
+      writeFileSync(join(dir, "f"), "x");
+      const busy = openSync(join(dir, "f"), "r");
+      const root = openDir(dir);
+      try {
+        await m.unmount(root);
+      } finally {
+        root.close();
+        closeSync(busy);
+      }
+      expect(await mountsAt(dir), via).toEqual([]);
+    }
+    expect(lines[0]).toContain("nosuid,nodev");
+    expect(lines[0]).toContain(`tmpfs ${SOURCE} rw,size=1024k,mode=755`);
+    expect(lines[0]).toBe(lines[1]);
+  });
+
+  it("reports the kernel's reason when a call fails, and keeps serving", async () => {
+    const dir = join(base, "plain");
+    mkdirSync(dir);
+    const m = mounter("syscalls");
+    const held = openDir(dir);
+    try {
+      const err = await m.unmount(held).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(SyscallError);
+      expect((err as SyscallError).code).toBe("EINVAL");
+      expect((err as Error).message).toMatch(/^umount2 of \/proc\/\d+\/fd\/\d+ failed: EINVAL \(Invalid argument\)$/);
+      await m.mountTmpfs(held, SOURCE, 65536);
+      expect(await mountsAt(dir)).toHaveLength(1);
+      await m.unmount(openDir(dir));
+      expect(await mountsAt(dir)).toEqual([]);
+    } finally {
+      held.close();
+    }
+  });
+
+  it("refuses an argument with a line break or NUL before it reaches the helper", async () => {
+    const calls = new MountSyscalls();
+    try {
+      await expect(calls.umount2(`${base}/a\nb`, 2)).rejects.toThrow(/line break or NUL/);
+      await expect(calls.mount(SOURCE, `${base}/a\0b`, "tmpfs", 0, "")).rejects.toThrow(/line break or NUL/);
+    } finally {
+      calls.close();
+    }
+  });
+
+  it("starts a new helper after close()", async () => {
+    const calls = new MountSyscalls();
+    const dir = join(base, "again");
+    mkdirSync(dir);
+    try {
+      await expect(calls.umount2(dir, 0)).rejects.toThrow(/EINVAL/);
+      calls.close();
+      await calls.mount(SOURCE, dir, "tmpfs", 0, "size=65536");
+      expect(await mountsAt(dir)).toHaveLength(1);
+      await calls.umount2(dir, 2);
+      expect(await mountsAt(dir)).toEqual([]);
+    } finally {
+      calls.close();
+    }
+  });
+});

@@ -6,13 +6,17 @@
 // The driver runs in standalone mode (SecretProviderClasses from a folder) and
 // mounts the example class on a real tmpfs; the script shows the files,
 // rotates the secret in the emulator, waits for the driver to swap the new
-// value in, and cleans up. Needs root (tmpfs mounts, port 443 on loopback).
+// value in. Then the same by Key Vault event: a kube-apiserver of its own (the
+// test tools'), the driver in cluster mode and the controller's Event Grid
+// webhook, both polling only once an hour; and it cleans up. Needs root
+// (tmpfs mounts, port 443 on loopback).
 // Every address is its own: the emulator takes port 443 of a loopback address
 // picked at random (127.0.0.0/8 is all loopback), and every other server
 // listens on a port the kernel picks, read back from the programs' logs, so
 // the demo runs beside anything else on the machine (the driver's and
 // provider's default ports 8095, 9808, 8898 and 8989 included).
 import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes, randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
 import { lstat, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -145,6 +149,149 @@ async function show(target: string): Promise<void> {
   }
 }
 
+async function stop(proc: { child: ChildProcess }): Promise<void> {
+  if (proc.child.exitCode !== null || proc.child.signalCode !== null) return;
+  const exited = new Promise((r) => proc.child.once("exit", r));
+  proc.child.kill("SIGTERM");
+  await exited;
+}
+
+async function emulatorAdmin<T>(imds: string, path: string, body: unknown): Promise<T> {
+  const response = await fetch(`${imds}/_emulator/${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  if (!response.ok) throw new Error(`emulator ${path}: ${response.status} ${await response.text()}`);
+  return (await response.json()) as T;
+}
+
+/**
+ * Part two: rotation by Key Vault event. A kube-apiserver of our own (the
+ * test harness's, from the tools cache), the driver in cluster mode polling
+ * only once an hour, and the SecretSync controller with its Event Grid
+ * webhook; the emulator delivers the vault's events to it. A new version
+ * reaches the mounted file within a second, long before any poll.
+ */
+async function eventDrivenRotation(env: { base: string; address: string; ca: string; imds: string; addCleanup: (f: () => Promise<unknown>) => void }): Promise<void> {
+  const { base, address, ca, imds } = env;
+  step("Event-driven rotation: starting a kube-apiserver and etcd of our own (from the test tools; no kubelet)");
+  const { startCluster } = await import("../test/harness/cluster.ts");
+  const { CoreV1Api, CustomObjectsApi, KubeConfig } = await import("@kubernetes/client-node");
+  const cluster = await startCluster();
+  env.addCleanup(() => cluster.stop());
+  const kc = new KubeConfig();
+  kc.loadFromFile(cluster.kubeconfigPath);
+  const core = kc.makeApiClient(CoreV1Api);
+  await core.createNamespace({ body: { metadata: { name: "demo" } } });
+  // No kube-controller-manager here: the namespace's default service account is made by hand.
+  await core.createNamespacedServiceAccount({ namespace: "demo", body: { metadata: { name: "default" } } });
+  const pod = await core.createNamespacedPod({
+    namespace: "demo",
+    body: { metadata: { name: "demo-pod" }, spec: { nodeName: "demo-node", containers: [{ name: "app", image: "registry.k8s.io/pause:3.10" }] } },
+  });
+  const spc = (await import("yaml")).parse(SPC) as { metadata: { name: string } };
+  await kc.makeApiClient(CustomObjectsApi).createNamespacedCustomObject({ group: "secrets-store.csi.x-k8s.io", version: "v1", namespace: "demo", plural: "secretproviderclasses", body: spc });
+  console.log(`  ${cluster.server}: namespace demo, SecretProviderClass demo-azure, pod demo-pod on node demo-node`);
+
+  step("Starting the driver (cluster mode, rotation polling every 1h) and the controller (its Event Grid webhook, polling every 1h)");
+  const csiSocket = join(base, "csi-cluster.sock");
+  const driver = start("driver (cluster)", [
+    "src/driver/main.ts",
+    `--endpoint=unix://${csiSocket}`,
+    "--nodeid=demo-node",
+    `--kubelet-dir=${base}`,
+    `--kubeconfig=${cluster.kubeconfigPath}`,
+    `--provider-volume=${join(base, "providers")}`,
+    "--additional-provider-volume-paths=",
+    "--enable-secret-rotation=true",
+    "--rotation-poll-interval=1h",
+    `--metrics-addr=${address}:0`,
+    `--health-addr=${address}:0`,
+  ]);
+  env.addCleanup(() => stop(driver));
+  await waitFor("the driver", () => existsSync(csiSocket), 30_000, driver);
+  const tls = await emulatorAdmin<{ keyPem: string; certificatePem: string }>(imds, "server-certificate", { names: [address] });
+  await writeFile(join(base, "webhook.crt"), tls.certificatePem);
+  await writeFile(join(base, "webhook.key"), tls.keyPem, { mode: 0o600 });
+  const querySecret = randomBytes(24).toString("hex");
+  await writeFile(join(base, "webhook-secret"), `${querySecret}\n`, { mode: 0o600 });
+  const controller = start(
+    "controller",
+    [
+      "--import",
+      "./src/emulator/dns-hook.ts",
+      "src/controller/main.ts",
+      `--kubeconfig=${cluster.kubeconfigPath}`,
+      `--provider-volume=${join(base, "providers")}`,
+      "--rotation-poll-interval=1h",
+      `--metrics-bind-address=${address}:0`,
+      `--health-probe-bind-address=${address}:0`,
+      `--event-webhook-bind-address=${address}:0`,
+      `--event-webhook-tls-cert-file=${join(base, "webhook.crt")}`,
+      `--event-webhook-tls-key-file=${join(base, "webhook.key")}`,
+      `--event-webhook-query-secrets-file=${join(base, "webhook-secret")}`,
+    ],
+    { NODE_EXTRA_CA_CERTS: ca, SSCSI_EMULATOR_ADDRESS: address, SYNC_CONTROLLER_POD_NAME: "demo-controller", SYNC_CONTROLLER_POD_UID: randomUUID(), SYNC_CONTROLLER_POD_NAMESPACE: "demo" },
+  );
+  env.addCleanup(() => stop(controller));
+  let webhook: { port: number } | undefined;
+  await waitFor("the controller's webhook", () => (webhook = logEntry(controller.log, "event webhook listening")) !== undefined, 60_000, controller);
+  const subscription = await emulatorAdmin<Array<{ provisioningState: string }>>(imds, "events/webhook-subscriptions", {
+    name: "demo",
+    endpointUrl: `https://${address}:${webhook!.port}/keyvault-events?code=${querySecret}`,
+    vaults: [VAULT],
+  });
+  console.log(`  Event Grid subscription "demo" -> https://${address}:${webhook!.port}/keyvault-events: ${subscription[0]?.provisioningState} (handshake answered, query secret checked)`);
+
+  step("NodePublishVolume for demo-pod through the cluster-mode driver");
+  const { Node } = csiServices();
+  const csi = new Node(`unix:${csiSocket}`, grpc.credentials.createInsecure());
+  env.addCleanup(async () => csi.close());
+  const uid = pod.metadata!.uid!;
+  const target = join(base, "pods", uid, "volumes", "kubernetes.io~csi", "secrets-store-inline", "mount");
+  await mkdir(join(target, ".."), { recursive: true });
+  const call = (method: string, request: object) =>
+    new Promise<void>((ok, fail) =>
+      (csi as unknown as Record<string, (r: object, o: grpc.CallOptions, cb: (e: Error | null) => void) => void>)[method]!(request, { deadline: new Date(Date.now() + 60_000) }, (e) => (e ? fail(e) : ok())),
+    );
+  await call("NodePublishVolume", {
+    volume_id: "csi-demo-events",
+    target_path: target,
+    volume_capability: { mount: {}, access_mode: { mode: "SINGLE_NODE_WRITER" } },
+    readonly: true,
+    secrets: { clientid: CLIENT_ID, clientsecret: CLIENT_SECRET },
+    volume_context: {
+      secretProviderClass: "demo-azure",
+      "csi.storage.k8s.io/pod.name": "demo-pod",
+      "csi.storage.k8s.io/pod.namespace": "demo",
+      "csi.storage.k8s.io/pod.uid": uid,
+      "csi.storage.k8s.io/serviceAccount.name": "default",
+      "csi.storage.k8s.io/ephemeral": "true",
+    },
+  });
+  env.addCleanup(() => call("NodeUnpublishVolume", { volume_id: "csi-demo-events", target_path: target }));
+  const before = await readFile(join(target, "db-password"), "utf8");
+  console.log(`  db-password: ${JSON.stringify(before)}`);
+
+  step("Writing a new version of db-password: Key Vault's event goes to the controller, the controller asks the node's driver");
+  const rotated = `event-rotated-at-${new Date().toISOString()}`;
+  const written = Date.now();
+  const response = await fetch(`${imds}/_emulator/seed`, {
+    method: "POST",
+    headers: { "content-type": "application/yaml" },
+    body: `vaults:\n  - name: ${VAULT}\n    secrets:\n      - { name: db-password, value: "${rotated}" }\n`,
+  });
+  if (!response.ok) throw new Error(`seeding a new version failed: ${response.status} ${await response.text()}`);
+  await waitFor("the rotated file", async () => (await readFile(join(target, "db-password"), "utf8")) === rotated, 30_000, driver);
+  console.log(`  db-password: ${JSON.stringify(before)} -> ${JSON.stringify(rotated)} after ${Date.now() - written} ms (the driver polls once an hour)`);
+  const handled = logEntry<{ type: string; outcome: string }>(controller.log, "key vault event");
+  if (handled) console.log(`  controller: ${handled.type} -> ${handled.outcome}`);
+  const statusObject = (await kc.makeApiClient(CustomObjectsApi).listNamespacedCustomObject({ group: "secrets-store.csi.x-k8s.io", version: "v1", namespace: "demo", plural: "secretproviderclasspodstatuses" })) as {
+    items: Array<{ metadata: { name: string; annotations?: Record<string, string> } }>;
+  };
+  for (const item of statusObject.items) {
+    const a = item.metadata.annotations ?? {};
+    console.log(`  secretproviderclasspodstatus ${item.metadata.name}: refresh-requested-at=${a["secrets-store.csi.k8s.io/refresh-requested-at"]} refresh-version=${a["secrets-store.csi.k8s.io/refresh-version"]}`);
+  }
+}
+
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) {
     console.error("demo: run as root (sudo npm run demo): the driver mounts a tmpfs and the emulator listens on port 443 of a loopback address.");
@@ -160,6 +307,7 @@ async function main(): Promise<void> {
 
   let csi: grpc.Client | undefined;
   let target = "";
+  const extraCleanup: Array<() => Promise<unknown>> = [];
   try {
     await writeFile(join(base, "seed.yaml"), SEED);
     // Port 443 of a loopback address of our own; another one if it is taken.
@@ -268,11 +416,15 @@ async function main(): Promise<void> {
     const counts = metrics.split("\n").filter((l) => /^(node_publish_total|rotation_reconcile_total)\{/.test(l));
     console.log(`  driver metrics:\n${counts.map((l) => `    ${l}`).join("\n")}`);
 
-    step("NodeUnpublishVolume and cleanup");
+    step("NodeUnpublishVolume");
     await call("NodeUnpublishVolume", { volume_id: "csi-demo", target_path: target });
     console.log(`  ${target} unmounted and removed: ${!existsSync(target)}`);
+    await stop(driver);
+
+    await eventDrivenRotation({ base, address, ca, imds: emulatorLog.imdsEndpoint, addCleanup: (f) => extraCleanup.push(f) });
   } finally {
     csi?.close();
+    for (const f of extraCleanup.reverse()) await f().catch(() => undefined);
     await cleanup();
   }
   console.log(`\n${bold("demo complete")}`);

@@ -1,13 +1,16 @@
 // Assembles the SecretSync controller: Kubernetes access, the watches of
 // SecretSyncs and SecretProviderClasses, the rotation schedule, the work
 // queue and its reconciler, the provider clients, leader election, and the
-// metrics and health servers. Used by main.ts and by tests that run it
+// metrics and health servers; with events on, the Key Vault event receivers
+// (webhook, pull) and the watch of SecretProviderClassPodStatuses through
+// which nodes are asked to refresh; with restart on rotation, the watch of
+// workloads and the restarter. Used by main.ts and by tests that run it
 // in-process.
 import type { Logger } from "../shared/logger.ts";
 import { startHttpServer, type RunningHttpServer } from "../shared/http/http-server.ts";
 import { loadKubeConnection } from "../shared/kube/kube-connection.ts";
 import { KubeRest } from "../shared/kube/kube-rest.ts";
-import { SPC_GROUP, SPC_PLURAL, SPC_VERSION, type SecretProviderClass } from "../shared/kube/kube-types.ts";
+import { SPC_GROUP, SPC_PLURAL, SPC_VERSION, SPCPS_PLURAL, type SecretProviderClass } from "../shared/kube/kube-types.ts";
 import { ProviderClients } from "../shared/provider-api/provider-client.ts";
 import { keyOf, type SecretSync } from "./api/secret-sync.ts";
 import { EventRecorder } from "./kube/event-recorder.ts";
@@ -23,18 +26,35 @@ import { Reconciler } from "./reconcile/reconciler.ts";
 import { RotationSchedule } from "./reconcile/rotation.ts";
 import { SyncHashes } from "./reconcile/sync-hash.ts";
 import { WorkQueue } from "./reconcile/work-queue.ts";
+import { ClassObjectIndex } from "./events/class-objects.ts";
+import { EntraTokenValidator } from "./events/entra-token.ts";
+import { EventProcessor } from "./events/event-processor.ts";
+import { ExpiryNotices } from "./events/expiry.ts";
+import { PullReceiver } from "./events/pull-receiver.ts";
+import { QuerySecrets } from "./events/query-secrets.ts";
+import { SecretSyncRefresh } from "./events/secret-sync-refresh.ts";
+import { VolumeSignals } from "./events/volume-signals.ts";
+import { startWebhookServer, type RunningWebhook } from "./events/webhook-server.ts";
+import { PodStatusIndex, trimPodStatus, type PodStatus } from "./kube/pod-status-index.ts";
+import { Restarter } from "./rollout/restarter.ts";
+import { SecretContents } from "./rollout/secret-content.ts";
+import { WorkloadIndex } from "./rollout/workloads.ts";
 
 export interface ControllerDependencies {
   logger: Logger;
   metrics?: ControllerMetrics;
   /** Called once if this replica led and lost its Lease (main.ts exits, so the pod restarts as a stand-by). */
   onLeadershipLost?: () => void;
+  /** Called when the leader cannot do its work (the event webhook cannot listen): main.ts exits. */
+  onFatal?: (err: Error) => void;
 }
 
 export interface RunningController {
   metrics: ControllerMetrics;
   metricsServer?: RunningHttpServer;
   healthServer?: RunningHttpServer;
+  /** The event webhook's port once this replica leads (with a webhook configured). */
+  webhookPort(): number | undefined;
   isLeader(): boolean;
   stop(): Promise<void>;
 }
@@ -45,6 +65,11 @@ const ROTATION_JITTER = 0.1;
 const MAX_BACKOFF_WITHOUT_ROTATION_MS = 5 * 60_000;
 /** Shutdown waits this long for reconciles in progress. */
 const SHUTDOWN_GRACE_MS = 20_000;
+/** Events handled at the same time, and at most waiting. */
+const EVENT_CONCURRENCY = 8;
+const MAX_PENDING_EVENTS = 1000;
+/** Shortest time between two access re-checks of one vault. */
+const ACCESS_CHECK_INTERVAL_MS = 60_000;
 
 const generationOf = (obj: { metadata: { generation?: number } }) => obj.metadata.generation ?? 0;
 
@@ -114,9 +139,32 @@ export async function startController(options: ControllerOptions, deps: Controll
         rotation.untrack(key);
         reconciler.forget(key);
         if (ss.metadata.uid) hashes.forget(ss.metadata.uid);
+        if (ss.metadata.uid) contents?.forget(ss.metadata.uid);
       },
     },
   });
+  const eventsOn = options.events.webhook !== undefined || options.events.pull !== undefined;
+  const classObjects = new ClassObjectIndex();
+  let restarter: Restarter | undefined;
+  const podStatusIndex = new PodStatusIndex({ onTransition: (t) => restarter?.classChanged(t.namespace, t.className, t.before, t.after) });
+  const podStatuses =
+    eventsOn || options.restart.enabled
+      ? new Informer<PodStatus>(rest, logger, {
+          path: `/apis/${SPC_GROUP}/${SPC_VERSION}/${SPCPS_PLURAL}`,
+          resource: SPCPS_PLURAL,
+          transform: trimPodStatus,
+          handlers: { onAdd: (ps) => podStatusIndex.add(ps), onUpdate: (old, ps) => podStatusIndex.update(old, ps), onDelete: (ps) => podStatusIndex.remove(ps) },
+        })
+      : undefined;
+  const workloads = options.restart.enabled ? new WorkloadIndex(rest, logger, { onForget: (uid) => restarter?.forget(uid) }) : undefined;
+  if (workloads) {
+    restarter = new Restarter(
+      { rest, workloads, secretProviderClass: (namespace, name) => classes.get(namespace, name), events, metrics, logger },
+      { minIntervalMs: options.restart.minIntervalMs },
+    );
+  }
+  const contents = restarter ? new SecretContents({ maxEntries: 100_000 }) : undefined;
+
   const classChanged = (spc: SecretProviderClass, uid: string | undefined) => {
     const namespace = spc.metadata.namespace ?? "";
     mounts.forgetClass(namespace, uid);
@@ -127,12 +175,19 @@ export async function startController(options: ControllerOptions, deps: Controll
     path: `/apis/${SPC_GROUP}/${SPC_VERSION}/${SPC_PLURAL}`,
     resource: "secretproviderclasses",
     handlers: {
-      onAdd: (spc) => classChanged(spc, spc.metadata.uid),
+      onAdd: (spc) => {
+        classObjects.set(spc);
+        classChanged(spc, spc.metadata.uid);
+      },
       onUpdate: (old, spc) => {
         if (old.metadata.uid === spc.metadata.uid && generationOf(old) === generationOf(spc)) return;
+        classObjects.set(spc);
         classChanged(spc, old.metadata.uid);
       },
-      onDelete: (spc) => classChanged(spc, spc.metadata.uid),
+      onDelete: (spc) => {
+        classObjects.delete(spc.metadata.namespace ?? "", spc.metadata.name);
+        classChanged(spc, spc.metadata.uid);
+      },
     },
   });
 
@@ -147,7 +202,57 @@ export async function startController(options: ControllerOptions, deps: Controll
     metrics,
     logger,
     maxBackoffMs: interval > 0 ? interval : MAX_BACKOFF_WITHOUT_ROTATION_MS,
+    onSynced: contents
+      ? (ss, spc, data, outcome) => {
+          void contents.observe(ss, data, mounts.objectsOf(ss, spc), outcome === "updated").then((change) => {
+            if (change) restarter?.secretChanged(change.namespace, change.secret, change.hash, change.versions, change.known);
+          });
+        }
+      : undefined,
   });
+
+  // Key Vault events: what they reach, and the two ways in.
+  const secretSyncRefresh = new SecretSyncRefresh({
+    keysOfClass: (ref) => rotation.byClass(ref.namespace, ref.name),
+    secretSync: (key) => secretSyncs.getByKey(key),
+    secretProviderClass: (ref) => classes.get(ref.namespace, ref.name),
+    holdsVersion: (ss, spc, version) => mounts.holdsVersion(ss, spc, version),
+    syncNow: (key, notBefore) => (queue ? queue.addAndWait(key, notBefore) : Promise.resolve(false)),
+  });
+  const expiry = new ExpiryNotices({
+    events,
+    podStatuses: podStatusIndex,
+    secretSyncsOfClass: (ref) => secretSyncRefresh.secretSyncsOfClass(ref),
+    maxObjects: Math.min(options.events.maxTracked, 10_000),
+  });
+  metrics.expirySource = expiry;
+  const processor = new EventProcessor(
+    { index: classObjects, secretSyncs: secretSyncRefresh, volumes: new VolumeSignals(rest, podStatusIndex), expiry, metrics, logger },
+    { maxTracked: options.events.maxTracked, maxPending: MAX_PENDING_EVENTS, concurrency: EVENT_CONCURRENCY, accessCheckIntervalMs: ACCESS_CHECK_INTERVAL_MS },
+  );
+  metrics.eventMemorySource = () => {
+    const { ids, versions, objects, vaults, inFlight } = processor.tracked;
+    return { ids, versions, objects, vaults, in_flight: inFlight, expiring: expiry.size };
+  };
+  // Read before leading, so a wrong file or tenant shows at start-up.
+  const webhookConfig = options.events.webhook;
+  const querySecrets = webhookConfig?.querySecretsFile ? new QuerySecrets(webhookConfig.querySecretsFile) : undefined;
+  const entra = webhookConfig?.entra ? new EntraTokenValidator(webhookConfig.entra) : undefined;
+  if (entra) {
+    entra.prime().catch((err: unknown) => logger.warn({ error: (err as Error).message }, "cannot read the Entra ID signing keys yet; bearer tokens are refused until they are"));
+  }
+  let webhook: RunningWebhook | undefined;
+  const startEvents = async () => {
+    if (webhookConfig) {
+      webhook = await startWebhookServer(
+        { listen: webhookConfig.listen, certFile: webhookConfig.certFile, keyFile: webhookConfig.keyFile, querySecrets, queryParameter: webhookConfig.queryParameter, entra },
+        processor,
+        metrics,
+        logger,
+      );
+    }
+    if (options.events.pull) void new PullReceiver(options.events.pull, processor, metrics, logger).run(stopping.signal);
+  };
 
   let syncing: Promise<void> | undefined;
   const startSyncing = () => {
@@ -155,7 +260,9 @@ export async function startController(options: ControllerOptions, deps: Controll
       logger.info({ rotationPollInterval: interval, audiences: options.audiences, providerDir: options.providerDir }, "starting the watches");
       void secretSyncs.run(stopping.signal);
       void classes.run(stopping.signal);
-      await Promise.all([secretSyncs.waitForSync(), classes.waitForSync()]);
+      if (podStatuses) void podStatuses.run(stopping.signal);
+      workloads?.run(stopping.signal);
+      await Promise.all([secretSyncs.waitForSync(), classes.waitForSync(), podStatuses?.waitForSync(), workloads?.waitForSync()]);
       if (stopping.signal.aborted) return;
       queue = new WorkQueue({
         concurrency: options.concurrency,
@@ -164,7 +271,19 @@ export async function startController(options: ControllerOptions, deps: Controll
       });
       for (const ss of secretSyncs.values()) queue.add(keyOf(ss), eventFreshness());
       queue.start();
-      logger.info({ secretSyncs: secretSyncs.size, secretProviderClasses: classes.size }, "watches synced; reconciling");
+      logger.info(
+        { secretSyncs: secretSyncs.size, secretProviderClasses: classes.size, podStatuses: podStatuses?.size, workloads: workloads?.size },
+        "watches synced; reconciling",
+      );
+      if (eventsOn) {
+        try {
+          await startEvents();
+        } catch (err) {
+          // A webhook that cannot listen (a bad certificate, a taken port) is fatal: the pod restarts and says why.
+          logger.error({ error: (err as Error).message }, "cannot receive key vault events");
+          deps.onFatal?.(err as Error);
+        }
+      }
     })();
     return syncing;
   };
@@ -201,7 +320,7 @@ export async function startController(options: ControllerOptions, deps: Controll
     void startSyncing();
   }
 
-  const synced = () => secretSyncs.hasSynced && classes.hasSynced && queue !== undefined;
+  const synced = () => secretSyncs.hasSynced && classes.hasSynced && (podStatuses?.hasSynced ?? true) && (workloads?.hasSynced ?? true) && queue !== undefined;
   const ready = async (): Promise<void> => {
     if (elector && !elector.isLeader) {
       // A stand-by is ready while it reaches the API server.
@@ -224,11 +343,14 @@ export async function startController(options: ControllerOptions, deps: Controll
     metrics,
     metricsServer,
     healthServer,
+    webhookPort: () => webhook?.port,
     isLeader: () => (elector ? elector.isLeader : true),
     stop() {
       stopped ??= (async () => {
         stopping.abort();
         rotation.stop();
+        restarter?.stop();
+        await webhook?.close();
         clearInterval(gauges);
         // Let reconciles in progress finish their writes, within the grace period.
         if (queue) await Promise.race([queue.stop(), new Promise((r) => setTimeout(r, SHUTDOWN_GRACE_MS).unref())]);

@@ -4,7 +4,9 @@
 // (secret-sync.x-k8s.io/v1alpha1, the API of
 // kubernetes-sigs/secrets-store-sync-controller). It calls the provider named
 // by each SecretSync's SecretProviderClass over the provider's unix socket,
-// usually a sidecar in the same pod.
+// usually a sidecar in the same pod. Optionally it receives Key Vault events
+// (Event Grid push or pull) to rotate at once, and restarts workloads whose
+// secrets changed.
 import { FlagError, usage } from "../shared/cli/flags.ts";
 import { onShutdown } from "../shared/cli/shutdown.ts";
 import { BUILD_DATE, BUILD_VERSION, GIT_COMMIT } from "../shared/cli/version.ts";
@@ -41,6 +43,9 @@ async function main(): Promise<void> {
       // As controller-runtime does: a replica that lost its Lease exits, and
       // comes back as a stand-by.
       logger.error("leadership lost; exiting");
+      void controller.stop().finally(() => process.exit(1));
+    },
+    onFatal: () => {
       void controller.stop().finally(() => process.exit(1));
     },
   });

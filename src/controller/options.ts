@@ -82,6 +82,61 @@ export const CONTROLLER_FLAGS = {
     usage: "service-account tokens kept, one per (namespace, service account, audience)",
     validate: positive,
   } as FlagSpec<"int">,
+  "event-webhook-bind-address": {
+    kind: "string",
+    default: "",
+    usage: "listen address of the HTTPS endpoint for Key Vault events pushed by Event Grid (empty: no webhook); served by the leader only",
+    validate: checkListen,
+  } as FlagSpec<"string">,
+  "event-webhook-tls-cert-file": { kind: "string", default: "", usage: "the webhook's serving certificate (PEM), read again when it changes" } as FlagSpec<"string">,
+  "event-webhook-tls-key-file": { kind: "string", default: "", usage: "the webhook's private key (PEM)" } as FlagSpec<"string">,
+  "event-webhook-query-secrets-file": {
+    kind: "string",
+    default: "",
+    usage: "file with the webhook's query secret, one per line, two while rotating it (authenticates deliveries by ?<parameter>=<secret>)",
+  } as FlagSpec<"string">,
+  "event-webhook-query-parameter": { kind: "string", default: "code", usage: "the query parameter that carries the webhook's secret" } as FlagSpec<"string">,
+  "event-webhook-tenant-id": { kind: "string", default: "", usage: "Entra ID tenant of the webhook's application (authenticates deliveries by bearer token)" } as FlagSpec<"string">,
+  "event-webhook-audience": {
+    kind: "string",
+    default: "",
+    usage: "comma-separated audiences the bearer token may carry: the webhook application's id and/or application id URI",
+  } as FlagSpec<"string">,
+  "event-webhook-authority-host": {
+    kind: "string",
+    default: "https://login.microsoftonline.com",
+    usage: "Entra ID authority whose OpenID configuration publishes the token signing keys",
+  } as FlagSpec<"string">,
+  "event-namespace-endpoint": {
+    kind: "string",
+    default: "",
+    usage: "Event Grid namespace endpoint to pull Key Vault events from (https://<namespace>.<region>-1.eventgrid.azure.net; empty: no pull)",
+  } as FlagSpec<"string">,
+  "event-namespace-topic": { kind: "string", default: "", usage: "the namespace topic Key Vault's system topic delivers to" } as FlagSpec<"string">,
+  "event-namespace-subscription": { kind: "string", default: "", usage: "the topic's queue subscription the controller reads" } as FlagSpec<"string">,
+  "event-namespace-client-id": {
+    kind: "string",
+    default: "",
+    usage: "client id of the controller's identity for the namespace (default: $AZURE_CLIENT_ID, as workload identity sets it)",
+  } as FlagSpec<"string">,
+  "event-namespace-tenant-id": { kind: "string", default: "", usage: "tenant of that identity (default: $AZURE_TENANT_ID)" } as FlagSpec<"string">,
+  "max-tracked-events": {
+    kind: "int",
+    default: 10_000,
+    usage: "event ids, object versions and objects remembered for deduplication, each; the least recently used go first",
+    validate: positive,
+  } as FlagSpec<"int">,
+  "restart-on-rotation": {
+    kind: "bool",
+    default: false,
+    usage: "roll Deployments, StatefulSets and DaemonSets annotated to follow a SecretProviderClass or a synced Secret when its content changes",
+  } as FlagSpec<"bool">,
+  "restart-min-interval": {
+    kind: "duration",
+    default: 30_000,
+    usage: "shortest time between two rollouts of one workload; a change within it is applied when it is over",
+    validate: (v: number) => (v >= 0 ? undefined : "must not be negative"),
+  } as FlagSpec<"duration">,
   kubeconfig: { kind: "string", default: "", usage: "kubeconfig path (default: $KUBECONFIG, then in-cluster)" } as FlagSpec<"string">,
   version: { kind: "bool", default: false, usage: "print the version and exit" } as FlagSpec<"bool">,
   help: { kind: "bool", default: false, usage: "print the flags and exit" } as FlagSpec<"bool">,
@@ -89,6 +144,19 @@ export const CONTROLLER_FLAGS = {
 
 /** klog and zap flags upstream manifests pass; accepted and ignored. */
 export const IGNORED_FLAGS = ["v", "vmodule", "logtostderr", "alsologtostderr", "zap-devel", "zap-encoder", "zap-log-level", "zap-stacktrace-level", "zap-time-encoding"];
+
+export interface EventOptions {
+  webhook?: {
+    listen: string;
+    certFile: string;
+    keyFile: string;
+    querySecretsFile?: string;
+    queryParameter: string;
+    entra?: { tenantId: string; audiences: string[]; authorityHost: string };
+  };
+  pull?: { endpoint: string; topic: string; subscription: string; clientId?: string; tenantId?: string };
+  maxTracked: number;
+}
 
 export interface ControllerOptions {
   providerDir: string;
@@ -104,6 +172,8 @@ export interface ControllerOptions {
   maxCallRecvMsgSize: number;
   maxProviderAnswers: number;
   maxServiceAccountTokens: number;
+  events: EventOptions;
+  restart: { enabled: boolean; minIntervalMs: number };
   kubeconfig: string | undefined;
   pod: { name: string; uid: string; namespace: string };
 }
@@ -129,6 +199,41 @@ export function parseControllerOptions(argv: readonly string[], env: NodeJS.Proc
     maxCallRecvMsgSize: f["max-call-recv-msg-size"],
     maxProviderAnswers: f["max-provider-answers"],
     maxServiceAccountTokens: f["max-service-account-tokens"],
+    events: {
+      ...(f["event-webhook-bind-address"]
+        ? {
+            webhook: {
+              listen: f["event-webhook-bind-address"],
+              certFile: f["event-webhook-tls-cert-file"],
+              keyFile: f["event-webhook-tls-key-file"],
+              querySecretsFile: f["event-webhook-query-secrets-file"] || undefined,
+              queryParameter: f["event-webhook-query-parameter"],
+              ...(f["event-webhook-tenant-id"] || f["event-webhook-audience"]
+                ? {
+                    entra: {
+                      tenantId: f["event-webhook-tenant-id"],
+                      audiences: f["event-webhook-audience"].split(",").map((a) => a.trim()).filter((a) => a !== ""),
+                      authorityHost: f["event-webhook-authority-host"],
+                    },
+                  }
+                : {}),
+            },
+          }
+        : {}),
+      ...(f["event-namespace-endpoint"] || f["event-namespace-topic"] || f["event-namespace-subscription"]
+        ? {
+            pull: {
+              endpoint: f["event-namespace-endpoint"],
+              topic: f["event-namespace-topic"],
+              subscription: f["event-namespace-subscription"],
+              clientId: f["event-namespace-client-id"] || undefined,
+              tenantId: f["event-namespace-tenant-id"] || undefined,
+            },
+          }
+        : {}),
+      maxTracked: f["max-tracked-events"],
+    },
+    restart: { enabled: f["restart-on-rotation"], minIntervalMs: f["restart-min-interval"] },
     kubeconfig: f.kubeconfig || undefined,
     pod,
     version: f.version,
@@ -146,6 +251,23 @@ export function checkControllerOptions(options: ControllerOptions): void {
   const { leaseDurationMs, renewDeadlineMs, retryPeriodMs } = options.lease;
   if (!(leaseDurationMs > renewDeadlineMs && renewDeadlineMs > retryPeriodMs)) {
     throw new Error("the leader election timings must satisfy lease duration > renew deadline > retry period (defaults 15s, 10s, 2s)");
+  }
+  const { webhook, pull } = options.events;
+  if (webhook) {
+    if (!webhook.certFile || !webhook.keyFile) throw new Error("--event-webhook-bind-address needs --event-webhook-tls-cert-file and --event-webhook-tls-key-file: Event Grid delivers over HTTPS only");
+    if (!webhook.querySecretsFile && !webhook.entra) {
+      throw new Error("--event-webhook-bind-address needs an authentication: --event-webhook-query-secrets-file, or --event-webhook-tenant-id with --event-webhook-audience, or both");
+    }
+    if (webhook.entra && (!webhook.entra.tenantId || webhook.entra.audiences.length === 0)) {
+      throw new Error("Entra ID authentication of the webhook needs both --event-webhook-tenant-id and --event-webhook-audience");
+    }
+    if (!/^[A-Za-z0-9_.~-]{1,64}$/.test(webhook.queryParameter)) throw new Error(`--event-webhook-query-parameter "${webhook.queryParameter}" is not a plain query parameter name`);
+  }
+  if (pull) {
+    if (!pull.endpoint || !pull.topic || !pull.subscription) {
+      throw new Error("pulling events needs --event-namespace-endpoint, --event-namespace-topic and --event-namespace-subscription");
+    }
+    if (!/^https:\/\/[^/\s]+\/?$/.test(pull.endpoint)) throw new Error(`--event-namespace-endpoint "${pull.endpoint}" is not an https:// namespace endpoint`);
   }
   if (options.leaderElect && !options.leaderElectionNamespace) {
     throw new Error("--leader-elect needs the Lease's namespace: set SYNC_CONTROLLER_POD_NAMESPACE or --leader-election-namespace");

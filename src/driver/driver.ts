@@ -20,6 +20,7 @@ import { startPluginRegistration, type PluginRegistration } from "./csi/plugin-r
 import { ProviderClients } from "../shared/provider-api/provider-client.ts";
 import { StandaloneKube } from "./kube/standalone-kube.ts";
 import { RefreshRequests } from "./rotation/refresh-requests.ts";
+import { RefreshSignals } from "./rotation/refresh-signals.ts";
 import { RotationReconciler } from "./rotation/rotation-reconciler.ts";
 import { TargetLocks } from "./volume/target-locks.ts";
 import { SecretSyncer } from "./sync/secret-sync.ts";
@@ -28,6 +29,7 @@ import { recoverMountedVolumes } from "./volume/volume-recovery.ts";
 export interface RunningDriver {
   ctx: DriverContext;
   reconciler?: RotationReconciler;
+  refreshSignals?: RefreshSignals;
   grpc: RunningGrpcServer;
   metrics?: RunningHttpServer;
   health?: RunningHttpServer;
@@ -115,6 +117,7 @@ export async function startDriver(options: DriverOptions, deps: DriverDependenci
 
   let reconciler: RotationReconciler | undefined;
   let refreshRequests: RefreshRequests | undefined;
+  let refreshSignals: RefreshSignals | undefined;
   if (options.enableSecretRotation) {
     const r = new RotationReconciler(ctx);
     reconciler = r;
@@ -131,6 +134,9 @@ export async function startDriver(options: DriverOptions, deps: DriverDependenci
         }
       });
       void refreshRequests.start();
+      // Requests from the controller (Key Vault events), on this node's status objects.
+      refreshSignals = new RefreshSignals(ctx, kube, (volume) => r.refreshNow(volume));
+      void refreshSignals.start();
     }
   }
   if (options.enableSecretSync && !(kube instanceof Error) && !standalone) {
@@ -161,6 +167,7 @@ export async function startDriver(options: DriverOptions, deps: DriverDependenci
   return {
     ctx,
     reconciler,
+    refreshSignals,
     grpc: server,
     metrics,
     health,
@@ -172,6 +179,7 @@ export async function startDriver(options: DriverOptions, deps: DriverDependenci
       for (const t of timers) clearInterval(t);
       reconciler?.stop();
       refreshRequests?.stop();
+      refreshSignals?.stop();
       await server.stop();
       await metrics?.close();
       await health?.close();

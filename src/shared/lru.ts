@@ -33,6 +33,11 @@ export class LruCache<K, V> {
     return entry.value;
   }
 
+  /** The value without marking it used (for reporting, not for use). */
+  peek(key: K): V | undefined {
+    return this.entries.get(key)?.value;
+  }
+
   set(key: K, value: V): void {
     const old = this.entries.get(key);
     if (old) {

@@ -7,6 +7,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import type { SecretSync } from "../../src/controller/api/secret-sync.ts";
 import { buildSecretData } from "../../src/controller/reconcile/secret-data.ts";
 import { SyncFailure } from "../../src/controller/reconcile/sync-failure.ts";
+import { missingFiles } from "../../src/shared/provider-api/missing-objects.ts";
 import { makePki, type TestPki } from "../provider/pki.ts";
 
 const secretSync = (type: string, data: { sourcePath: string; targetKey: string }[]): SecretSync => ({
@@ -47,6 +48,26 @@ describe("Secret data from the provider's files", () => {
         "fix spec.secretObject.data[0].sourcePath or add the object to the class",
     );
     expect(failure.message).not.toContain("s3cr3t");
+  });
+
+  it("leaves out the keys of optional objects the provider reported missing, and still names a sourcePath that is no object's", async () => {
+    const files = new Map([["db-pass", Buffer.from("hunter2")]]);
+    const missing = missingFiles([
+      { id: "secret/db-pass", version: "0123456789abcdef0123456789abcdef" },
+      { id: "secret/feature-flag", version: "(missing) feature-flag" },
+      { id: "cert/tls", version: "(missing) tls" },
+    ]);
+    const ss = secretSync("Opaque", [
+      { sourcePath: "db-pass", targetKey: "password" },
+      { sourcePath: "feature-flag", targetKey: "flag" },
+      // a file below a missing object's (an object's history, objectVersionHistory)
+      { sourcePath: "tls/0", targetKey: "tls-0" },
+    ]);
+    const data = await buildSecretData(ss, "team-a/kv", files, missing);
+    expect([...data.keys()]).toEqual(["password"]);
+    const typo = secretSync("Opaque", [{ sourcePath: "feature-flags", targetKey: "flag" }]);
+    const err = (await buildSecretData(typo, "team-a/kv", files, missing).catch((e: unknown) => e)) as SyncFailure;
+    expect(err.message).toContain('sourcePath "feature-flags" is not among the files');
   });
 
   it("bounds the list of files however many the provider returned, and keeps it on one line", async () => {

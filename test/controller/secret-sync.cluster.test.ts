@@ -257,6 +257,20 @@ describe("with rotation off: every sync is caused by a change", () => {
     expect(await readSecret("sat")).toBeUndefined();
   });
 
+  it("leaves out the key of an optional object the vault does not hold, and syncs the rest", async () => {
+    await createClass("kv-optional", [obj("db-password"), obj("feature-flag", 'optional: "true"')]);
+    await createSecretSync("optional", {
+      secretProviderClassName: "kv-optional",
+      serviceAccountName: SA,
+      secretObject: { type: "Opaque", data: [{ sourcePath: "db-password", targetKey: "password" }, { sourcePath: "feature-flag", targetKey: "flag" }] },
+    });
+    const secret = await waitFor(() => readSecret("optional"), { description: "secret optional", timeoutMs: 60_000 });
+    expect(Object.keys(secret.data ?? {})).toEqual(["password"]);
+    // the vault's current value (an earlier case changed it), as secret db has it
+    expect(text(secret, "password")).toBe(text(await readSecret("db"), "password"));
+    await waitForCondition("optional", "SecretUpdated", "SecretUpToDate");
+  });
+
   it("waits for a missing class and syncs as soon as it is created", async () => {
     await createSecretSync("late", { secretProviderClassName: "kv-late", serviceAccountName: SA, secretObject: { type: "Opaque", data: [{ sourcePath: "api-key", targetKey: "key" }] } });
     const ss = await waitForCondition("late", "SecretCreated", "SecretProviderClassMisconfigured");

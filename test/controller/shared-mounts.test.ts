@@ -107,7 +107,7 @@ describe("the provider call", () => {
     const now = Date.now();
     const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => m.files(secretSync(`s${i}`), spc, now)));
     expect(counts()).toEqual({ calls: 1, shared: 19 });
-    expect(new Set(answers.map((a) => a.get("a")!.toString())).size).toBe(1);
+    expect(new Set(answers.map((a) => a.files.get("a")!.toString())).size).toBe(1);
     // Later syncs without a newer tick reuse it; a tick asks for a new call.
     await m.files(secretSync("late"), spc, now);
     expect(counts().calls).toBe(1);

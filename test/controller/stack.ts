@@ -13,7 +13,7 @@ import YAML from "yaml";
 import type { Emulator } from "../../src/emulator/index.ts";
 import type { SecretSync } from "../../src/controller/api/secret-sync.ts";
 import { apiErrorCode, applyYaml, createNamespace, kubeConfigFromInjected, kubeconfigFor, rawRequest, startControllerManager, waitFor } from "../harness/kube.ts";
-import { lastLines, startProvider, startTestEmulator, type RunningProvider } from "../provider/env.ts";
+import { DNS_HOOK, lastLines, startProvider, startTestEmulator, type RunningProvider } from "../provider/env.ts";
 import { render, type K8sObject } from "../install/chart.ts";
 
 const REPO = resolve(import.meta.dirname, "../..");
@@ -42,6 +42,10 @@ export interface SyncStack {
   custom: CustomObjectsApi;
   objects: KubernetesObjectApi;
   emulator: Emulator;
+  /** The loopback address the emulator listens on (port 443), for a process's DNS hook. */
+  emulatorAddress: string;
+  /** The cluster's service-account issuer, which the emulator's Entra ID trusts. */
+  issuer: string;
   provider: RunningProvider;
   /** Where the chart is "installed": the controller's service account and Lease live here. */
   systemNamespace: string;
@@ -49,7 +53,12 @@ export interface SyncStack {
   controllerUser: string;
   controllerKubeconfig: string;
   chartObjects: K8sObject[];
-  startController(options?: { args?: string[]; podName?: string }): Promise<ControllerProcess>;
+  /**
+   * Starts the controller program. `azure`: with the emulator's DNS hook and
+   * CA, so Entra ID and Event Grid names reach the emulator; `env`: more
+   * environment (e.g. a workload identity's AZURE_* variables).
+   */
+  startController(options?: { args?: string[]; podName?: string; azure?: boolean; env?: Record<string, string> }): Promise<ControllerProcess>;
   stop(): Promise<void>;
 }
 
@@ -58,12 +67,20 @@ export interface StackOptions {
   /** (namespace, service account) pairs that get a federated credential of the workload identity app. */
   workloads: [string, string][];
   vaults: { name: string; secrets?: { name: string; value: string }[]; certificates?: Record<string, unknown>[] }[];
+  /** More chart values under syncController (events, restartOnRotation), for the RBAC applied. */
+  chartValues?: Record<string, unknown>;
+  /** Event Grid's clock in the emulator (retries, locks, release delays). */
+  eventTimeScale?: number;
+  /** More applications for the emulator's Entra ID (e.g. the controller's own identity). */
+  applications?: Record<string, unknown>[];
+  /** Event Grid namespaces of the emulator. */
+  eventGridNamespaces?: Record<string, unknown>[];
 }
 
 /** The chart's objects for the controller (RBAC and admission policies), rendered for `namespace`. */
-export function controllerChartObjects(namespace: string): K8sObject[] {
-  return render({ syncController: { enabled: true, tokenRequestAudience: [{ audience: AUDIENCE }] } }, { namespace, noHooks: true }).filter(
-    (o) => o.metadata.labels?.["app.kubernetes.io/component"] === "sync-controller" && o.kind !== "Deployment",
+export function controllerChartObjects(namespace: string, values: Record<string, unknown> = {}): K8sObject[] {
+  return render({ syncController: { enabled: true, tokenRequestAudience: [{ audience: AUDIENCE }], ...values } }, { namespace, noHooks: true }).filter(
+    (o) => o.metadata.labels?.["app.kubernetes.io/component"] === "sync-controller" && !["Deployment", "Service", "Ingress"].includes(o.kind),
   );
 }
 
@@ -74,14 +91,14 @@ export async function startSyncStack(options: StackOptions): Promise<SyncStack> 
   const objects = KubernetesObjectApi.makeApiClient(kc);
   await startControllerManager();
   await createNamespace(kc, options.systemNamespace);
-  const chartObjects = controllerChartObjects(options.systemNamespace);
+  const chartObjects = controllerChartObjects(options.systemNamespace, options.chartValues);
   await applyYaml(kc, chartObjects.map((o) => YAML.stringify(o)).join("---\n"));
   const controllerUser = `system:serviceaccount:${options.systemNamespace}:${CONTROLLER_SA}`;
   const controllerKubeconfig = await kubeconfigFor(controllerUser, ["system:serviceaccounts", `system:serviceaccounts:${options.systemNamespace}`]);
 
   const jwks = JSON.parse((await rawRequest(kc, "GET", "/openid/v1/jwks", undefined, { accept: "application/jwk-set+json" })).body) as { keys: unknown[] };
   const discovery = (await rawRequest(kc, "GET", "/.well-known/openid-configuration")).json as { issuer: string };
-  const { emulator, address } = await startTestEmulator({});
+  const { emulator, address } = await startTestEmulator({}, { eventTimeScale: options.eventTimeScale });
   await emulator.seed({
     vaults: options.vaults,
     serviceAccountIssuers: [{ issuer: discovery.issuer, jwks: jwks as never }],
@@ -92,7 +109,9 @@ export async function startSyncStack(options: StackOptions): Promise<SyncStack> 
         federatedCredentials: options.workloads.map(([ns, sa]) => ({ issuer: discovery.issuer, subject: `system:serviceaccount:${ns}:${sa}` })),
         roleAssignments: options.vaults.map((v) => ({ vault: v.name, permissions: ["secrets", "keys", "certificates"] })),
       },
+      ...(options.applications ?? []),
     ],
+    ...(options.eventGridNamespaces ? { eventGridNamespaces: options.eventGridNamespaces } : {}),
   } as never);
   const provider = await startProvider(emulator, address);
   const providerDir = resolve(provider.socket, "..");
@@ -104,15 +123,18 @@ export async function startSyncStack(options: StackOptions): Promise<SyncStack> 
     custom,
     objects,
     emulator,
+    emulatorAddress: address,
+    issuer: discovery.issuer,
     provider,
     systemNamespace: options.systemNamespace,
     controllerUser,
     controllerKubeconfig,
     chartObjects,
-    async startController({ args = [], podName = `ssc-${randomUUID().slice(0, 8)}` } = {}) {
+    async startController({ args = [], podName = `ssc-${randomUUID().slice(0, 8)}`, azure = false, env = {} } = {}) {
       const child = spawn(
         process.execPath,
         [
+          ...(azure ? ["--import", DNS_HOOK] : []),
           CONTROLLER_MAIN,
           `--kubeconfig=${controllerKubeconfig}`,
           `--provider-volume=${providerDir}`,
@@ -128,6 +150,8 @@ export async function startSyncStack(options: StackOptions): Promise<SyncStack> 
             SYNC_CONTROLLER_POD_NAME: podName,
             SYNC_CONTROLLER_POD_UID: randomUUID(),
             SYNC_CONTROLLER_POD_NAMESPACE: options.systemNamespace,
+            ...(azure ? { NODE_EXTRA_CA_CERTS: emulator.caCertPath, SSCSI_EMULATOR_ADDRESS: address } : {}),
+            ...env,
           },
           stdio: ["ignore", "pipe", "pipe"],
         },

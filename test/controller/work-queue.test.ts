@@ -119,4 +119,34 @@ describe("WorkQueue", () => {
     expect(finished).toBe(true);
     expect(queue.depth).toBe(0);
   });
+
+  it("tells a waiting caller the outcome of the run that served its request, not of one already under way", async () => {
+    const gate = deferred();
+    const outcomes = [{ retryAfterMs: 60_000 }, {}];
+    const runs: number[] = [];
+    const queue = new WorkQueue({
+      concurrency: 1,
+      process: async (_key, fresh) => {
+        runs.push(fresh);
+        if (runs.length === 1) await gate.promise;
+        return outcomes.shift()!;
+      },
+    });
+    queue.start();
+    const first = queue.addAndWait("a", 1);
+    await new Promise((r) => setImmediate(r));
+    // Asked while the first run is under way: served by the next one.
+    const second = queue.addAndWait("a", 2);
+    gate.resolve();
+    expect(await first).toBe(false);
+    expect(await second).toBe(true);
+    expect(runs).toEqual([1, 2]);
+    await queue.stop();
+    expect(await queue.addAndWait("c")).toBe(false);
+    // A key that goes away before its run answers its waiters.
+    const idle = new WorkQueue({ concurrency: 1, process: () => Promise.resolve({}) });
+    const gone = idle.addAndWait("b");
+    idle.remove("b");
+    expect(await gone).toBe(true);
+  });
 });

@@ -19,6 +19,7 @@ import {
   podSpec,
   providerDaemonSet,
   render,
+  renderError,
   rolesBoundTo,
   syncControllerDeployment,
   verbsOn,
@@ -289,7 +290,14 @@ describe("RBAC", () => {
     const roles = rolesBoundTo(objects, "csi-secrets-store");
     // The exact calls, as measured by rbac.cluster.test.ts against a real API server.
     expect([...verbsOn(roles, SPC_GROUP, "secretproviderclasses")].sort()).toEqual(["get"]);
-    expect([...verbsOn(roles, SPC_GROUP, "secretproviderclasspodstatuses")].sort()).toEqual(["create", "get", "list", "update"]);
+    // Status objects: watch (refresh requests from the controller) only with rotation.
+    expect([...verbsOn(roles, SPC_GROUP, "secretproviderclasspodstatuses")].sort()).toEqual(["create", "get", "list", "update", "watch"]);
+    expect([...verbsOn(rolesBoundTo(render({ enableSecretRotation: false }), "csi-secrets-store"), SPC_GROUP, "secretproviderclasspodstatuses")].sort()).toEqual([
+      "create",
+      "get",
+      "list",
+      "update",
+    ]);
     expect([...verbsOn(roles, "", "events")].sort()).toEqual(["create"]);
     expect(verbsOn(roles, "", "secrets").size).toBe(0);
     expect(verbsOn(roles, "", "serviceaccounts/token").size).toBe(0);
@@ -611,6 +619,79 @@ describe("SecretSync controller", () => {
     const editor = one(objects, "ClusterRole", (o) => o.metadata.name === "secretsync-editor-role");
     expect(editor.metadata.labels?.["rbac.authorization.k8s.io/aggregate-to-edit"]).toBe("true");
     expect(one(objects, "ClusterRole", (o) => o.metadata.name === "secretsync-viewer-role").metadata.labels?.["rbac.authorization.k8s.io/aggregate-to-view"]).toBe("true");
+  });
+
+  it("with Key Vault events, may watch and annotate status objects, nothing more; with restart on rotation, watch and patch three workload kinds", () => {
+    const base = ["secretsyncs", "secretsyncs/status", "secretproviderclasses", "serviceaccounts/token", "secrets", "events"];
+    const resources = (objects: ReturnType<typeof render>) =>
+      new Set(rolesBoundTo(objects, "secrets-store-sync-controller-manager").flatMap((r) => (r as unknown as { rules: { resources: string[] }[] }).rules.flatMap((rule) => rule.resources)));
+    const pull = { pull: { enabled: true, namespaceEndpoint: "https://ns.eastus-1.eventgrid.azure.net", topic: "kv", subscription: "controller" } };
+    const events = enabled({ events: pull });
+    const roles = rolesBoundTo(events, "secrets-store-sync-controller-manager");
+    expect([...verbsOn(roles, SPC_GROUP, "secretproviderclasspodstatuses")].sort()).toEqual(["list", "patch", "watch"]);
+    expect(resources(events)).toEqual(new Set([...base, "secretproviderclasspodstatuses"]));
+    expect(verbsOn(roles, "", "pods").size).toBe(0);
+
+    const restart = enabled({ restartOnRotation: { enabled: true } });
+    const restartRoles = rolesBoundTo(restart, "secrets-store-sync-controller-manager");
+    expect([...verbsOn(restartRoles, SPC_GROUP, "secretproviderclasspodstatuses")].sort()).toEqual(["list", "watch"]);
+    for (const kind of ["deployments", "statefulsets", "daemonsets"]) expect([...verbsOn(restartRoles, "apps", kind)].sort()).toEqual(["list", "patch", "watch"]);
+    expect(resources(restart)).toEqual(new Set([...base, "secretproviderclasspodstatuses", "deployments", "statefulsets", "daemonsets"]));
+    expect(flag(container(syncControllerDeployment(restart), "manager").args, "restart-on-rotation")).toBe("");
+    expect(flag(container(syncControllerDeployment(restart), "manager").args, "restart-min-interval")).toBe("30s");
+    // Off by default: no events, no restarts, none of these rights.
+    expect(resources(enabled())).toEqual(new Set(base));
+  });
+
+  it("serves the event webhook from a Service (and an Ingress when asked), with its certificate and query secret mounted", () => {
+    const webhook = {
+      enabled: true,
+      tlsSecretName: "events-tls",
+      querySecret: { secretName: "events-query" },
+      entraId: { tenantId: "72f988bf-0000-4000-8000-000000000001", audiences: ["api://keyvault-events"] },
+      ingress: { enabled: true, host: "events.example.com", className: "nginx", annotations: { "nginx.ingress.kubernetes.io/backend-protocol": "HTTPS" } },
+    };
+    const objects = enabled({ events: { webhook } });
+    const manager = container(syncControllerDeployment(objects), "manager");
+    expect(flag(manager.args, "event-webhook-bind-address")).toBe(":8443");
+    expect(flag(manager.args, "event-webhook-tls-cert-file")).toBe("/etc/event-webhook/tls/tls.crt");
+    expect(flag(manager.args, "event-webhook-query-secrets-file")).toBe("/etc/event-webhook/query-secret/secrets");
+    expect(flag(manager.args, "event-webhook-tenant-id")).toBe("72f988bf-0000-4000-8000-000000000001");
+    expect(flag(manager.args, "event-webhook-audience")).toBe("api://keyvault-events");
+    expect(manager.ports).toContainEqual({ name: "event-webhook", containerPort: 8443, protocol: "TCP" });
+    const volumes = podSpec(syncControllerDeployment(objects)).volumes as { name: string; secret?: { secretName: string } }[];
+    expect(volumes.filter((v) => v.secret).map((v) => v.secret!.secretName)).toEqual(["events-tls", "events-query"]);
+    const service = one(objects, "Service", (o) => o.metadata.name === "secrets-store-sync-controller-manager-events");
+    expect((service.spec as { ports: unknown[] }).ports).toEqual([{ name: "event-webhook", port: 443, targetPort: "event-webhook", protocol: "TCP" }]);
+    const ingress = one(objects, "Ingress", () => true);
+    expect(ingress.metadata.annotations).toEqual({ "nginx.ingress.kubernetes.io/backend-protocol": "HTTPS" });
+    expect(JSON.stringify(ingress.spec)).toContain("events.example.com");
+    // Nothing is exposed without the webhook.
+    expect(find(enabled(), "Service")).toEqual([]);
+  });
+
+  it("refuses a webhook without a certificate or an authentication, and pull without its topic", () => {
+    expect(renderError({ syncController: { enabled: true, events: { webhook: { enabled: true, querySecret: { secretName: "q" } } } } })).toContain("tlsSecretName is required");
+    expect(renderError({ syncController: { enabled: true, events: { webhook: { enabled: true, tlsSecretName: "t" } } } })).toContain("needs an authentication");
+    expect(renderError({ syncController: { enabled: true, events: { pull: { enabled: true, namespaceEndpoint: "https://ns.eastus-1.eventgrid.azure.net" } } } })).toContain(
+      "needs namespaceEndpoint, topic and subscription",
+    );
+  });
+
+  it("pulls events as its own workload identity", () => {
+    const objects = enabled({
+      events: { pull: { enabled: true, namespaceEndpoint: "https://ns.eastus-1.eventgrid.azure.net", topic: "kv", subscription: "controller", workloadIdentity: { clientId: "53333333-3333-4333-8333-333333333333" } } },
+    });
+    const deployment = syncControllerDeployment(objects);
+    const manager = container(deployment, "manager");
+    expect([flag(manager.args, "event-namespace-endpoint"), flag(manager.args, "event-namespace-topic"), flag(manager.args, "event-namespace-subscription")]).toEqual([
+      "https://ns.eastus-1.eventgrid.azure.net",
+      "kv",
+      "controller",
+    ]);
+    expect((deployment.spec as { template: { metadata: { labels: Record<string, string> } } }).template.metadata.labels["azure.workload.identity/use"]).toBe("true");
+    const sa = one(objects, "ServiceAccount", (o) => o.metadata.name === "secrets-store-sync-controller-manager");
+    expect(sa.metadata.annotations).toEqual({ "azure.workload.identity/client-id": "53333333-3333-4333-8333-333333333333" });
   });
 
   it("ships upstream's admission policies for its service account, plus ours for every other one, each with a Deny binding", () => {

@@ -1,9 +1,10 @@
 // The chart's RBAC is exactly what the programs call. The driver runs as the
 // chart's ServiceAccount, bound to the chart's rendered ClusterRoles in a real
 // kube-apiserver, through every code path that touches the API (publish with
-// Secret sync, rotation, events, on-demand refresh, restart recovery,
-// unpublish). The audit log must show no forbidden request, and the set of
-// (group, resource, verb) it used must equal the set the chart grants.
+// Secret sync, rotation, events, on-demand refresh by pod annotation and by
+// status-object annotation, restart recovery, unpublish). The audit log must
+// show no forbidden request, and the set of (group, resource, verb) it used
+// must equal the set the chart grants.
 import { mkdir, mkdtemp, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -155,6 +156,22 @@ describe("chart RBAC against the calls the driver makes", () => {
       setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
     );
     await waitFor(() => refreshes() > beforeAnnotation, { description: "a refresh after the annotation" });
+    // A refresh request from the controller, on the status object (the driver watches its node's).
+    const beforeStatusRequest = refreshes();
+    await custom.patchNamespacedCustomObject(
+      {
+        group: GROUP,
+        version: "v1",
+        namespace: NS,
+        plural: "secretproviderclasspodstatuses",
+        name: `app-${NS}-app`,
+        body: { metadata: { annotations: { "secrets-store.csi.k8s.io/refresh-requested-at": new Date().toISOString() } } },
+      },
+      setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+    );
+    await waitFor(() => driver!.output().includes('"msg":"refresh requested on a status object"') && refreshes() > beforeStatusRequest, {
+      description: "a refresh requested on the status object",
+    });
     await csi.call("Node", "NodePublishVolume", request);
     // A restart: recovery lists this node's status objects and reads the pod.
     csi.close();

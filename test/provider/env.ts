@@ -30,11 +30,11 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export async function startTestEmulator(seed: SeedDocument): Promise<{ emulator: Emulator; address: string }> {
+export async function startTestEmulator(seed: SeedDocument, options: { eventTimeScale?: number } = {}): Promise<{ emulator: Emulator; address: string }> {
   for (let attempt = 0; ; attempt++) {
     const address = privateLoopback();
     try {
-      const emulator = await startEmulator({ host: address, port: 443, imdsPort: 0, seed });
+      const emulator = await startEmulator({ host: address, port: 443, imdsPort: 0, seed, ...(options.eventTimeScale ? { eventTimeScale: options.eventTimeScale } : {}) });
       return { emulator, address };
     } catch (err) {
       if (attempt >= 5 || (err as NodeJS.ErrnoException).code !== "EADDRINUSE") throw err;

@@ -1,6 +1,7 @@
-// Events on SecretSyncs (`kubectl describe secretsync` shows them). Best
-// effort: a failed Event is logged, never retried. The same reason and
-// message for the same SecretSync is recorded once per window, so a failure
+// Events on SecretSyncs (`kubectl describe secretsync` shows them), and on
+// the pods and workloads event-driven rotation concerns. Best effort: a
+// failed Event is logged, never retried. The same reason and message for
+// the same object is recorded once per window, so a failure
 // repeated at every retry does not flood the API server; the memory of what
 // was sent is bounded.
 import type { Logger } from "../../shared/logger.ts";
@@ -11,12 +12,20 @@ import { SECRET_SYNC_API_VERSION, SECRET_SYNC_KIND, type SecretSync } from "../a
 
 export const EVENT_COMPONENT = "secrets-store-sync-controller";
 
+export interface InvolvedObject {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  namespace: string;
+  uid?: string;
+}
+
 export interface EventRecorderOptions {
   /** The replica's pod name (reportingInstance). */
   instance: string;
   /** An identical Event is sent again only after this long. */
   repeatAfterMs: number;
-  /** Distinct (SecretSync, reason, message) remembered at most. */
+  /** Distinct (object, reason, message) remembered at most. */
   maxRemembered: number;
 }
 
@@ -37,9 +46,15 @@ export class EventRecorder {
     return this.sent.size;
   }
 
-  async record(ss: SecretSync, type: "Normal" | "Warning", reason: string, message: string): Promise<void> {
-    const namespace = ss.metadata.namespace ?? "";
-    const key = `${ss.metadata.uid ?? ""}\0${reason}\0${message}`;
+  record(ss: SecretSync, type: "Normal" | "Warning", reason: string, message: string): Promise<void> {
+    const { name, namespace, uid } = ss.metadata;
+    return this.recordFor({ apiVersion: SECRET_SYNC_API_VERSION, kind: SECRET_SYNC_KIND, name, namespace: namespace ?? "", uid }, type, reason, message);
+  }
+
+  /** An Event on any namespaced object (a pod, a Deployment, a SecretSync). */
+  async recordFor(object: InvolvedObject, type: "Normal" | "Warning", reason: string, message: string): Promise<void> {
+    const { namespace } = object;
+    const key = `${object.uid ?? `${object.kind}/${namespace}/${object.name}`}\0${reason}\0${message}`;
     const now = Date.now();
     const last = this.sent.get(key);
     if (last !== undefined && now - last < this.options.repeatAfterMs) return;
@@ -52,8 +67,8 @@ export class EventRecorder {
         body: {
           apiVersion: "v1",
           kind: "Event",
-          metadata: { generateName: `${ss.metadata.name}.`, namespace },
-          involvedObject: { apiVersion: SECRET_SYNC_API_VERSION, kind: SECRET_SYNC_KIND, name: ss.metadata.name, namespace, uid: ss.metadata.uid },
+          metadata: { generateName: `${object.name}.`, namespace },
+          involvedObject: object,
           type,
           reason,
           message,
@@ -68,7 +83,7 @@ export class EventRecorder {
         what: "create event",
       });
     } catch (err) {
-      this.logger.warn({ secretSync: `${namespace}/${ss.metadata.name}`, reason, error: describeApiError(err) }, "failed to record event");
+      this.logger.warn({ object: `${object.kind} ${namespace}/${object.name}`, reason, error: describeApiError(err) }, "failed to record event");
     }
   }
 }

@@ -36,6 +36,8 @@ export interface InformerOptions<T> {
   pageSize?: number;
   /** How long the server keeps one watch open (randomised by up to a half, as client-go does). */
   watchSeconds?: number;
+  /** Keeps only what the controller reads of each object (applied before handlers see it). */
+  transform?: (obj: T) => T;
 }
 
 const LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration";
@@ -49,7 +51,7 @@ interface ListAnswer<T> {
 
 export const objectKey = (obj: Watched): string => `${obj.metadata.namespace ?? ""}/${obj.metadata.name}`;
 
-function trim<T extends Watched>(obj: T): T {
+function trimmed<T extends Watched>(obj: T): T {
   delete obj.metadata.managedFields;
   if (obj.metadata.annotations && LAST_APPLIED in obj.metadata.annotations) {
     const annotations = { ...obj.metadata.annotations };
@@ -105,7 +107,12 @@ export class Informer<T extends Watched> {
     const key = objectKey(obj);
     const current = this.items.get(key);
     if (!current || current.metadata.resourceVersion !== basedOn) return;
-    this.items.set(key, trim(obj));
+    this.items.set(key, this.trim(obj));
+  }
+
+  private trim(obj: T): T {
+    const kept = trimmed(obj);
+    return this.options.transform ? this.options.transform(kept) : kept;
   }
 
   /** Resolves once the first list is in the cache. */
@@ -149,7 +156,7 @@ export class Informer<T extends Watched> {
         what: `list ${this.options.resource}`,
         timeoutMs: 60_000,
       });
-      for (const item of page.items ?? []) fresh.set(objectKey(item), trim(item));
+      for (const item of page.items ?? []) fresh.set(objectKey(item), this.trim(item));
       next = page.metadata?.continue || undefined;
       version = page.metadata?.resourceVersion ?? version;
     } while (next);
@@ -219,8 +226,9 @@ export class Informer<T extends Watched> {
       if (old) onDelete?.(old);
       return;
     }
-    this.items.set(key, trim(obj));
-    if (old) onUpdate?.(old, obj);
-    else onAdd?.(obj);
+    const kept = this.trim(obj);
+    this.items.set(key, kept);
+    if (old) onUpdate?.(old, kept);
+    else onAdd?.(kept);
   }
 }

@@ -10,7 +10,7 @@ import { status as grpcStatus } from "@grpc/grpc-js";
 import { Reason } from "../api/conditions.ts";
 import type { SecretSync } from "../api/secret-sync.ts";
 import { abortableSleep } from "../../shared/abort.ts";
-import type { SecretProviderClass } from "../../shared/kube/kube-types.ts";
+import type { ObjectVersion, SecretProviderClass } from "../../shared/kube/kube-types.ts";
 import { LruCache } from "../../shared/lru.ts";
 import { OperationError } from "../../shared/provider-api/errors.ts";
 import { oneLine } from "../../shared/provider-api/provider-errors.ts";
@@ -36,8 +36,15 @@ export interface SharedMountsOptions {
   onShared?: () => void;
 }
 
-interface Answer {
+/** What the provider returned for a (namespace, class, service account). */
+export interface ProviderAnswer {
   files: ProviderFiles;
+  /** The object versions the provider reported (Key Vault version ids for the Azure provider; "(missing) <file>" for an optional object it did not find). */
+  objects: readonly ObjectVersion[];
+}
+
+interface Answer extends ProviderAnswer {
+  versions: ReadonlySet<string>;
   fetchedAt: number;
 }
 
@@ -73,7 +80,7 @@ export class SharedMounts {
    * The provider's files for this SecretSync, from an answer fetched at or
    * after `notBefore` (ms since epoch): the cached one, one in flight, or a new call.
    */
-  async files(ss: SecretSync, spc: SecretProviderClass, notBefore: number): Promise<ProviderFiles> {
+  async files(ss: SecretSync, spc: SecretProviderClass, notBefore: number): Promise<ProviderAnswer> {
     const namespace = ss.metadata.namespace ?? "";
     const serviceAccount = ss.spec.serviceAccountName;
     const key = mountKey(namespace, spc, serviceAccount);
@@ -81,28 +88,43 @@ export class SharedMounts {
       const cached = this.answers.get(key);
       if (cached && cached.fetchedAt >= notBefore) {
         this.options.onShared?.();
-        return cached.files;
+        return cached;
       }
       const inFlight = this.pending.get(key);
       if (inFlight && inFlight.startedAt >= notBefore) {
         this.options.onShared?.();
-        return (await inFlight.answer).files;
+        return await inFlight.answer;
       }
       if (!inFlight) break;
       // An older call is still out: let it land, then look again.
       await inFlight.answer.catch(() => undefined);
     }
     const startedAt = Date.now();
-    const answer = this.call(namespace, spc, serviceAccount).then((files) => ({ files, fetchedAt: startedAt }));
+    const answer = this.call(namespace, spc, serviceAccount).then(({ files, objects }) => ({ files, objects, versions: new Set(objects.map((o) => o.version)), fetchedAt: startedAt }));
     const pending: Pending = { startedAt, answer };
     this.pending.set(key, pending);
     try {
       const done = await answer;
       this.answers.set(key, done);
-      return done.files;
+      return done;
     } finally {
       if (this.pending.get(key) === pending) this.pending.delete(key);
     }
+  }
+
+  /**
+   * True when the answer kept for this SecretSync's (namespace, class,
+   * service account) reported this object version: a sync would find it
+   * already there.
+   */
+  holdsVersion(ss: SecretSync, spc: SecretProviderClass, version: string): boolean {
+    const cached = this.answers.peek(mountKey(ss.metadata.namespace ?? "", spc, ss.spec.serviceAccountName));
+    return cached?.versions.has(version) ?? false;
+  }
+
+  /** The object versions of the answer kept for this SecretSync's group ([] when none is kept). */
+  objectsOf(ss: SecretSync, spc: SecretProviderClass): readonly ObjectVersion[] {
+    return this.answers.peek(mountKey(ss.metadata.namespace ?? "", spc, ss.spec.serviceAccountName))?.objects ?? [];
   }
 
   /** Drops every answer of a class (it changed or went away). */
@@ -114,7 +136,7 @@ export class SharedMounts {
     for (const key of stale) this.answers.delete(key);
   }
 
-  private async call(namespace: string, spc: SecretProviderClass, serviceAccount: string): Promise<ProviderFiles> {
+  private async call(namespace: string, spc: SecretProviderClass, serviceAccount: string): Promise<{ files: ProviderFiles; objects: readonly ObjectVersion[] }> {
     const classRef = `${spc.metadata.namespace ?? namespace}/${spc.metadata.name}`;
     let provider: string;
     let client;
@@ -130,7 +152,7 @@ export class SharedMounts {
       try {
         const result = await client.mount(request, new Date(Date.now() + CALL_TIMEOUT_MS));
         this.options.onCall?.("success");
-        return new Map(result.files.map((f) => [f.path, f.contents]));
+        return { files: new Map(result.files.map((f) => [f.path, f.contents])), objects: result.objectVersions };
       } catch (err) {
         const unavailable = err instanceof OperationError && err.code === grpcStatus.UNAVAILABLE;
         if (unavailable && attempt < ATTEMPTS && !this.signal.aborted) {

@@ -24,6 +24,7 @@ import type { SecretWriter } from "../kube/secret-writer.ts";
 import type { ControllerMetrics, ReconcileOutcome } from "../metrics.ts";
 import type { SharedMounts } from "../provider/shared-mounts.ts";
 import { buildSecretData } from "./secret-data.ts";
+import { missingFiles } from "../../shared/provider-api/missing-objects.ts";
 import { SyncFailure } from "./sync-failure.ts";
 import type { SyncHashes } from "./sync-hash.ts";
 
@@ -39,6 +40,8 @@ export interface ReconcilerDeps {
   logger: Logger;
   /** Longest back-off between retries of a failing SecretSync. */
   maxBackoffMs: number;
+  /** Hears the data of every successful sync (restart on rotation follows Secret content). */
+  onSynced?: (ss: SecretSync, spc: SecretProviderClass, data: ReadonlyMap<string, Buffer>, outcome: "created" | "updated" | "unchanged") => void;
 }
 
 const FIRST_BACKOFF_MS = 1000;
@@ -91,8 +94,8 @@ export class Reconciler {
     const spc = this.classOf(ss);
     const classRef = keyOf(spc);
 
-    const files = await this.deps.mounts.files(ss, spc, freshAfter);
-    const data = await buildSecretData(ss, classRef, files);
+    const answer = await this.deps.mounts.files(ss, spc, freshAfter);
+    const data = await buildSecretData(ss, classRef, answer.files, missingFiles(answer.objects));
     const conditions = ss.status?.conditions ?? [];
     const initialized = conditions.some((c) => c.type === ConditionType.Created) && conditions.some((c) => c.type === ConditionType.Updated);
     const mustWrite = !ss.status?.syncHash || hasFailure(ss) || !initialized;
@@ -101,6 +104,7 @@ export class Reconciler {
     const hashing = this.deps.hashes.hash(data, spc, ss);
     if (!mustWrite && (await hashing) === ss.status?.syncHash) {
       logger.debug({ secretSync: key }, "secret up to date");
+      this.deps.onSynced?.(ss, spc, data, "unchanged");
       return "unchanged";
     }
 
@@ -121,6 +125,7 @@ export class Reconciler {
     next = setCondition(next, { type: ConditionType.Updated, status: "True", reason: Reason.SecretUpToDate, message: Message.UpToDate }, now);
     await this.writeStatus(ss, { syncHash, lastSuccessfulSyncTime: nowString(now), conditions: next });
 
+    this.deps.onSynced?.(ss, spc, data, written);
     const secretRef = `${ss.metadata.namespace}/${ss.metadata.name}`;
     logger.info({ secretSync: key, secretProviderClass: classRef, result: written, keys: data.size }, written === "created" ? "created synced secret" : "updated synced secret");
     await this.deps.events.record(

@@ -1,17 +1,21 @@
 // The data of a synced Secret, from the files a provider returned: each
 // spec.secretObject.data entry copies the file at sourcePath into targetKey,
 // and a kubernetes.io/tls Secret takes only the certificates (tls.crt) or the
-// private key (tls.key) of a PEM or PFX file, as upstream does. Errors name the
-// SecretSync, the path and the fix, never any content.
+// private key (tls.key) of a PEM or PFX file, as upstream does. A key read
+// from an optional object the provider did not find is left out (the Secret
+// gets it once the object exists), as the driver's syncer does. Errors name
+// the SecretSync, the path and the fix, never any content.
 import { Reason } from "../api/conditions.ts";
 import { keyOf, secretTypeOf, type SecretSync } from "../api/secret-sync.ts";
 import { loadTlsSupport, tlsPart, TLS_SECRET_TYPE } from "../../shared/secrets/secret-data.ts";
 import { listNames, SyncFailure } from "./sync-failure.ts";
+import { isMissingFile } from "../../shared/provider-api/missing-objects.ts";
 
 /** The provider's files by path. */
 export type ProviderFiles = ReadonlyMap<string, Buffer>;
 
-export async function buildSecretData(ss: SecretSync, classRef: string, files: ProviderFiles): Promise<Map<string, Buffer>> {
+/** `missing`: the files of optional objects the provider reported missing. */
+export async function buildSecretData(ss: SecretSync, classRef: string, files: ProviderFiles, missing: ReadonlySet<string> = new Set()): Promise<Map<string, Buffer>> {
   const type = secretTypeOf(ss);
   if (type === TLS_SECRET_TYPE) await loadTlsSupport();
   const data = new Map<string, Buffer>();
@@ -24,6 +28,7 @@ export async function buildSecretData(ss: SecretSync, classRef: string, files: P
       throw new SyncFailure(Reason.RemoteSecretStoreFetchFailed, `secretsync ${keyOf(ss)}: ${field} needs both sourcePath and targetKey`, { retryable: false });
     }
     const contents = files.get(sourcePath);
+    if (!contents && isMissingFile(sourcePath, missing)) continue;
     if (!contents) {
       throw new SyncFailure(
         Reason.RemoteSecretStoreFetchFailed,

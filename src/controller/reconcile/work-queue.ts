@@ -3,8 +3,10 @@
 // time (added again while it runs, it runs once more afterwards), and can be
 // added after a delay (retries with back-off). Each entry carries the time
 // after which the provider's answer must have been fetched ("freshAfter"),
-// the most demanding of the requests merged into it. Keys are SecretSyncs
-// that exist, so the queue grows with them and no further.
+// the most demanding of the requests merged into it. A caller may wait for
+// the outcome of the next run of a key (an event waits for the syncs it
+// caused). Keys are SecretSyncs that exist, so the queue grows with them and
+// no further.
 export interface WorkQueueOptions {
   concurrency: number;
   /** Reconciles one key; the answer may ask for another run after a delay. */
@@ -21,6 +23,8 @@ export class WorkQueue {
   private stopped = false;
   private started = false;
   private idleWaiters: Array<() => void> = [];
+  /** Callers waiting for the next run of a key that starts after they asked. */
+  private readonly outcomeWaiters = new Map<string, Array<(ok: boolean) => void>>();
 
   constructor(options: WorkQueueOptions) {
     this.options = options;
@@ -81,8 +85,26 @@ export class WorkQueue {
     this.delayed.set(key, { timer, at, freshAfter });
   }
 
+  /**
+   * Queues a key and resolves after the run that serves this request: true
+   * when it succeeded (or the key went away), false when it failed and is
+   * retried with back-off, or the queue stopped.
+   */
+  addAndWait(key: string, freshAfter = 0): Promise<boolean> {
+    if (this.stopped) return Promise.resolve(false);
+    const done = new Promise<boolean>((resolve) => {
+      const list = this.outcomeWaiters.get(key);
+      if (list) list.push(resolve);
+      else this.outcomeWaiters.set(key, [resolve]);
+    });
+    this.add(key, freshAfter);
+    return done;
+  }
+
   /** Forgets a key (its object is gone); a run in progress finishes. */
   remove(key: string): void {
+    this.settle(this.outcomeWaiters.get(key), true);
+    this.outcomeWaiters.delete(key);
     this.queued.delete(key);
     this.dirty.delete(key);
     const delayed = this.delayed.get(key);
@@ -103,6 +125,8 @@ export class WorkQueue {
     this.delayed.clear();
     this.queued.clear();
     this.dirty.clear();
+    for (const list of this.outcomeWaiters.values()) this.settle(list, false);
+    this.outcomeWaiters.clear();
     await Promise.all(this.running.values());
   }
 
@@ -111,19 +135,24 @@ export class WorkQueue {
     while (this.running.size < this.options.concurrency && this.queued.size > 0) {
       const [key, freshAfter] = this.queued.entries().next().value as [string, number];
       this.queued.delete(key);
-      this.running.set(key, this.run(key, freshAfter));
+      const waiters = this.outcomeWaiters.get(key);
+      this.outcomeWaiters.delete(key);
+      this.running.set(key, this.run(key, freshAfter, waiters));
     }
     if (this.queued.size === 0 && this.running.size === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
   }
 
-  private async run(key: string, freshAfter: number): Promise<void> {
+  private async run(key: string, freshAfter: number, waiters: Array<(ok: boolean) => void> | undefined): Promise<void> {
     let retryAfterMs: number | undefined;
+    let ok = false;
     try {
       ({ retryAfterMs } = await this.options.process(key, freshAfter));
+      ok = retryAfterMs === undefined;
     } catch (err) {
       this.options.onError?.(key, err);
     }
     this.running.delete(key);
+    this.settle(waiters, ok);
     const again = this.dirty.get(key);
     if (again !== undefined) {
       this.dirty.delete(key);
@@ -132,5 +161,9 @@ export class WorkQueue {
       this.addAfter(key, retryAfterMs);
     }
     this.pump();
+  }
+
+  private settle(waiters: Array<(ok: boolean) => void> | undefined, ok: boolean): void {
+    for (const resolve of waiters ?? []) resolve(ok);
   }
 }

@@ -172,6 +172,16 @@ export class KubeClient {
     return list.items;
   }
 
+  /** This node's status objects with the list's resourceVersion, to start a watch from. */
+  listPodStatusesForWatch(labelSelector: string): Promise<{ items: SecretProviderClassPodStatus[]; metadata?: { resourceVersion?: string } }> {
+    return this.rest.request({ method: "GET", path: `${SPC_BASE}/${SPCPS_PLURAL}`, query: { labelSelector }, what: "list secretproviderclasspodstatuses" });
+  }
+
+  /** Watches status objects from resourceVersion until the stream ends or signal aborts it. */
+  watchPodStatuses(labelSelector: string, resourceVersion: string | undefined, onEvent: (event: WatchEvent<SecretProviderClassPodStatus>) => void, signal: AbortSignal): Promise<void> {
+    return this.rest.watch(`${SPC_BASE}/${SPCPS_PLURAL}`, { labelSelector, resourceVersion, allowWatchBookmarks: "true" }, onEvent, signal);
+  }
+
   /** The Pod, or undefined when it does not exist. */
   async getPod(namespace: string, name: string): Promise<V1Pod | undefined> {
     try {

@@ -8,6 +8,18 @@ export const SPCPS_PLURAL = "secretproviderclasspodstatuses";
 export const SPCPS_KIND = "SecretProviderClassPodStatus";
 export const NODE_NAME_LABEL = "internal.secrets-store.csi.k8s.io/node-name";
 export const MANAGED_SECRET_LABEL = "secrets-store.csi.k8s.io/managed";
+/**
+ * On a SecretProviderClassPodStatus: a new value asks the driver of its node
+ * to refresh the volumes of that namespace and class (the controller sets it
+ * when Key Vault announces a new version). The same name as the pod
+ * annotation for an on-demand refresh.
+ */
+export const REFRESH_REQUESTED_AT_ANNOTATION = "secrets-store.csi.k8s.io/refresh-requested-at";
+/**
+ * Beside it, optional: the object version that prompted the request; volumes
+ * that already hold it are not refreshed. It says only when to read, never what.
+ */
+export const REFRESH_VERSION_ANNOTATION = "secrets-store.csi.k8s.io/refresh-version";
 
 export interface ObjectMeta {
   name: string;

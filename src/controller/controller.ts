@@ -9,6 +9,7 @@
 import type { Logger } from "../shared/logger.ts";
 import { startHttpServer, type RunningHttpServer } from "../shared/http/http-server.ts";
 import { loadKubeConnection } from "../shared/kube/kube-connection.ts";
+import { loadYaml } from "../shared/load-yaml.ts";
 import { KubeRest } from "../shared/kube/kube-rest.ts";
 import { SPC_GROUP, SPC_PLURAL, SPC_VERSION, SPCPS_PLURAL, type SecretProviderClass } from "../shared/kube/kube-types.ts";
 import { ProviderClients } from "../shared/provider-api/provider-client.ts";
@@ -30,7 +31,6 @@ import { ClassObjectIndex } from "./events/class-objects.ts";
 import { EntraTokenValidator } from "./events/entra-token.ts";
 import { EventProcessor } from "./events/event-processor.ts";
 import { ExpiryNotices } from "./events/expiry.ts";
-import { PullReceiver } from "./events/pull-receiver.ts";
 import { QuerySecrets } from "./events/query-secrets.ts";
 import { SecretSyncRefresh } from "./events/secret-sync-refresh.ts";
 import { VolumeSignals } from "./events/volume-signals.ts";
@@ -144,7 +144,9 @@ export async function startController(options: ControllerOptions, deps: Controll
     },
   });
   const eventsOn = options.events.webhook !== undefined || options.events.pull !== undefined;
-  const classObjects = new ClassObjectIndex();
+  // Without events nothing reads the index: a parser that finds no objects
+  // keeps the YAML package out of the start-up.
+  const classObjects = new ClassObjectIndex(eventsOn ? (await loadYaml()).parse : () => undefined);
   let restarter: Restarter | undefined;
   const podStatusIndex = new PodStatusIndex({ onTransition: (t) => restarter?.classChanged(t.namespace, t.className, t.before, t.after) });
   const podStatuses =
@@ -251,7 +253,11 @@ export async function startController(options: ControllerOptions, deps: Controll
         logger,
       );
     }
-    if (options.events.pull) void new PullReceiver(options.events.pull, processor, metrics, logger).run(stopping.signal);
+    if (options.events.pull) {
+      // Loaded on demand: @azure/identity is needed only to pull.
+      const { PullReceiver } = await import("./events/pull-receiver.ts");
+      void new PullReceiver(options.events.pull, processor, metrics, logger).run(stopping.signal);
+    }
   };
 
   let syncing: Promise<void> | undefined;

@@ -12,11 +12,15 @@
 // reads any of them (a plain secret and a plain key of the same name cost
 // one needless read, no more). Names compare case-insensitively, as Key
 // Vault's do. Only what a class names is indexed, so the index grows with
-// the cluster's classes, never with what events say.
-import { parse } from "yaml";
+// the cluster's classes, never with what events say. The YAML parser is
+// handed in, loaded only when events are on: without them the controller
+// starts without it.
 import type { SecretProviderClass } from "../../shared/kube/kube-types.ts";
 
 export const AZURE_PROVIDER = "azure";
+
+/** The `yaml` package's parse, as the controller loads it on demand. */
+export type YamlParse = (text: string) => unknown;
 /** More objects than a class may usefully name (the provider refuses far fewer). */
 const MAX_OBJECTS_PER_CLASS = 1000;
 
@@ -39,7 +43,7 @@ export interface ClassRef {
 export const classKeyOf = (namespace: string, name: string) => `${namespace}/${name}`;
 
 /** The Key Vault objects a class reads; [] for other providers or unreadable parameters. */
-export function objectsOfClass(spc: SecretProviderClass): ClassObject[] {
+export function objectsOfClass(spc: SecretProviderClass, parse: YamlParse): ClassObject[] {
   if (spc.spec?.provider !== AZURE_PROVIDER) return [];
   const parameters = spc.spec.parameters ?? {};
   const vault = (parameters.keyvaultName ?? "").trim().toLowerCase();
@@ -80,6 +84,12 @@ export class ClassObjectIndex {
   /** class -> its index keys, to remove them again. */
   private readonly ofClass = new Map<string, { objects: string[]; vault?: string }>();
 
+  private readonly parse: YamlParse;
+
+  constructor(parse: YamlParse) {
+    this.parse = parse;
+  }
+
   get classCount(): number {
     return this.ofClass.size;
   }
@@ -88,7 +98,7 @@ export class ClassObjectIndex {
   set(spc: SecretProviderClass): void {
     const key = classKeyOf(spc.metadata.namespace ?? "", spc.metadata.name);
     this.delete(spc.metadata.namespace ?? "", spc.metadata.name);
-    const objects = objectsOfClass(spc);
+    const objects = objectsOfClass(spc, this.parse);
     if (objects.length === 0) return;
     const keys = [...new Set(objects.filter((o) => !o.pinned).map((o) => objectKey(o.vault, o.objectName)))];
     for (const k of keys) add(this.byObject, k, key);

@@ -1,3 +1,4 @@
+import { parse } from "yaml";
 import { describe, expect, it } from "vitest";
 import { ClassObjectIndex, objectsOfClass } from "../../../src/controller/events/class-objects.ts";
 import type { SecretProviderClass } from "../../../src/shared/kube/kube-types.ts";
@@ -27,19 +28,19 @@ const OBJECTS = `array:
 
 describe("which classes read which Key Vault objects", () => {
   it("reads the Azure provider's parameters, names lower-cased, pinned versions marked", () => {
-    expect(objectsOfClass(spc("kv", { keyvaultName: "KV-One", objects: OBJECTS }))).toEqual([
+    expect(objectsOfClass(spc("kv", { keyvaultName: "KV-One", objects: OBJECTS }), parse)).toEqual([
       { vault: "kv-one", objectType: "secret", objectName: "db-password", pinned: false },
       { vault: "kv-one", objectType: "cert", objectName: "web", pinned: false },
       { vault: "kv-one", objectType: "secret", objectName: "fixed", pinned: true },
       { vault: "kv-one", objectType: "secret", objectName: "history", pinned: false },
     ]);
-    expect(objectsOfClass(spc("other", { keyvaultName: "kv-one", objects: OBJECTS }, "vault"))).toEqual([]);
-    expect(objectsOfClass(spc("broken", { keyvaultName: "kv-one", objects: "array: [" }))).toEqual([]);
-    expect(objectsOfClass(spc("no-vault", { objects: OBJECTS }))).toEqual([]);
+    expect(objectsOfClass(spc("other", { keyvaultName: "kv-one", objects: OBJECTS }, "vault"), parse)).toEqual([]);
+    expect(objectsOfClass(spc("broken", { keyvaultName: "kv-one", objects: "array: [" }), parse)).toEqual([]);
+    expect(objectsOfClass(spc("no-vault", { objects: OBJECTS }), parse)).toEqual([]);
   });
 
   it("matches by vault and name whatever the case, keeps up with edits and deletions", () => {
-    const index = new ClassObjectIndex();
+    const index = new ClassObjectIndex(parse);
     index.set(spc("kv", { keyvaultName: "kv-one", objects: OBJECTS }));
     index.set(spc("kv", { keyvaultName: "kv-one", objects: OBJECTS }, "azure", "team-b"));
     expect(index.classesFor("KV-ONE", "Web")).toEqual([

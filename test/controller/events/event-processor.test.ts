@@ -2,6 +2,7 @@
 // and which cost nothing (duplicates, reordered and stale deliveries,
 // unused objects, versions already held), and the bounds of everything an
 // event can make it remember.
+import { parse } from "yaml";
 import { describe, expect, it } from "vitest";
 import { ClassObjectIndex, type ClassRef } from "../../../src/controller/events/class-objects.ts";
 import { EventProcessor, EventsBusy } from "../../../src/controller/events/event-processor.ts";
@@ -33,7 +34,7 @@ interface Setup {
 }
 
 function setup(options: { maxTracked?: number; maxPending?: number; block?: boolean } = {}): Setup {
-  const index = new ClassObjectIndex();
+  const index = new ClassObjectIndex(parse);
   index.set(azureClass("kv", ["db-password", "api-key"]));
   index.set(azureClass("kv-b", ["db-password"], "team-b"));
   index.set(azureClass("pinned", ["pinned-only"]));

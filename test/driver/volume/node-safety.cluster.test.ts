@@ -6,7 +6,7 @@
 // tmpfs, and mountinfo shows at most the driver's one tmpfs per target.
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, symlink, writeFile } from "node:fs/promises";
+import { lstat, mkdir, mkdtemp, readdir, readFile, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
@@ -18,30 +18,12 @@ import { createNamespace, kubeConfigFromInjected, waitFor } from "../../harness/
 import { csiClient, expectGrpcError, type CsiClient } from "../../support/csi-client.ts";
 import { removeTestTree, requireRoot, startDriverProcess, type DriverProcess } from "../../support/driver-process.ts";
 import { defaultMount, sleep, startFakeProvider, type FakeMountResponse, type FakeProvider } from "../../support/fake-provider.ts";
+import { snapshotTree } from "../../support/snapshot.ts";
 
 const GROUP = "secrets-store.csi.x-k8s.io";
 const NS = "node-safety";
 const NODE = "safety-node";
 const DRIVER_SOURCE = "secrets-store.csi.k8s.io";
-
-/** Every file, directory and symlink below dir, with contents and link targets: compared before and after. */
-async function snapshot(dir: string): Promise<Record<string, string>> {
-  const out: Record<string, string> = {};
-  const walk = async (path: string, rel: string): Promise<void> => {
-    for (const name of (await readdir(path)).sort()) {
-      const full = join(path, name);
-      const key = rel ? `${rel}/${name}` : name;
-      const st = await lstat(full);
-      if (st.isSymbolicLink()) out[key] = `-> ${await readlink(full)}`;
-      else if (st.isDirectory()) {
-        out[key] = `dir ${(st.mode & 0o7777).toString(8)}`;
-        await walk(full, key);
-      } else out[key] = `file ${(st.mode & 0o7777).toString(8)} ${(await readFile(full)).toString("base64")}`;
-    }
-  };
-  await walk(dir, "");
-  return out;
-}
 
 async function mountsAt(path: string) {
   return (await listMounts()).filter((m) => m.mountPoint === path);
@@ -216,9 +198,9 @@ describe("node safety: publish and unpublish under races, foreign mounts and hos
       await mkdir(join(target, "data", "deep"), { recursive: true });
       await writeFile(join(target, "notes.txt"), "keep me");
       await writeFile(join(target, "data", "deep", "db"), Buffer.from([0, 1, 2, 255]));
-      const before = await snapshot(target);
+      const before = await snapshotTree(target);
       await unpublish(target);
-      expect(await snapshot(target)).toEqual(before);
+      expect(await snapshotTree(target)).toEqual(before);
     });
 
     it("publishing over a populated directory is refused naming its content; unpublishing it afterwards keeps it", async () => {
@@ -226,13 +208,13 @@ describe("node safety: publish and unpublish under races, foreign mounts and hos
       await mkdir(target);
       await writeFile(join(target, "a"), "the node's own file");
       await writeFile(join(target, "b"), "another");
-      const before = await snapshot(target);
+      const before = await snapshotTree(target);
       const details = await expectGrpcError(publish(target), grpc.status.FAILED_PRECONDITION);
       expect(details).toBe(`target path ${target} is not empty: it holds 2 entries ("a", "b") the driver did not write; refusing to mount over it`);
       expect(provider.requests).toHaveLength(0);
       expect(await mountsAt(target)).toEqual([]);
       await unpublish(target);
-      expect(await snapshot(target)).toEqual(before);
+      expect(await snapshotTree(target)).toEqual(before);
     });
 
     it.each([
@@ -245,11 +227,11 @@ describe("node safety: publish and unpublish under races, foreign mounts and hos
       await mkdir(join(parent, "sub"));
       await writeFile(join(parent, "kubelet-file"), "vol_data");
       await writeFile(join(parent, "sub", "x"), "x");
-      const before = await snapshot(parent);
+      const before = await snapshotTree(parent);
       const target = make(parent);
       expect(await expectGrpcError(publish(target), grpc.status.INVALID_ARGUMENT)).toBe(`Target path ${target} ${problem}`);
       expect(await expectGrpcError(unpublish(target), grpc.status.INVALID_ARGUMENT)).toBe(`Target path ${target} ${problem}`);
-      expect(await snapshot(parent)).toEqual(before);
+      expect(await snapshotTree(parent)).toEqual(before);
     });
 
     it.each([
@@ -271,7 +253,7 @@ describe("node safety: publish and unpublish under races, foreign mounts and hos
           expect(await expectGrpcError(publish(target), grpc.status.INVALID_ARGUMENT)).toBe(message);
           expect(await expectGrpcError(unpublish(target), grpc.status.INVALID_ARGUMENT)).toBe(message);
         }
-        expect(await snapshot(outside)).toEqual({ f: `file 644 ${Buffer.from("node data").toString("base64")}` });
+        expect(await snapshotTree(outside)).toEqual({ f: `file 644 ${Buffer.from("node data").toString("base64")}` });
       } finally {
         await removeTestTree(outside);
       }
@@ -376,12 +358,12 @@ describe("node safety: publish and unpublish under races, foreign mounts and hos
       await writeFile(join(elsewhere, "host-file"), "host data");
       execFileSync("mount", ["--bind", elsewhere, target]);
       try {
-        const before = await snapshot(elsewhere);
+        const before = await snapshotTree(elsewhere);
         expect(await expectGrpcError(publish(target), grpc.status.FAILED_PRECONDITION)).toMatch(/holds a \S+ mount \(source ".*"\) the driver did not make; refusing to mount over it$/);
         expect(provider.requests).toHaveLength(0);
         await unpublish(target);
         expect(await mountsAt(target)).toHaveLength(1);
-        expect(await snapshot(elsewhere)).toEqual(before);
+        expect(await snapshotTree(elsewhere)).toEqual(before);
       } finally {
         execFileSync("umount", [target]);
       }
@@ -393,7 +375,7 @@ describe("node safety: publish and unpublish under races, foreign mounts and hos
       execFileSync("mount", ["-t", "tmpfs", "-o", "size=64k", "tmpfs", target]);
       try {
         await writeFile(join(target, "theirs"), "not the driver's");
-        const before = await snapshot(target);
+        const before = await snapshotTree(target);
         expect(await expectGrpcError(publish(target), grpc.status.FAILED_PRECONDITION)).toBe(
           `target path ${target} holds a tmpfs mount (source "tmpfs") the driver did not make; refusing to mount over it`,
         );
@@ -401,7 +383,7 @@ describe("node safety: publish and unpublish under races, foreign mounts and hos
         await reconcilerRounds(2);
         await unpublish(target, volumeId);
         expect((await mountsAt(target)).map((m) => m.source)).toEqual(["tmpfs"]);
-        expect(await snapshot(target)).toEqual(before);
+        expect(await snapshotTree(target)).toEqual(before);
       } finally {
         execFileSync("umount", [target]);
       }
@@ -646,7 +628,7 @@ describe("node safety: publish and unpublish under races, foreign mounts and hos
         await symlink("..2026_01_01_00_00_00.1", join(target, "..data"));
         await symlink("..data/a", join(target, "a"));
         await recordPodStatus(target);
-        const before = await snapshot(target);
+        const before = await snapshotTree(target);
         expect(await expectGrpcError(publish(target), grpc.status.FAILED_PRECONDITION)).toBe(
           `target path ${target} holds a tmpfs mount (source "${DRIVER_SOURCE}") the driver did not make; refusing to mount over it`,
         );
@@ -654,7 +636,7 @@ describe("node safety: publish and unpublish under races, foreign mounts and hos
         await reconcilerRounds(2);
         await unpublish(target);
         expect((await mountsAt(target)).map((m) => m.source)).toEqual([DRIVER_SOURCE]);
-        expect(await snapshot(target)).toEqual(before);
+        expect(await snapshotTree(target)).toEqual(before);
         expect(refreshesOf(target)).toBe(0);
         expect(driver.output()).toContain(`"target":"${target}"`);
         expect(driver.output()).toContain("left alone a tmpfs with the driver's source name that the driver has no record of and cannot prove its own");
@@ -718,7 +700,7 @@ describe("node safety: publish and unpublish under races, foreign mounts and hos
       try {
         await mkdir(join(outside, "mount"));
         await writeFile(join(outside, "keep"), "node data");
-        const before = await snapshot(outside);
+        const before = await snapshotTree(outside);
         // While the driver waits for the answer, kubelet's directory (with the
         // driver's new tmpfs in it) goes elsewhere and a symlink to the decoy takes its place.
         provider.behaviour = () => {
@@ -727,7 +709,7 @@ describe("node safety: publish and unpublish under races, foreign mounts and hos
           return { error: { code: "FailedToMount" } };
         };
         await expectGrpcError(publish(target), grpc.status.UNKNOWN);
-        expect(await snapshot(outside)).toEqual(before);
+        expect(await snapshotTree(outside)).toEqual(before);
         expect(await mountsAt(join(hidden, "mount"))).toEqual([]);
         expect(await mountsAt(join(outside, "mount"))).toEqual([]);
         // Put back as kubelet had it: the directory the driver made is removed by the next unpublish.

@@ -2,21 +2,19 @@
 // provider program (the unmodified Azure SDK) on a unix socket, the driver
 // program on its CSI socket, SecretProviderClasses and Secrets in a real
 // kube-apiserver, workload-identity tokens minted by that API server.
-import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { X509Certificate } from "node:crypto";
 import { CoreV1Api, CustomObjectsApi } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import type { Emulator } from "../../src/emulator/index.ts";
 import { createNamespace, kubeConfigFromInjected, rawRequest, waitFor } from "../harness/kube.ts";
-import { lastLines, startTestEmulator } from "../provider/env.ts";
+import { startTestEmulator } from "../provider/env.ts";
+import { startAzureProvider, type AzureProviderProcess } from "./azure-provider-process.ts";
 import { csiClient, type CsiClient } from "../support/csi-client.ts";
 import { metricsUrl, removeTestTree, requireRoot, startDriverProcess, type DriverProcess } from "../support/driver-process.ts";
 
-const REPO = resolve(import.meta.dirname, "../..");
 const GROUP = "secrets-store.csi.x-k8s.io";
 const NS = "azure-e2e";
 const NODE = "e2e-node";
@@ -33,8 +31,7 @@ describe("driver + Azure provider + Key Vault emulator + kube-apiserver", () => 
   let base: string;
   let emulator: Emulator;
   let emulatorAddress: string;
-  let providerProc: ChildProcess;
-  let providerLog = "";
+  let provider: AzureProviderProcess | undefined;
   let driver: DriverProcess;
   let csi: CsiClient;
   let core: CoreV1Api;
@@ -150,22 +147,7 @@ describe("driver + Azure provider + Key Vault emulator + kube-apiserver", () => 
     for (const p of ["wi-1", "wi-2"]) await createPod(p, "workload");
 
     await mkdir(join(base, "providers"));
-    providerProc = spawn(
-      process.execPath,
-      [
-        "--import",
-        resolve(REPO, "src/emulator/dns-hook.ts"),
-        resolve(REPO, "src/provider/main.ts"),
-        `--endpoint=unix://${join(base, "providers", "azure.sock")}`,
-        "--healthz-addr=127.0.0.1:0",
-        "--metrics-addr=127.0.0.1:0",
-      ],
-      { env: { ...process.env, NODE_EXTRA_CA_CERTS: emulator.caCertPath, SSCSI_EMULATOR_ADDRESS: emulatorAddress }, stdio: ["ignore", "pipe", "pipe"] },
-    );
-    providerProc.stdout!.on("data", (d: Buffer) => (providerLog += d.toString()));
-    providerProc.stderr!.on("data", (d: Buffer) => (providerLog += d.toString()));
-    await waitFor(() => existsSync(join(base, "providers", "azure.sock")) || providerProc.exitCode !== null, { description: "the provider socket" });
-    expect(providerProc.exitCode, `the provider exited; its last lines:\n${lastLines(providerLog)}`).toBeNull();
+    provider = await startAzureProvider(join(base, "providers"), emulator, emulatorAddress);
 
     driver = await startDriverProcess(join(base, "csi.sock"), [
       `--nodeid=${NODE}`,
@@ -184,7 +166,7 @@ describe("driver + Azure provider + Key Vault emulator + kube-apiserver", () => 
   afterAll(async () => {
     csi?.close();
     await driver?.stop();
-    providerProc?.kill("SIGTERM");
+    provider?.stop();
     await emulator?.close();
     await removeTestTree(base);
   });

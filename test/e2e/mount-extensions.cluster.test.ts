@@ -4,11 +4,9 @@
 // and Secret sync, SecretProviderClasses, status objects, Secrets and Events
 // in a real kube-apiserver, real tmpfs mounts. Vault changes go through the
 // Azure SDK, as an operator's would.
-import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, readFile, readlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { SecretClient } from "@azure/keyvault-secrets";
 import { CoreV1Api, CustomObjectsApi } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
@@ -16,11 +14,11 @@ import type { Emulator } from "../../src/emulator/index.ts";
 import { clientOptions, secretCredential } from "../emulator/helpers.ts";
 import { createNamespace, kubeConfigFromInjected, waitFor } from "../harness/kube.ts";
 import { objectsYaml } from "../provider/client.ts";
-import { lastLines, startTestEmulator } from "../provider/env.ts";
+import { startTestEmulator } from "../provider/env.ts";
+import { startAzureProvider, type AzureProviderProcess } from "./azure-provider-process.ts";
 import { csiClient, type CsiClient } from "../support/csi-client.ts";
 import { removeTestTree, requireRoot, startDriverProcess, type DriverProcess } from "../support/driver-process.ts";
 
-const REPO = resolve(import.meta.dirname, "../..");
 const GROUP = "secrets-store.csi.x-k8s.io";
 const NS = "extensions-e2e";
 const NODE = "extensions-node";
@@ -31,8 +29,7 @@ const INTERVAL = "2s";
 describe("patterns, tags and optional objects through driver, provider and Key Vault", () => {
   let base: string;
   let emulator: Emulator;
-  let providerProc: ChildProcess;
-  let providerLog = "";
+  let provider: AzureProviderProcess | undefined;
   let driver: DriverProcess;
   let csi: CsiClient;
   let core: CoreV1Api;
@@ -159,22 +156,7 @@ describe("patterns, tags and optional objects through driver, provider and Key V
     }
 
     await mkdir(join(base, "providers"));
-    providerProc = spawn(
-      process.execPath,
-      [
-        "--import",
-        resolve(REPO, "src/emulator/dns-hook.ts"),
-        resolve(REPO, "src/provider/main.ts"),
-        `--endpoint=unix://${join(base, "providers", "azure.sock")}`,
-        "--healthz-addr=127.0.0.1:0",
-        "--metrics-addr=127.0.0.1:0",
-      ],
-      { env: { ...process.env, NODE_EXTRA_CA_CERTS: emulator.caCertPath, SSCSI_EMULATOR_ADDRESS: address }, stdio: ["ignore", "pipe", "pipe"] },
-    );
-    providerProc.stdout!.on("data", (d: Buffer) => (providerLog += d.toString()));
-    providerProc.stderr!.on("data", (d: Buffer) => (providerLog += d.toString()));
-    await waitFor(() => existsSync(join(base, "providers", "azure.sock")) || providerProc.exitCode !== null, { description: "the provider socket" });
-    expect(providerProc.exitCode, `the provider exited; its last lines:\n${lastLines(providerLog)}`).toBeNull();
+    provider = await startAzureProvider(join(base, "providers"), emulator, address);
 
     driver = await startDriverProcess(join(base, "csi.sock"), [
       `--nodeid=${NODE}`,
@@ -194,7 +176,7 @@ describe("patterns, tags and optional objects through driver, provider and Key V
   afterAll(async () => {
     csi?.close();
     await driver?.stop();
-    providerProc?.kill("SIGTERM");
+    provider?.stop();
     await emulator?.close();
     await removeTestTree(base);
   });
@@ -245,7 +227,7 @@ describe("patterns, tags and optional objects through driver, provider and Key V
       `Warning: provider "azure" left out optional objects it did not find, and the volume of spc ${NS}/maybe holds the others: secret/later (file later)`,
     ]);
     expect(await secretData("maybe")).toEqual({ password: "hunter2" });
-    expect(providerLog.split("\n").filter((l) => l.includes("optional object left out") && l.includes('"objectName":"later"')).length).toBeGreaterThanOrEqual(1);
+    expect(provider!.output().split("\n").filter((l) => l.includes("optional object left out") && l.includes('"objectName":"later"')).length).toBeGreaterThanOrEqual(1);
 
     const created = await secrets.setSecret("later", "now here");
     await waitFor(async () => (await volume(target)).later === "now here", { description: "rotation to add the object", timeoutMs: 30_000, intervalMs: 100 });

@@ -17,6 +17,9 @@
 // --cpu-prof=DIR also writes V8 CPU profiles of our two programs into DIR;
 // --driver-flags / --provider-flags run a program with other Node flags than
 // its image's (an experiment: the figures to quote come from the image's);
+// --timeline also prints, for the median call of each kind, every span inside
+// it in order (ms after the client sent the call, and its length): what ran
+// one after the other and what overlapped.
 // --provider-wrapper runs the provider under a command, e.g. "valgrind
 // --tool=callgrind" to count its instructions (two runs with different
 // --mounts give the instructions per Mount, whatever else the machine does).
@@ -62,6 +65,7 @@ interface Plan {
   boot: number;
   bootIdentities: boolean;
   cpuProf?: string;
+  timeline: boolean;
   flags: { driver?: string[]; provider?: string[] };
   providerWrapper?: string[];
 }
@@ -83,13 +87,14 @@ interface Traced {
 }
 
 function parseArgs(argv: readonly string[]) {
-  const out: { publishes: number; cold: number; mounts: number; boot: number; bootIdentities: boolean; upstream: boolean; cpuProf?: string; flags: Plan["flags"]; providerWrapper?: string[] } = {
+  const out: { publishes: number; cold: number; mounts: number; boot: number; bootIdentities: boolean; upstream: boolean; timeline: boolean; cpuProf?: string; flags: Plan["flags"]; providerWrapper?: string[] } = {
     boot: 0,
     bootIdentities: false,
     publishes: 50,
     cold: 10,
     mounts: 50,
     upstream: false,
+    timeline: false,
     flags: {},
   };
   for (const arg of argv) {
@@ -101,11 +106,12 @@ function parseArgs(argv: readonly string[]) {
     else if (key === "--boot") out.boot = Number(value);
     else if (key === "--boot-identities") out.bootIdentities = true;
     else if (key === "--upstream") out.upstream = true;
+    else if (key === "--timeline") out.timeline = true;
     else if (key === "--driver-flags" && value !== undefined) out.flags.driver = value.split(" ").filter(Boolean);
     else if (key === "--provider-flags" && value !== undefined) out.flags.provider = value.split(" ").filter(Boolean);
     else if (key === "--provider-wrapper" && value !== undefined) out.providerWrapper = value.split(" ").filter(Boolean);
     else if (key === "--cpu-prof" && value) out.cpuProf = resolve(value);
-    else throw new Error(`bench/trace.ts: unknown argument ${arg} (known: --publishes=N, --cold=N, --mounts=N, --boot=N, --boot-identities, --upstream, --cpu-prof=DIR, --driver-flags=..., --provider-flags=..., --provider-wrapper=...)`);
+    else throw new Error(`bench/trace.ts: unknown argument ${arg} (known: --publishes=N, --cold=N, --mounts=N, --boot=N, --boot-identities, --upstream, --timeline, --cpu-prof=DIR, --driver-flags=..., --provider-flags=..., --provider-wrapper=...)`);
   }
   return out;
 }
@@ -234,6 +240,24 @@ function bootReport(traced: Traced, upstream?: Traced): string {
   return lines.join("\n");
 }
 
+/** Every span of the median call of each kind, in the order they started. */
+function timelineReport(traced: Traced): string {
+  const lines: string[] = [];
+  const kinds = [...new Set(traced.calls.map((c) => c.what))].filter((k) => k !== "boot");
+  for (const what of kinds) {
+    const calls = traced.calls.filter((c) => c.what === what).sort((a, b) => a.end - a.start - (b.end - b.start));
+    const call = calls[Math.floor((calls.length - 1) / 2)]!;
+    lines.push(`\nTimeline of the median ${what} (${fmt(call.end - call.start)} ms at the client; ms after it sent the call, then the span's length):`);
+    const spans = (["driver", "provider"] as const).flatMap((program) =>
+      traced.spans[program].filter((s) => s.start >= call.start && s.start <= call.end).map((s) => ({ program, ...s })),
+    );
+    for (const s of spans.sort((a, b) => a.start - b.start)) {
+      lines.push(`  ${fmt(s.start - call.start).padStart(7)}  +${fmt(s.ms).padStart(6)}  ${s.program.padEnd(8)} ${s.step.slice(0, 90)}`);
+    }
+  }
+  return lines.join("\n");
+}
+
 function report(name: string, traced: Traced, upstream?: Traced): string {
   const lines: string[] = [`RSS after the calls: driver ${traced.rss.driver.toFixed(1)} MiB, provider ${traced.rss.provider.toFixed(1)} MiB`];
   const kinds = [...new Set(traced.calls.map((c) => c.what))].filter((k) => k !== "boot");
@@ -313,6 +337,7 @@ async function inside(plan: Plan): Promise<void> {
     }
     console.log(bootReport(traced, theirs));
     console.log(report("ours", traced, theirs));
+    if (plan.timeline) console.log(timelineReport(traced));
   } finally {
     await stopAllPrograms();
     await keyVault?.stop();
@@ -338,7 +363,7 @@ async function outside(argv: readonly string[]): Promise<void> {
     const outdir = args.cpuProf ? join(args.cpuProf, "dist") : join(dir, "dist");
     const results = await bundlePrograms({ outdir, quiet: true, sourcemap: args.cpuProf !== undefined });
     const file = (name: string) => results.find((r) => r.program === name)!.file;
-    const plan: Plan = { dir, bundles: { driver: file("driver"), provider: file("provider"), emulator: file("emulator") }, upstreamBin, publishes: args.publishes, cold: args.cold, mounts: args.mounts, boot: args.boot, bootIdentities: args.bootIdentities, cpuProf: args.cpuProf, flags: args.flags, providerWrapper: args.providerWrapper };
+    const plan: Plan = { dir, bundles: { driver: file("driver"), provider: file("provider"), emulator: file("emulator") }, upstreamBin, publishes: args.publishes, cold: args.cold, mounts: args.mounts, boot: args.boot, bootIdentities: args.bootIdentities, cpuProf: args.cpuProf, timeline: args.timeline, flags: args.flags, providerWrapper: args.providerWrapper };
     const code = await runInPrivateNamespaces(fileURLToPath(import.meta.url), ["--inside", JSON.stringify(plan)]);
     if (code !== 0) throw new Error(`bench/trace.ts: the run inside the private namespaces failed (exit ${code})`);
     ok = true;

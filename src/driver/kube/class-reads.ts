@@ -28,19 +28,29 @@ export interface ClassRead {
 }
 
 export const CLASS_COPIES_MAX = 64;
-/** A class whose parameters are larger than this is read, but no copy is kept. */
+/**
+ * A class larger than this (all of it a tenant may write: parameters,
+ * secretObjects, labels, annotations) is read, but no copy is kept: the
+ * copies hold at most CLASS_COPIES_MAX times this (4 MiB).
+ */
 export const CLASS_COPY_MAX_BYTES = 64 * 1024;
 const CLASS_COPY_IDLE_MS = 10 * 60_000;
 
-/** The bytes of a class that vary with what a tenant writes: its parameters, keys and values. */
-function parameterBytes(spc: SecretProviderClass): number {
-  let bytes = 0;
-  for (const [key, value] of Object.entries(spc.spec?.parameters ?? {})) bytes += key.length + (typeof value === "string" ? value.length : 0);
-  return bytes;
+/** The copy kept of a class: without managedFields (the API server's bookkeeping, read by nobody here), or none when too large. */
+function copyOf(spc: SecretProviderClass): SecretProviderClass | undefined {
+  if (!spc.metadata?.uid || !spc.metadata.resourceVersion) return undefined;
+  const { managedFields: _managedFields, ...metadata } = spc.metadata as SecretProviderClass["metadata"] & { managedFields?: unknown };
+  const copy = { ...spc, metadata };
+  return JSON.stringify(copy).length <= CLASS_COPY_MAX_BYTES ? copy : undefined;
 }
 
-/** Whether two reads found the same version of the same object. */
+/**
+ * Whether two reads found the same version of the same object. Without a uid
+ * and a resourceVersion (a class from a file in standalone mode) nothing
+ * proves it, so they are taken as different.
+ */
 export function sameClass(a: SecretProviderClass, b: SecretProviderClass): boolean {
+  if (!a.metadata.uid || !a.metadata.resourceVersion) return false;
   return a.metadata.uid === b.metadata.uid && a.metadata.resourceVersion === b.metadata.resourceVersion;
 }
 
@@ -102,7 +112,8 @@ export class SecretProviderClassReads {
     const sent = this.get(namespace, name);
     sent.then(
       (spc) => {
-        if (parameterBytes(spc) <= CLASS_COPY_MAX_BYTES) this.copies.set(key, spc);
+        const copy = copyOf(spc);
+        if (copy) this.copies.set(key, copy);
         else this.copies.delete(key);
       },
       (err: unknown) => {

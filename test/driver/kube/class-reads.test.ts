@@ -89,9 +89,31 @@ describe("SecretProviderClass reads", () => {
     expect(reads.read("ns", "big").early).toBeUndefined();
   });
 
-  it("tells a changed class from the same version by uid and resourceVersion", () => {
+  it("tells a changed class from the same version by uid and resourceVersion, and never calls two classes without them the same", () => {
     expect(sameClass(spc("c", "1"), spc("c", "1"))).toBe(true);
     expect(sameClass(spc("c", "1"), spc("c", "2"))).toBe(false);
     expect(sameClass(spc("c", "1"), { ...spc("c", "1"), metadata: { ...spc("c", "1").metadata, uid: "recreated" } })).toBe(false);
+    // a class from a file in standalone mode: edited or not, nothing proves it the same
+    const fromFile = (objects: string) => ({ ...spc("c", "", { objects }), metadata: { name: "c", namespace: "ns" } }) as SecretProviderClass;
+    expect(sameClass(fromFile("a"), fromFile("b"))).toBe(false);
+    expect(sameClass(fromFile("a"), fromFile("a"))).toBe(false);
+  });
+
+  it("counts all of a class against the copy's bound (secretObjects, labels, annotations), keeps no managedFields, and no copy without uid and resourceVersion", async () => {
+    const secretObjects = Array.from({ length: 200 }, (_, i) => ({ secretName: `s-${i}`, type: "Opaque", labels: { big: "x".repeat(400) }, data: [{ objectName: "a", key: "a" }] }));
+    const classes: Record<string, SecretProviderClass> = {
+      wide: { ...spc("wide", "1"), spec: { provider: "fake", parameters: { objects: "a" }, secretObjects } } as SecretProviderClass,
+      annotated: { ...spc("annotated", "1"), metadata: { ...spc("annotated", "1").metadata, annotations: { note: "y".repeat(CLASS_COPY_MAX_BYTES) } } },
+      tracked: { ...spc("tracked", "1"), metadata: { ...spc("tracked", "1").metadata, managedFields: [{ manager: "kubectl", fieldsV1: { f: "z".repeat(1000) } }] } } as SecretProviderClass,
+      unversioned: { ...spc("unversioned", ""), metadata: { name: "unversioned", namespace: "ns" } } as SecretProviderClass,
+    };
+    const reads = new SecretProviderClassReads(async (_ns, name) => classes[name]!, () => false);
+    for (const name of Object.keys(classes)) await reads.read("ns", name).current;
+    expect(reads.read("ns", "wide").early).toBeUndefined();
+    expect(reads.read("ns", "annotated").early).toBeUndefined();
+    expect(reads.read("ns", "unversioned").early).toBeUndefined();
+    const kept = reads.read("ns", "tracked").early!;
+    expect(kept.metadata.uid).toBe("uid-tracked");
+    expect((kept.metadata as { managedFields?: unknown }).managedFields).toBeUndefined();
   });
 });

@@ -133,6 +133,11 @@ export async function nodePublishVolume(ctx: DriverContext, req: NodePublishVolu
         return traceStep("provider Mount", () =>
           fetchContent(ctx, { targetPath: target.path, spc, volumeContext, secrets, currentObjectVersions: [], deadline: deadlines.provider }),
         );
+      }, async () => {
+        // A provider that writes the files itself has written the old
+        // class's into this tmpfs: start again from a fresh one.
+        await target.undoFirstMount(mount);
+        mount = undefined;
       });
       const { spc, result: content } = fetched;
       provider = providerOf(spc);
@@ -207,14 +212,16 @@ function unwrap<T>(outcome: Outcome<T>): T {
  * Runs `work` with the class as the GET sent for this publish finds it
  * (`current`). With an `early` copy, `work` starts on the copy while the GET
  * is under way; once it is answered, the copy's result (or error) stands only
- * if the class is still that very version, else `work` runs again on the
- * class as it is now. Nothing `work` does on a copy may be final: it mounts
- * and asks the provider, and the caller writes only what this returns.
+ * if the class is still that very version, else `discard` undoes what the
+ * try on the copy left behind and `work` runs again on the class as it is
+ * now. Nothing `work` does on a copy may be final: it mounts and asks the
+ * provider, and the caller writes only what this returns.
  */
 async function withCurrentClass<T>(
   early: SecretProviderClass | undefined,
   current: Promise<Outcome<SecretProviderClass>>,
   work: (spc: SecretProviderClass) => Promise<T>,
+  discard: () => Promise<void>,
 ): Promise<{ spc: SecretProviderClass; result: T }> {
   const answer = () => traceStep("get SecretProviderClass", () => current).then(unwrap);
   if (!early) {
@@ -224,6 +231,7 @@ async function withCurrentClass<T>(
   const tried = await outcomeOf(work(early));
   const spc = await answer();
   if (sameClass(spc, early)) return { spc, result: unwrap(tried) };
+  await discard();
   return { spc, result: await work(spc) };
 }
 

@@ -1,7 +1,7 @@
 // NodePublishVolume / NodeUnpublishVolume through the driver's real socket,
 // with SecretProviderClasses in a real kube-apiserver, a provider serving the
 // provider API on a real unix socket, and real tmpfs mounts.
-import { existsSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, readlink, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -218,6 +218,25 @@ describe("NodePublishVolume against a real kube-apiserver", () => {
       expect(existsSync(join(third, "one"))).toBe(false);
       expect(JSON.parse(provider.requests.at(-1)!.attributes).objects).toBe("two");
       for (const target of [first, second, third]) await csi.call("Node", "NodeUnpublishVolume", { volume_id: "v", target_path: target });
+    });
+
+    it("leaves none of the old class's files when the provider writes them itself (files: [] in its answer)", async () => {
+      // A provider of the older API writes into the target path it is given.
+      provider.behaviour = (req) => {
+        const objects = (JSON.parse(req.attributes) as Record<string, string>).objects!;
+        writeFileSync(join(req.target_path, objects), objects);
+        return { object_version: [{ id: `secret/${objects}`, version: "v1" }] };
+      };
+      await replaceClass({ provider: "fake", parameters: { objects: "old" } });
+      const warm = await publishFresh();
+      expect(await readFile(join(warm, "old"), "utf8")).toBe("old");
+      await replaceClass({ provider: "fake", parameters: { objects: "new" } });
+      const changed = await publishFresh();
+      expect(await readFile(join(changed, "new"), "utf8")).toBe("new");
+      // Asked with the node's copy first, then again with the class as it is now, on a fresh tmpfs.
+      expect(provider.requests.slice(-2).map((r) => JSON.parse(r.attributes).objects)).toEqual(["old", "new"]);
+      expect(existsSync(join(changed, "old"))).toBe(false);
+      for (const target of [warm, changed]) await csi.call("Node", "NodeUnpublishVolume", { volume_id: "v", target_path: target });
     });
 
     it("to another provider, or deleted, fails the next publish as a GET would, and nothing stays mounted", async () => {

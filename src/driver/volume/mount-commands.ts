@@ -81,6 +81,8 @@ export class MountCommands {
     };
     shell.once("error", (err) => failAll(`could not start (${err.message})`));
     shell.once("exit", (code, signal) => failAll(`exited (${code ?? signal})`));
+    // A shell killed before its exit is handled: the write fails (EPIPE), and must not end the driver.
+    shell.stdin.on("error", (err) => failAll(`stopped reading (${err.message})`));
     // The driver may exit with the shell still running; it ends with its stdin.
     shell.unref();
     for (const stream of [shell.stdin, shell.stdout, shell.stderr]) (stream as unknown as { unref?: () => void }).unref?.();

@@ -159,6 +159,8 @@ export class MountSyscalls {
     };
     child.once("error", (err) => failAll(`could not start (${err.message})`));
     child.once("exit", (code, signal) => failAll(`exited (${code ?? signal})`));
+    // A helper killed before its exit is handled: the write fails (EPIPE), and must not end the driver.
+    child.stdin.on("error", (err) => failAll(`stopped reading (${err.message})`));
     // The driver may exit with the helper still running; it ends with its stdin.
     child.unref();
     for (const stream of [child.stdin, child.stdout, child.stderr]) (stream as unknown as { unref?: () => void }).unref?.();

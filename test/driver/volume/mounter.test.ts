@@ -117,6 +117,25 @@ describe("tmpfs mounter", () => {
     }
   });
 
+  it("a helper killed under it fails the calls sent to it, without ending the driver, and the next call starts a new one", async () => {
+    const calls = new MountSyscalls();
+    const dir = join(base, "killed");
+    mkdirSync(dir);
+    try {
+      calls.start();
+      const pid = (calls as unknown as { helper: { process: { pid: number } } }).helper.process.pid;
+      process.kill(-pid, "SIGKILL");
+      // Sent to the dead helper: its write fails or its exit answers, a rejection either way.
+      await expect(calls.umount2(dir, 2)).rejects.toThrow(/the mount helper/);
+      await calls.mount(SOURCE, dir, "tmpfs", 0, "size=65536");
+      expect(await mountsAt(dir)).toHaveLength(1);
+      await calls.umount2(dir, 2);
+      expect(await mountsAt(dir)).toEqual([]);
+    } finally {
+      calls.close();
+    }
+  });
+
   it("starts a new helper after close()", async () => {
     const calls = new MountSyscalls();
     const dir = join(base, "again");

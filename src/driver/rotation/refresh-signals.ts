@@ -130,7 +130,10 @@ export class RefreshSignals {
       }
       this.counts.refreshed++;
       // The reconciler runs one refresh per group at a time; a request
-      // during one joins it.
+      // during one joins it, and that one may have asked the provider before
+      // this version existed. Marked requested, the group is due again at the
+      // next tick unless a refresh starting from now clears the mark.
+      for (const v of members) v.refreshRequested = true;
       void this.refresh(members[0]!).catch((err: unknown) => this.ctx.logger.warn({ error: String(err) }, "requested refresh failed"));
     }
   }
@@ -156,7 +159,9 @@ export class RefreshSignals {
   private hold(groupKey: string, what: Bucket["waiting"]): void {
     this.counts.limited++;
     const b = this.buckets.get(groupKey)!;
-    b.waiting = what;
+    // Two waiting requests for different versions: refresh whatever the
+    // group holds, so that neither version is skipped as already there.
+    b.waiting = b.waiting && b.waiting.version !== what!.version ? { ...what!, version: undefined } : what;
     if (b.timer) return;
     const wait = Math.max(0, b.at + REFILL_MS - this.now());
     this.ctx.logger.info({ namespace: what!.namespace, secretProviderClass: what!.className, inMs: wait }, "refresh requests arrive faster than allowed; the next one waits");

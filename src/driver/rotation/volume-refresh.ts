@@ -80,7 +80,9 @@ export async function refreshGroup(ctx: DriverContext, group: readonly MountedVo
       try {
         target = await VolumeTarget.forRefresh(ctx, volume, held);
         if (!target) {
+          // Due again at once, asked for or not.
           volume.lastRefresh = previousRefresh.get(volume)!;
+          volume.refreshRequested = true;
           return;
         }
         // Unpublished while the provider was asked: nothing to write, nothing to report.

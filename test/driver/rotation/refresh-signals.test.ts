@@ -61,6 +61,15 @@ describe("refresh requests on status objects", () => {
     expect(refreshed.sort()).toEqual([refreshGroupKey(pods[0]!), refreshGroupKey(pods[50]!)].sort());
   });
 
+  it("marks the group's volumes requested, so a request that joins a refresh already under way is not lost", () => {
+    const pods = [volume("web-1"), volume("web-2"), volume("other-class", { spc: "kv-2" })];
+    const { signals, refreshed } = setup(pods);
+    signals.observe(statusObject("s", new Date().toISOString(), V_NEW), false);
+    expect(refreshed).toHaveLength(1);
+    // A refresh that started before the request cleared its marks then: these stay until one starts after it.
+    expect(pods.map((v) => v.refreshRequested ?? false)).toEqual([true, true, false]);
+  });
+
   it("does nothing for groups that hold the version, for a value seen before, or for a stale request found at start-up", () => {
     const { signals, refreshed } = setup([volume("web-1", { version: V_NEW })]);
     const at = new Date().toISOString();
@@ -94,6 +103,25 @@ describe("refresh requests on status objects", () => {
       expect(refreshed).toHaveLength(BURST + 1);
       await vi.advanceTimersByTimeAsync(10 * REFILL_MS);
       // The held requests were merged into one refresh.
+      expect(refreshed).toHaveLength(BURST + 1);
+      signals.stop();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("merges held requests for different versions into a refresh whatever the group holds, so neither is skipped", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] });
+    try {
+      const held = "33333333333333333333333333333333";
+      const web = volume("web-1", { version: held });
+      const { signals, refreshed } = setup([web]);
+      for (let i = 0; i < BURST; i++) signals.observe(statusObject("s", `burst-${i}`), false);
+      expect(refreshed).toHaveLength(BURST);
+      // Held: a new version, then one the group holds already.
+      signals.observe(statusObject("s", "late-1", V_NEW), false);
+      signals.observe(statusObject("s", "late-2", held), false);
+      await vi.advanceTimersByTimeAsync(REFILL_MS);
       expect(refreshed).toHaveLength(BURST + 1);
       signals.stop();
     } finally {

@@ -69,6 +69,8 @@ export class EventProcessor {
   private readonly latest: LruCache<string, number>;
   private readonly accessChecks: LruCache<string, number>;
   private readonly inFlight = new Map<string, Promise<EventOutcome>>();
+  /** Refreshes under way by object version: a certificate's three events (certificate, key, secret) share one. */
+  private readonly versionsInFlight = new Map<string, Promise<EventOutcome>>();
   private pending = 0;
   private running = 0;
   private readonly slots: Array<() => void> = [];
@@ -155,10 +157,22 @@ export class EventProcessor {
     // Newest first, before the refresh: an older event arriving while this
     // one is handled is stale already.
     if (event.time !== undefined) this.latest.set(objectKey, Math.max(event.time, newest ?? 0));
+    const same = this.versionsInFlight.get(versionKey);
+    // Its failure is this event's too (an error here), so the sender tries again.
+    if (same) {
+      await same;
+      return "duplicate";
+    }
     this.deps.expiry.superseded(event.vault, name);
-    const outcome = await this.refresh(classes, event.version, describeObject(event));
-    this.doneVersions.set(versionKey, true);
-    return outcome;
+    const refresh = this.refresh(classes, event.version, describeObject(event));
+    this.versionsInFlight.set(versionKey, refresh);
+    try {
+      const outcome = await refresh;
+      this.doneVersions.set(versionKey, true);
+      return outcome;
+    } finally {
+      this.versionsInFlight.delete(versionKey);
+    }
   }
 
   private async accessChanged(event: KeyVaultEvent): Promise<EventOutcome> {
@@ -167,7 +181,13 @@ export class EventProcessor {
     const last = this.accessChecks.get(event.vault);
     if (last !== undefined && this.now() - last < this.options.accessCheckIntervalMs) return "rate_limited";
     this.accessChecks.set(event.vault, this.now());
-    return this.refresh(classes, undefined, `vault ${event.vault} (access policy changed)`);
+    try {
+      return await this.refresh(classes, undefined, `vault ${event.vault} (access policy changed)`);
+    } catch (err) {
+      // A failed re-check is not one: Event Grid's retry may try again at once.
+      this.accessChecks.delete(event.vault);
+      throw err;
+    }
   }
 
   /** SecretSyncs and volumes of every class; "unused" when none has either. */

@@ -59,13 +59,19 @@ export function dataField(data: Record<string, unknown>, key: string): unknown {
 }
 
 /** Epoch seconds from a number or a numeric string; undefined for null, empty or unreadable values. */
+/** The seconds a JavaScript Date can hold either side of the epoch: a time beyond is no time. */
+const MAX_EPOCH_SECONDS = 8.64e12;
+
 export function epochSeconds(value: unknown): number | undefined {
-  if (typeof value === "number") return Number.isFinite(value) ? value : undefined;
+  if (typeof value === "number") return inDateRange(value);
   if (typeof value !== "string") return undefined;
   const text = value.trim();
   if (!/^-?\d+(\.\d+)?$/.test(text)) return undefined;
-  const n = Number(text);
-  return Number.isFinite(n) ? n : undefined;
+  return inDateRange(Number(text));
+}
+
+function inDateRange(n: number): number | undefined {
+  return Number.isFinite(n) && Math.abs(n) <= MAX_EPOCH_SECONDS ? n : undefined;
 }
 
 function text(value: unknown): string | undefined {

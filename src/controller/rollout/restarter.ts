@@ -59,6 +59,9 @@ const MAX_REASONS = 5;
 const MAX_VERSIONS_SHOWN = 4;
 /** Event messages are cut here, as client-go's recorder cuts them. */
 const MAX_MESSAGE = 1024;
+/** A rollout whose patch failed is tried again after 5 s, then twice as long each time, up to 5 minutes. */
+const RETRY_FIRST_MS = 5_000;
+const RETRY_MAX_MS = 300_000;
 
 /** A short hash of a class's object versions (order does not matter). */
 export function versionsHash(namespace: string, className: string, objects: readonly ObjectVersion[]): string {
@@ -81,6 +84,9 @@ export class Restarter {
   /** Per workload uid: when it was last rolled, and a held rollout. */
   private readonly lastRolled = new Map<string, number>();
   private readonly pending = new Map<string, Pending>();
+  /** Per workload uid: the rollout whose patch is on the wire, and the failed patches in a row. */
+  private readonly rolling = new Map<string, Pending>();
+  private readonly failures = new Map<string, number>();
   private stopped = false;
 
   constructor(deps: RestarterDeps, options: RestarterOptions) {
@@ -121,6 +127,7 @@ export class Restarter {
   /** The workload is gone. */
   forget(uid: string): void {
     this.lastRolled.delete(uid);
+    this.failures.delete(uid);
     const p = this.pending.get(uid);
     if (p?.timer) clearTimeout(p.timer);
     this.pending.delete(uid);
@@ -136,8 +143,9 @@ export class Restarter {
     if (this.stopped) return;
     const uid = workload.metadata.uid ?? `${workload.kind}/${workload.metadata.namespace}/${workload.metadata.name}`;
     const held = this.pending.get(uid);
-    // Already rolled (or about to be) for this very content: nothing to do.
-    if ((held?.annotations[annotation] ?? this.deps.workloads.recorded(workload, annotation)) === hash) return;
+    // Already rolled (or about to be, or being) for this very content: nothing to do.
+    const known = held?.annotations[annotation] ?? this.rolling.get(uid)?.annotations[annotation] ?? this.deps.workloads.recorded(workload, annotation);
+    if (known === hash) return;
     const p: Pending = held ?? { workload, annotations: {}, reasons: [], triggers: new Set() };
     p.workload = workload;
     p.annotations[annotation] = hash;
@@ -162,6 +170,7 @@ export class Restarter {
     const namespace = workload.metadata.namespace ?? "";
     const ref = `${workload.kind} ${namespace}/${workload.metadata.name}`;
     this.lastRolled.set(uid, this.now());
+    this.rolling.set(uid, p);
     try {
       await this.deps.rest.request({
         method: "PATCH",
@@ -171,15 +180,44 @@ export class Restarter {
         what: `roll ${ref}`,
       });
     } catch (err) {
-      if (httpStatusOf(err) === 404) return;
-      this.deps.logger.warn({ workload: ref, error: describeApiError(err) }, "failed to roll the workload; the next change tries again");
+      this.rolling.delete(uid);
+      if (httpStatusOf(err) === 404) {
+        this.failures.delete(uid);
+        return;
+      }
+      const retryMs = this.retry(uid, p);
+      this.deps.logger.warn({ workload: ref, error: describeApiError(err), retryInMs: retryMs }, "failed to roll the workload; trying again");
       await this.deps.events.recordFor(this.involved(workload), "Warning", "RestartOnRotationFailed", `failed to restart for ${p.reasons[0]}: ${describeApiError(err)}`.slice(0, MAX_MESSAGE));
       return;
     }
     this.deps.workloads.rememberRolled(workload, p.annotations);
+    this.rolling.delete(uid);
+    this.failures.delete(uid);
     for (const trigger of p.triggers) this.deps.metrics.restarts.inc({ kind: workload.kind, trigger });
     this.deps.logger.info({ workload: ref, reasons: p.reasons }, "rolled the workload: content it follows changed");
     await this.deps.events.recordFor(this.involved(workload), "Normal", "RestartedForRotation", `restarting all replicas: ${p.reasons.join("; ")}`.slice(0, MAX_MESSAGE));
+  }
+
+  /**
+   * Holds a rollout whose patch failed again, merged under any rollout held
+   * meanwhile (its newer content wins), and tries it after a backoff. Returns the wait.
+   */
+  private retry(uid: string, failed: Pending): number {
+    const count = (this.failures.get(uid) ?? 0) + 1;
+    this.failures.set(uid, count);
+    const wait = Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** Math.min(count - 1, 16));
+    if (this.stopped) return wait;
+    const newer = this.pending.get(uid);
+    if (newer) {
+      for (const [annotation, hash] of Object.entries(failed.annotations)) newer.annotations[annotation] ??= hash;
+      for (const reason of failed.reasons) if (newer.reasons.length < MAX_REASONS && !newer.reasons.includes(reason)) newer.reasons.push(reason);
+      for (const trigger of failed.triggers) newer.triggers.add(trigger);
+      return wait;
+    }
+    failed.timer = setTimeout(() => void this.roll(uid), wait);
+    failed.timer.unref();
+    this.pending.set(uid, failed);
+    return wait;
   }
 
   private involved(w: TrackedWorkload) {

@@ -105,6 +105,19 @@ describe("event processor", () => {
     expect(s.refreshed).toEqual([`team-a/kv@${V1}`]);
   });
 
+  it("handles a certificate's three events for one version arriving together with one refresh", async () => {
+    const s = setup({ block: true });
+    const cert = newVersion("api-key", V1, 1000, { objectType: "Certificate", type: "Microsoft.KeyVault.CertificateNewVersionCreated" });
+    const handled = [
+      s.processor.handle(cert, "webhook"),
+      s.processor.handle({ ...cert, id: "its-key", objectType: "Key", type: "Microsoft.KeyVault.KeyNewVersionCreated" }, "webhook"),
+      s.processor.handle({ ...cert, id: "its-secret", objectType: "Secret", type: "Microsoft.KeyVault.SecretNewVersionCreated" }, "webhook"),
+    ];
+    s.release!();
+    expect(await Promise.all(handled)).toEqual(["refreshed", "duplicate", "duplicate"]);
+    expect(s.refreshed).toEqual([`team-a/kv@${V1}`]);
+  });
+
   it("ignores an older version's event that arrives after a newer one (reordered), and versions already held", async () => {
     const s = setup();
     expect(await s.processor.handle(newVersion("db-password", V2, 2000), "webhook")).toBe("refreshed");
@@ -144,6 +157,14 @@ describe("event processor", () => {
     expect(await s.processor.handle(changed("a"), "webhook")).toBe("refreshed");
     expect(await s.processor.handle(changed("b"), "webhook")).toBe("rate_limited");
     expect(s.refreshed.sort()).toEqual(["team-a/kv@*", "team-a/pinned@*", "team-b/kv-b@*"]);
+  });
+
+  it("takes a failed access re-check as not made: the retry re-checks at once", async () => {
+    const s = setup();
+    const changed: KeyVaultEvent = { id: "a", kind: "VaultAccessPolicyChanged", type: "Microsoft.KeyVault.VaultAccessPolicyChanged", vault: "kv-one" };
+    s.fail.next = true;
+    await expect(s.processor.handle(changed, "webhook")).rejects.toThrow(/provider unavailable/);
+    expect(await s.processor.handle(changed, "webhook")).toBe("refreshed");
   });
 
   it("is busy, not swamped, past its bound of pending events", () => {

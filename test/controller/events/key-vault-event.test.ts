@@ -69,6 +69,10 @@ describe("Key Vault events", () => {
     expect(splitEventType("Microsoft.KeyVaultX.SecretExpired")).toBeUndefined();
   });
 
+  it("takes no time a Date cannot hold (an EXP of 1e300 would make every retry of the event fail)", () => {
+    expect([epochSeconds(1e300), epochSeconds("-9000000000000"), epochSeconds(8.64e12)]).toEqual([undefined, undefined, 8.64e12]);
+  });
+
   it("reads epoch seconds from numbers and numeric strings only", () => {
     expect([epochSeconds(12), epochSeconds(" 13 "), epochSeconds("1.5"), epochSeconds(null), epochSeconds(""), epochSeconds("soon"), epochSeconds(Number.NaN)]).toEqual([
       12,

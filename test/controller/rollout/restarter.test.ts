@@ -10,7 +10,8 @@ import type { EventRecorder } from "../../../src/controller/kube/event-recorder.
 import { ControllerMetrics } from "../../../src/controller/metrics.ts";
 import { createLogger } from "../../../src/shared/logger.ts";
 import type { SecretProviderClass } from "../../../src/shared/kube/kube-types.ts";
-import { recordingRest } from "../fakes.ts";
+import { apiError, recordingRest } from "../fakes.ts";
+import type { RequestSpec } from "../../../src/shared/kube/kube-rest.ts";
 
 const template: RawPodTemplate = {
   spec: {
@@ -49,8 +50,8 @@ function workload(name: string, following: { classes: string[]; secrets: string[
   return { kind: "Deployment", metadata: { name, namespace: "team-a", uid: `uid-${name}` }, following, templateAnnotations };
 }
 
-function setup(workloads: TrackedWorkload[], minIntervalMs = 0, spc?: SecretProviderClass) {
-  const { rest, calls } = recordingRest(() => ({}));
+function setup(workloads: TrackedWorkload[], minIntervalMs = 0, spc?: SecretProviderClass, answer: (spec: RequestSpec) => unknown = () => ({})) {
+  const { rest, calls } = recordingRest(answer);
   const rolled = new Map<string, Record<string, string>>();
   const index = {
     followingClass: (ns: string, c: string) => workloads.filter((w) => w.metadata.namespace === ns && w.following?.classes.includes(c)),
@@ -113,6 +114,49 @@ describe("restarter", () => {
     restarter.secretChanged("team-a", "api", "hash-2", "secret/api-key version 2", true);
     await settle();
     expect(patches().map((p) => p.path)).toEqual(["/apis/apps/v1/namespaces/team-a/deployments/env", "/apis/apps/v1/namespaces/team-a/deployments/synced"]);
+  });
+
+  it("tries a failed rollout again after a backoff, and rolls once when it goes through", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] });
+    try {
+      let failures = 2;
+      const answer = (spec: RequestSpec) => {
+        if (spec.method === "PATCH" && failures-- > 0) throw apiError(500, "etcdserver: request timed out");
+        return {};
+      };
+      const { restarter, patches, events } = setup([workload("web", { classes: ["kv"], secrets: [] })], 0, undefined, answer);
+      restarter.classChanged("team-a", "kv", [v("secret/a", "1")], [v("secret/a", "2")]);
+      await vi.advanceTimersByTimeAsync(0);
+      expect(patches()).toHaveLength(1);
+      await vi.advanceTimersByTimeAsync(5_000);
+      expect(patches()).toHaveLength(2);
+      await vi.advanceTimersByTimeAsync(9_999);
+      expect(patches()).toHaveLength(2);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(patches()).toHaveLength(3);
+      await vi.advanceTimersByTimeAsync(600_000);
+      expect(patches()).toHaveLength(3);
+      expect(events.map((e) => e.split(" ").slice(0, 2).join(" "))).toEqual(["Warning RestartOnRotationFailed", "Warning RestartOnRotationFailed", "Normal RestartedForRotation"]);
+      restarter.stop();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("does not roll again for the content whose patch is on the wire", async () => {
+    let release: (() => void) | undefined;
+    const answer = (spec: RequestSpec) => (spec.method === "PATCH" && !release ? new Promise<void>((r) => (release = r)) : {});
+    const { restarter, patches } = setup([workload("web", { classes: ["kv"], secrets: [] })], 0, undefined, answer);
+    restarter.classChanged("team-a", "kv", [v("secret/a", "1")], [v("secret/a", "2")]);
+    await settle();
+    expect(patches()).toHaveLength(1);
+    // Other pods report the same move while the patch is out.
+    restarter.classChanged("team-a", "kv", [v("secret/a", "1")], [v("secret/a", "2")]);
+    await settle();
+    release!();
+    await settle();
+    expect(patches()).toHaveLength(1);
+    restarter.stop();
   });
 
   it("holds a second rollout until the minimum interval is over, merging the changes into one", async () => {

@@ -93,7 +93,11 @@ export class EventProcessor {
 
   /** Throws EventsBusy when `count` more events would exceed the bound. */
   admit(count: number): void {
-    if (this.pending + count > this.options.maxPending) throw new EventsBusy(`${this.pending} events are being handled; try again later`);
+    // A batch larger than the bound on its own is taken when nothing else is
+    // pending: refused, it would be refused on every retry until Event Grid
+    // dropped it. The sender's batch size (5,000 at most) bounds it then.
+    const fits = count > this.options.maxPending ? this.pending === 0 : this.pending + count <= this.options.maxPending;
+    if (!fits) throw new EventsBusy(`${this.pending} events are being handled; try again later`);
   }
 
   /** Records an event that could not be used, for the metrics. */

@@ -167,10 +167,17 @@ describe("event processor", () => {
     expect(await s.processor.handle(changed, "webhook")).toBe("refreshed");
   });
 
-  it("is busy, not swamped, past its bound of pending events", () => {
-    const s = setup({ maxPending: 10 });
+  it("is busy, not swamped, past its bound of pending events; a batch larger than the bound alone is taken only when idle", async () => {
+    const s = setup({ maxPending: 10, block: true });
     expect(() => s.processor.admit(10)).not.toThrow();
+    // Refused, a batch of 11 would be refused on every retry: taken when nothing else is pending.
+    expect(() => s.processor.admit(11)).not.toThrow();
+    const handling = s.processor.handle(newVersion("api-key", V1, 1000), "webhook");
+    expect(() => s.processor.admit(10)).toThrow(EventsBusy);
     expect(() => s.processor.admit(11)).toThrow(EventsBusy);
+    expect(() => s.processor.admit(9)).not.toThrow();
+    s.release!();
+    await handling;
   });
 
   it("stays within its bounds when a sender floods unique ids and versions of a used object", async () => {

@@ -14,7 +14,8 @@
 // prints when each step ran, from the first to the last (--boot-identities:
 // each pod with an identity of its own). --upstream adds upstream's
 // figures for the same calls (no steps: its programs cannot be traced this way).
-// --cpu-prof=DIR also writes V8 CPU profiles of our two programs into DIR;
+// --cpu-prof=DIR also writes V8 CPU profiles of our two programs into DIR
+// (with SSCSI_BUNDLE_MINIFY=0 in the environment, of unminified bundles);
 // --driver-flags / --provider-flags run a program with other Node flags than
 // its image's (an experiment: the figures to quote come from the image's);
 // --timeline also prints, for the median call of each kind, every span inside

@@ -227,7 +227,8 @@ export async function bundlePrograms(options: BundleOptions = {}): Promise<Bundl
       platform: "node",
       target: "node24",
       format: "esm",
-      minify: true,
+      // SSCSI_BUNDLE_MINIFY=0 keeps names and lines readable in a CPU profile (bench/trace.ts --cpu-prof)
+      minify: process.env.SSCSI_BUNDLE_MINIFY !== "0",
       // Error classes are matched by name in places (gRPC, Azure SDK); keep them.
       keepNames: true,
       sourcemap: options.sourcemap ? "linked" : false,

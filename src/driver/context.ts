@@ -2,6 +2,7 @@
 // provider clients, Kubernetes access and the record of mounted volumes.
 import { status } from "@grpc/grpc-js";
 import type { Logger } from "../shared/logger.ts";
+import type { PodStatusWrites } from "./kube/pod-status-writes.ts";
 import { DriverError, ErrorType } from "./errors.ts";
 import type { KubeClient } from "./kube/kube-client.ts";
 import type { MountedVolume, MountedVolumes } from "./volume/mounted-volumes.ts";
@@ -27,6 +28,8 @@ export interface DriverContext {
   syncSecrets?: (volume: MountedVolume, spc: SecretProviderClass) => Promise<void>;
   /** A random per-volume offset for the poll interval. */
   jitter?: () => number;
+  /** Writes the volumes' status objects after their publish has answered (absent: the publish writes it itself). */
+  podStatuses?: PodStatusWrites;
   /** Refreshes the volume's group now (rotation reconciler), when rotation is enabled. */
   refreshNow?: (volume: MountedVolume, deadline: Date, held?: TargetHold) => Promise<boolean>;
 }

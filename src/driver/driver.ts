@@ -25,6 +25,7 @@ import { RotationReconciler } from "./rotation/rotation-reconciler.ts";
 import { TargetLocks } from "./volume/target-locks.ts";
 import { SecretSyncer } from "./sync/secret-sync.ts";
 import { recoverMountedVolumes } from "./volume/volume-recovery.ts";
+import { PodStatusWrites } from "./kube/pod-status-writes.ts";
 
 export interface RunningDriver {
   ctx: DriverContext;
@@ -57,6 +58,9 @@ function probeSelf(address: string): () => Promise<void> {
     });
 }
 
+/** How long a stopping driver waits for status objects still being written. */
+const STATUS_DRAIN_MS = 2_000;
+
 export async function startDriver(options: DriverOptions, deps: DriverDependencies): Promise<RunningDriver> {
   const logger = deps.logger;
   let kube: KubeClient | Error;
@@ -81,6 +85,7 @@ export async function startDriver(options: DriverOptions, deps: DriverDependenci
     kube,
   };
   ctx.metrics.knowProviders((provider) => ctx.providers.isInstalled(provider));
+  if (!(kube instanceof Error)) ctx.podStatuses = new PodStatusWrites(kube, ctx.volumes, logger);
 
   const { Identity, Node, Controller } = csiServices();
   const server = await startGrpcServer({ endpoint: options.endpoint }, (s) => {
@@ -181,6 +186,8 @@ export async function startDriver(options: DriverOptions, deps: DriverDependenci
       refreshRequests?.stop();
       refreshSignals?.stop();
       await server.stop();
+      // What was published has its status object, unless the API server is away.
+      await ctx.podStatuses?.drain(STATUS_DRAIN_MS);
       await metrics?.close();
       await health?.close();
       ctx.providers.close();

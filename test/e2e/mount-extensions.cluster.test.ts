@@ -95,7 +95,11 @@ describe("patterns, tags and optional objects through driver, provider and Key V
   }
 
   async function statusObjects(pod: string, spc: string): Promise<Array<{ id: string; version: string }>> {
-    const st = (await custom.getNamespacedCustomObject({ group: GROUP, version: "v1", namespace: NS, plural: "secretproviderclasspodstatuses", name: `${pod}-${NS}-${spc}` })) as {
+    // Written just after the publish has answered.
+    const st = (await waitFor(
+      () => custom.getNamespacedCustomObject({ group: GROUP, version: "v1", namespace: NS, plural: "secretproviderclasspodstatuses", name: `${pod}-${NS}-${spc}` }) as Promise<object>,
+      { description: `the status object of ${pod}` },
+    )) as {
       status: { objects: Array<{ id: string; version: string }> };
     };
     return st.status.objects;

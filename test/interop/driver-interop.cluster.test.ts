@@ -14,7 +14,7 @@ import type { ServiceError } from "@grpc/grpc-js";
 import { CoreV1Api, CustomObjectsApi, type KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { listMounts } from "../../src/driver/volume/mounter.ts";
-import { createNamespace, kubeConfigFromInjected } from "../harness/kube.ts";
+import { createNamespace, kubeConfigFromInjected, waitFor } from "../harness/kube.ts";
 import { objectsYaml, tokensAttribute } from "../provider/client.ts";
 import { csiClient, type CsiClient } from "../support/csi-client.ts";
 import { removeTestTree, requireRoot, startDriverProcess, type DriverProcess } from "../support/driver-process.ts";
@@ -104,7 +104,11 @@ describe("our driver with upstream's provider, upstream's driver with ours", () 
   }
 
   async function podStatus(p: Pairing, spc: string): Promise<{ metadata: { labels?: Record<string, string>; ownerReferences?: Array<{ uid: string; kind: string; name: string }> }; status: Record<string, unknown> }> {
-    return (await custom.getNamespacedCustomObject({ group: GROUP, version: "v1", namespace: NS, plural: "secretproviderclasspodstatuses", name: `${p.pod}-${NS}-${spc}` })) as never;
+    // Our driver writes it just after the publish has answered, upstream's just before.
+    return (await waitFor(
+      () => custom.getNamespacedCustomObject({ group: GROUP, version: "v1", namespace: NS, plural: "secretproviderclasspodstatuses", name: `${p.pod}-${NS}-${spc}` }) as Promise<object>,
+      { description: `the status object of ${spc}` },
+    )) as never;
   }
 
   async function publishError(p: Pairing, spc: string): Promise<{ code: number; details: string; target: string }> {

@@ -12,7 +12,7 @@ import { status, type ServiceError } from "@grpc/grpc-js";
 import { ApiException, CoreV1Api, CustomObjectsApi } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { listMounts } from "../../src/driver/volume/mounter.ts";
-import { createNamespace, kubeConfigFromInjected } from "../harness/kube.ts";
+import { createNamespace, kubeConfigFromInjected, waitFor } from "../harness/kube.ts";
 import { freePort } from "../provider/env.ts";
 import { csiClient, type CsiClient } from "../support/csi-client.ts";
 import { removeTestTree, requireRoot, startDriverProcess } from "../support/driver-process.ts";
@@ -67,8 +67,12 @@ describe("our driver serves upstream's mock provider unchanged", () => {
     throw new Error(`${d.id}: NodePublishVolume of ${spc} succeeded`);
   }
 
+  // Ours writes it just after the publish has answered, upstream's just before.
   const podStatus = (d: (typeof drivers)[number], spc: string) =>
-    custom.getNamespacedCustomObject({ group: GROUP, version: "v1", namespace: NS, plural: "secretproviderclasspodstatuses", name: `${d.pod}-${NS}-${spc}` }) as Promise<{
+    waitFor(
+      () => custom.getNamespacedCustomObject({ group: GROUP, version: "v1", namespace: NS, plural: "secretproviderclasspodstatuses", name: `${d.pod}-${NS}-${spc}` }) as Promise<object>,
+      { description: `${d.id}: the status object of ${spc}` },
+    ) as Promise<{
       status: { objects?: unknown[]; mounted?: boolean };
     }>;
 
@@ -155,7 +159,8 @@ describe("our driver serves upstream's mock provider unchanged", () => {
       expect(error.code, d.id).toBe(status.UNKNOWN);
       errors[d.id] = error.details;
       expect((await listMounts()).some((m) => m.mountPoint === target), `${d.id} leaves no tmpfs`).toBe(false);
-      const missing = await podStatus(d, "fake-error-code").then(
+      // Read once: a failed publish writes none, before or after its answer.
+      const missing = await custom.getNamespacedCustomObject({ group: GROUP, version: "v1", namespace: NS, plural: "secretproviderclasspodstatuses", name: `${d.pod}-${NS}-fake-error-code` }).then(
         () => "exists",
         (err: unknown) => (err instanceof ApiException ? err.code : err),
       );

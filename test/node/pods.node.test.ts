@@ -132,10 +132,14 @@ describe("kubelet mounts secrets-store volumes into real pods", () => {
     expect(await exec("reader", "cat", "/mnt/secrets-store/api-key")).toBe("key-one");
     expect((await exec("reader", "ls", "/mnt/secrets-store")).split("\n").filter(Boolean).sort()).toEqual(["api-key", "db-password"]);
 
-    const statuses = JSON.parse(await stack.kubectl(["get", "secretproviderclasspodstatuses", "-o", "json"])) as {
+    type Statuses = {
       items: { metadata: { ownerReferences: { uid: string }[] }; status: { podName: string; secretProviderClassName: string; mounted: boolean; targetPath: string; objects: { id: string }[] } }[];
     };
-    const status = statuses.items.find((s) => s.status.podName === "reader");
+    // Written just after the publish has answered.
+    const status = await waitFor(
+      async () => (JSON.parse(await stack.kubectl(["get", "secretproviderclasspodstatuses", "-o", "json"])) as Statuses).items.find((s) => s.status.podName === "reader"),
+      { description: "the status object of reader" },
+    );
     expect(status?.status).toMatchObject({ secretProviderClassName: "kv-sp", mounted: true });
     expect(status?.status.targetPath).toBe(join(stack.node.kubeletDir, "pods", pod.metadata!.uid!, "volumes", "kubernetes.io~csi", "secrets-store", "mount"));
     expect(status?.status.objects.map((o) => o.id).sort()).toEqual(["secret/api-key", "secret/db-password"]);

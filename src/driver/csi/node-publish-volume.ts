@@ -13,7 +13,8 @@
 //      foreign mount, a symlink or foreign files are refused;
 //   3. read the SecretProviderClass, find the provider;
 //   4. mount a tmpfs, ask the provider, write the files through the checked tmpfs;
-//   5. record the status object and the volume, sync Secrets.
+//   5. record the volume and its status object (written after the answer
+//      unless Secrets are synced), sync Secrets.
 // A failure after 4 started unmounts the driver's tmpfs and removes only the
 // directory it created.
 import { status } from "@grpc/grpc-js";
@@ -146,15 +147,20 @@ export async function nodePublishVolume(ctx: DriverContext, req: NodePublishVolu
       await traceStep("write files", () => target.write(written, content.files, group));
 
       // 5. Record it: the status object, the driver's own record, the synced Secrets.
-      try {
-        const podStatus = buildPodStatus({ pod, spcName, nodeName: ctx.options.nodeId, targetPath: target.path, objectVersions: content.objectVersions });
-        await traceStep("create SecretProviderClassPodStatus", () => kube.upsertPodStatus(podStatus));
-      } catch (err) {
-        throw new DriverError(
-          status.UNAVAILABLE,
-          ErrorType.PodStatusWriteError,
-          `failed to create secret provider class pod status for pod ${pod.namespace}/${pod.name}, err: ${(err as Error).message}`,
-        );
+      //    The status object is written after the answer (kube/pod-status-writes.ts),
+      //    unless Secrets are synced: a bare pod's Secrets are owned by it.
+      const podStatus = buildPodStatus({ pod, spcName, nodeName: ctx.options.nodeId, targetPath: target.path, objectVersions: content.objectVersions });
+      const syncing = ctx.syncSecrets !== undefined && (spc.spec.secretObjects?.length ?? 0) > 0;
+      if (syncing || !ctx.podStatuses) {
+        try {
+          await traceStep("create SecretProviderClassPodStatus", () => kube.upsertPodStatus(podStatus));
+        } catch (err) {
+          throw new DriverError(
+            status.UNAVAILABLE,
+            ErrorType.PodStatusWriteError,
+            `failed to create secret provider class pod status for pod ${pod.namespace}/${pod.name}, err: ${(err as Error).message}`,
+          );
+        }
       }
       const volume = newVolumeRecord({
         targetPath: target.path,
@@ -172,8 +178,9 @@ export async function nodePublishVolume(ctx: DriverContext, req: NodePublishVolu
         syncedSpcVersion: spc.metadata.resourceVersion,
       });
       ctx.volumes.set(volume);
+      if (!syncing) ctx.podStatuses?.write(volume, podStatus);
       await reportMissingObjects(ctx, pod, `${pod.namespace}/${spcName}`, content);
-      if (ctx.syncSecrets && spc.spec.secretObjects?.length) {
+      if (syncing && ctx.syncSecrets) {
         // Synced before kubelet starts the containers, so env vars find the
         // Secret; a sync failure does not fail the mount (it is retried).
         await ctx.syncSecrets(volume, spc).catch((err: unknown) => {

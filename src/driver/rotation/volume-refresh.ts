@@ -90,16 +90,16 @@ export async function refreshGroup(ctx: DriverContext, group: readonly MountedVo
         const changed = await target.write(volume.mount, content.files, volume.mountGroup);
         const versionsChanged = !sameVersions(volume.objectVersions, content.objectVersions);
         if (versionsChanged) {
-          await kube.upsertPodStatus(
-            buildPodStatus({
-              pod: volume.pod,
-              spcName: volume.spcName,
-              nodeName: ctx.options.nodeId,
-              targetPath: volume.targetPath,
-              objectVersions: content.objectVersions,
-            }),
-            { expectExisting: true },
-          );
+          const podStatus = buildPodStatus({
+            pod: volume.pod,
+            spcName: volume.spcName,
+            nodeName: ctx.options.nodeId,
+            targetPath: volume.targetPath,
+            objectVersions: content.objectVersions,
+          });
+          // The first write still under way takes these versions instead of racing them.
+          if (ctx.podStatuses?.isPending(volume)) ctx.podStatuses.write(volume, podStatus, true);
+          else await kube.upsertPodStatus(podStatus, { expectExisting: true });
         }
         const before = volume.objectVersions;
         volume.provider = content.provider;

@@ -9,7 +9,7 @@ import * as grpc from "@grpc/grpc-js";
 import { CoreV1Api, CustomObjectsApi, KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from "vitest";
 import { listMounts } from "../../../src/driver/volume/mounter.ts";
-import { createNamespace, kubeConfigFromInjected, waitFor } from "../../harness/kube.ts";
+import { apiErrorCode, applyYaml, createNamespace, kubeConfigFromInjected, rawRequest, waitFor } from "../../harness/kube.ts";
 import { csiClient, expectGrpcError, type CsiClient } from "../../support/csi-client.ts";
 import { metricsUrl, removeTestTree, requireRoot, startDriverProcess, type DriverProcess } from "../../support/driver-process.ts";
 import { defaultMount, sleep, startFakeProvider, type FakeProvider } from "../../support/fake-provider.ts";
@@ -69,6 +69,16 @@ describe("NodePublishVolume against a real kube-apiserver", () => {
       plural: "secretproviderclasses",
       body: { apiVersion: `${GROUP}/v1`, kind: "SecretProviderClass", metadata: { name }, spec: { provider: providerName, parameters } },
     });
+  }
+
+  type PodStatusObject = { metadata: { labels: Record<string, string>; ownerReferences: Array<Record<string, unknown>> }; status: Record<string, unknown> };
+  async function readStatus(name: string): Promise<PodStatusObject | undefined> {
+    try {
+      return (await custom.getNamespacedCustomObject({ group: GROUP, version: "v1", namespace: NS, plural: "secretproviderclasspodstatuses", name })) as PodStatusObject;
+    } catch (err) {
+      if (apiErrorCode(err) === 404) return undefined;
+      throw err;
+    }
   }
 
   beforeAll(async () => {
@@ -143,13 +153,8 @@ describe("NodePublishVolume against a real kube-apiserver", () => {
     expect(sent.target_path).toBe(target);
     expect(provider.authorities[0]).toBe("localhost");
 
-    const status = (await custom.getNamespacedCustomObject({
-      group: GROUP,
-      version: "v1",
-      namespace: NS,
-      plural: "secretproviderclasspodstatuses",
-      name: `app-${NS}-fake-spc`,
-    })) as { metadata: { labels: Record<string, string>; ownerReferences: Array<Record<string, unknown>> }; status: Record<string, unknown> };
+    // Written once the publish has answered.
+    const status = await waitFor(() => readStatus(`app-${NS}-fake-spc`), { description: "the volume's status object" });
     expect(status.metadata.labels["internal.secrets-store.csi.k8s.io/node-name"]).toBe("node-a");
     expect(status.metadata.ownerReferences).toEqual([{ apiVersion: "v1", kind: "Pod", name: "app", uid: podUid }]);
     expect(status.status).toEqual({
@@ -175,6 +180,86 @@ describe("NodePublishVolume against a real kube-apiserver", () => {
     const metrics = await (await fetch(await metricsUrl(driver))).text();
     expect(metrics).toMatch(/node_publish_total\{provider="fake",os_type="linux"\} [1-9]/);
     expect(metrics).toMatch(/node_unpublish_total\{os_type="linux"\} [1-9]/);
+  });
+
+  it("answers before the status object is written: one the API server refuses leaves the volume mounted and is written once it is taken", async () => {
+    const late = await core.createNamespacedPod({
+      namespace: NS,
+      body: { metadata: { name: "late" }, spec: { containers: [{ name: "app", image: "registry.k8s.io/pause:3.10" }] } },
+    });
+    const statusName = `late-${NS}-fake-spc`;
+    // Every status object write in this namespace refused, as by an admission policy or a webhook that is down.
+    const policy = `refuse-pod-statuses-${NS}`;
+    await applyYaml(
+      kc,
+      `apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {name: ${policy}}
+spec:
+  failurePolicy: Fail
+  matchConstraints:
+    resourceRules:
+      - {apiGroups: ["${GROUP}"], apiVersions: ["*"], operations: ["CREATE", "UPDATE"], resources: ["secretproviderclasspodstatuses"]}
+  validations:
+    - {expression: "false", message: "status objects are refused in this test"}
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {name: ${policy}}
+spec:
+  policyName: ${policy}
+  validationActions: [Deny]
+  matchResources:
+    namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: ${NS}}}
+`,
+    );
+    const removePolicy = async () => {
+      await rawRequest(kc, "DELETE", `/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicybindings/${policy}`);
+      await rawRequest(kc, "DELETE", `/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies/${policy}`);
+    };
+    try {
+      // The policy is in force once a status object of our own is refused.
+      let probe = 0;
+      await waitFor(
+        async () => {
+          const name = `probe-${++probe}`;
+          try {
+            await custom.createNamespacedCustomObject({
+              group: GROUP,
+              version: "v1",
+              namespace: NS,
+              plural: "secretproviderclasspodstatuses",
+              body: { apiVersion: `${GROUP}/v1`, kind: "SecretProviderClassPodStatus", metadata: { name } },
+            });
+          } catch (err) {
+            return apiErrorCode(err) === 422 || apiErrorCode(err) === 403;
+          }
+          await custom.deleteNamespacedCustomObject({ group: GROUP, version: "v1", namespace: NS, plural: "secretproviderclasspodstatuses", name });
+          return false;
+        },
+        { description: "the admission policy to refuse status objects" },
+      );
+
+      const target = await newTarget();
+      const context = volumeContext({ "csi.storage.k8s.io/pod.name": "late", "csi.storage.k8s.io/pod.uid": late.metadata!.uid! });
+      await csi.call("Node", "NodePublishVolume", publishRequest(target, { volume_context: context }));
+      expect(await isTmpfs(target)).toBe(true);
+      expect(await readFile(join(target, "a"), "utf8")).toBe("alpha");
+      await waitFor(() => driver.output().includes("could not write the volume's status object; the volume is mounted, retrying"), {
+        description: "the driver to log the refused status write",
+      });
+      expect(await readStatus(statusName)).toBeUndefined();
+
+      await removePolicy();
+      const status = await waitFor(() => readStatus(statusName), { description: "the status object, once the API server takes it" });
+      expect(status.metadata.ownerReferences).toEqual([{ apiVersion: "v1", kind: "Pod", name: "late", uid: late.metadata!.uid }]);
+      expect(status.status).toMatchObject({ podName: "late", mounted: true, targetPath: target, objects: [{ id: "secret/a", version: "v1" }, { id: "secret/b", version: "v1" }] });
+
+      await csi.call("Node", "NodeUnpublishVolume", { volume_id: `csi-${n}`, target_path: target });
+      expect(await isTmpfs(target)).toBe(false);
+    } finally {
+      await removePolicy().catch(() => undefined);
+    }
   });
 
   describe("a class changed a moment ago", () => {

@@ -111,13 +111,18 @@ describe("rotation reconciler", () => {
   }
 
   async function podStatus(podName: string): Promise<{ metadata: { resourceVersion: string }; status: { objects: Array<{ id: string; version: string }> } }> {
-    return (await custom.getNamespacedCustomObject({
-      group: GROUP,
-      version: "v1",
-      namespace: NS,
-      plural: "secretproviderclasspodstatuses",
-      name: `${podName}-${NS}-rotating`,
-    })) as never;
+    // The first write lands just after the publish has answered.
+    return (await waitFor(
+      () =>
+        custom.getNamespacedCustomObject({
+          group: GROUP,
+          version: "v1",
+          namespace: NS,
+          plural: "secretproviderclasspodstatuses",
+          name: `${podName}-${NS}-rotating`,
+        }) as Promise<object>,
+      { description: `the status object of ${podName}` },
+    )) as never;
   }
 
   beforeAll(async () => {

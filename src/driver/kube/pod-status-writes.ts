@@ -69,7 +69,11 @@ export class PodStatusWrites {
     }
     const entry: Pending = { desired: status, exists, done: Promise.resolve() };
     this.pending.set(volume, entry);
-    entry.done = this.run(volume, entry).finally(() => this.pending.delete(volume));
+    // Started on the next turn of the event loop: the publish's answer, sent
+    // in this one, goes out before the request is built.
+    entry.done = new Promise<void>((resolve) => setImmediate(resolve))
+      .then(() => this.run(volume, entry))
+      .finally(() => this.pending.delete(volume));
   }
 
   /**

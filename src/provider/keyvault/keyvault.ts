@@ -28,7 +28,7 @@ import type { ObjectType } from "../objects/objects.ts";
 import type { FetchedSecret } from "../formats/secret.ts";
 import { raceSignal, sleep } from "./singleflight.ts";
 import { VaultClientCache, VaultClients, type Gate } from "./vault-clients.ts";
-import { vaultAgentPolicy } from "./vault-agent.ts";
+import { vaultAgent } from "./vault-agent.ts";
 import { isMsalNetworkError, probeTlsTrust } from "../auth/tls-probe.ts";
 import { traceStep, traceStepSync } from "../../shared/trace.ts";
 
@@ -265,35 +265,50 @@ export class KeyVaultReader {
     return this.budgets.getOrCreate(vault.url, () => new TokenBucket(this.budgetOptions));
   }
 
+  /**
+   * Our one pipeline policy, per HTTP request (each retry and the
+   * challenge's second request included): the vault agent (vault-agent.ts),
+   * a token from the vault's request budget, and the request counter. One
+   * policy rather than three: each policy is a closure and a promise per
+   * request in the SDK's pipeline. A budget with a token to spare answers
+   * without a promise.
+   */
   private policies(vault: VaultRef): Array<{ policy: PipelinePolicy; position: "perCall" | "perRetry" }> {
-    const budgetPolicy: PipelinePolicy = {
-      name: "sscsiVaultBudget",
-      sendRequest: async (request: PipelineRequest, next: SendRequest): Promise<PipelineResponse> => {
-        const ctx = this.context.getStore();
-        const waited = await this.budget(vault).take(ctx?.deadline ?? Date.now() + 60_000, request.abortSignal as AbortSignal | undefined, `key vault "${vault.name}"`);
-        if (waited > 0) this.metrics?.countBudgetWait(vault.name, waited);
-        return next(request);
-      },
-    };
-    const countingPolicy: PipelinePolicy = {
-      name: "sscsiRequestCounter",
-      sendRequest: async (request: PipelineRequest, next: SendRequest): Promise<PipelineResponse> => {
-        const operation = operationOf(request.method, request.url);
-        try {
-          const response = await next(request);
+    const counted = (request: PipelineRequest, next: SendRequest): Promise<PipelineResponse> => {
+      const operation = operationOf(request.method, request.url);
+      let sent: Promise<PipelineResponse>;
+      try {
+        sent = next(request);
+      } catch (err) {
+        // counted like a rejection, as an async policy would
+        sent = Promise.reject(err as Error);
+      }
+      return sent.then(
+        (response) => {
           this.metrics?.countHttp(vault.name, operation, response.status);
           return response;
-        } catch (err) {
+        },
+        (err: unknown) => {
           this.metrics?.countHttp(vault.name, operation, (err as { statusCode?: number }).statusCode);
           throw err;
-        }
+        },
+      );
+    };
+    const waitForBudget = async (bucket: TokenBucket, request: PipelineRequest, next: SendRequest): Promise<PipelineResponse> => {
+      const ctx = this.context.getStore();
+      const waited = await bucket.take(ctx?.deadline ?? Date.now() + 60_000, request.abortSignal as AbortSignal | undefined, `key vault "${vault.name}"`);
+      if (waited > 0) this.metrics?.countBudgetWait(vault.name, waited);
+      return counted(request, next);
+    };
+    const policy: PipelinePolicy = {
+      name: "sscsiVaultRequest",
+      sendRequest: (request: PipelineRequest, next: SendRequest): Promise<PipelineResponse> => {
+        request.agent ??= vaultAgent();
+        const bucket = this.budget(vault);
+        return bucket.tryTake() ? counted(request, next) : waitForBudget(bucket, request, next);
       },
     };
-    return [
-      { policy: vaultAgentPolicy, position: "perRetry" },
-      { policy: budgetPolicy, position: "perRetry" },
-      { policy: countingPolicy, position: "perRetry" },
-    ];
+    return [{ policy, position: "perRetry" }];
   }
 
   private clients(sdk: AzureSdk, identity: Identity, vault: VaultRef): VaultClients {

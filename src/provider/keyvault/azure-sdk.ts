@@ -19,6 +19,12 @@ export interface AzureSdk {
 }
 
 let loading: Promise<AzureSdk> | undefined;
+let loaded: AzureSdk | undefined;
+
+/** The SDK's classes once loaded, without a promise to wait for (every mount after the first). */
+export function loadedAzureSdk(): AzureSdk | undefined {
+  return loaded;
+}
 
 /** Resolves with the SDK's classes; the first call loads them, later calls share that load. */
 export function azureSdk(): Promise<AzureSdk> {
@@ -29,14 +35,14 @@ export function azureSdk(): Promise<AzureSdk> {
       import("@azure/keyvault-keys"),
       import("@azure/keyvault-certificates"),
     ]);
-    return {
+    return (loaded = {
       ClientSecretCredential: identity.ClientSecretCredential,
       ClientAssertionCredential: identity.ClientAssertionCredential,
       ManagedIdentityCredential: identity.ManagedIdentityCredential,
       SecretClient: secrets.SecretClient,
       KeyClient: keys.KeyClient,
       CertificateClient: certificates.CertificateClient,
-    };
+    });
   })();
   // A failed load (a broken image) is retried by the next mount, not cached.
   loading.catch(() => {

@@ -37,6 +37,14 @@ export class TokenBucket {
     this.updated = now;
   }
 
+  /** Takes one token if the bucket has one now (no promise, no wait); false leaves the bucket as it was. */
+  tryTake(): boolean {
+    this.refill();
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+
   /**
    * Takes one token, waiting for it if the bucket is empty. Returns the time
    * waited (ms). Throws when the wait would end after `deadline` (epoch ms).

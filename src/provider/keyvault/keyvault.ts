@@ -13,10 +13,9 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import type { PipelinePolicy, PipelineRequest, PipelineResponse, SendRequest } from "@azure/core-rest-pipeline";
 import { status } from "@grpc/grpc-js";
-import { scopedSignal } from "../../shared/abort.ts";
 import type { Logger } from "../../shared/logger.ts";
 import { BUILD_VERSION } from "../../shared/cli/version.ts";
-import { azureSdk, type AzureSdk } from "./azure-sdk.ts";
+import { azureSdk, loadedAzureSdk, type AzureSdk } from "./azure-sdk.ts";
 import { TokenBucket } from "./budget.ts";
 import type { FetchedCertificate } from "../formats/cert.ts";
 import { deadlineExceeded, ProviderError, tlsTrustError, type ErrorClass } from "../errors.ts";
@@ -29,7 +28,7 @@ import type { ObjectType } from "../objects/objects.ts";
 import type { FetchedSecret } from "../formats/secret.ts";
 import { raceSignal, sleep } from "./singleflight.ts";
 import { VaultClientCache, VaultClients, type Gate } from "./vault-clients.ts";
-import { vaultAgentPolicy } from "./vault-agent.ts";
+import { vaultAgent } from "./vault-agent.ts";
 import { isMsalNetworkError, probeTlsTrust } from "../auth/tls-probe.ts";
 import { traceStep, traceStepSync } from "../../shared/trace.ts";
 
@@ -152,7 +151,8 @@ export function classify(err: unknown, vault: VaultRef, ctx: CallContext, auth?:
   const e = err as { name?: string; statusCode?: number; code?: string; message?: string };
   const where = `key vault "${vault.name}" (${vault.url})`;
   if (e.name === "AbortError" || e.name === "TimeoutError") {
-    if (Date.now() >= ctx.deadline - 50 || !ctx.signal.aborted) return deadlineExceeded(`${where}: no answer before the call's deadline`);
+    const timedOut = !ctx.signal.aborted || (ctx.signal.reason as { name?: unknown } | undefined)?.name === "TimeoutError";
+    if (timedOut || Date.now() >= ctx.deadline - 50) return deadlineExceeded(`${where}: no answer before the call's deadline`);
     return new ProviderError(status.CANCELLED, "Cancelled", `${where}: cancelled`);
   }
   if (err instanceof TenantMismatch) {
@@ -265,35 +265,50 @@ export class KeyVaultReader {
     return this.budgets.getOrCreate(vault.url, () => new TokenBucket(this.budgetOptions));
   }
 
+  /**
+   * Our one pipeline policy, per HTTP request (each retry and the
+   * challenge's second request included): the vault agent (vault-agent.ts),
+   * a token from the vault's request budget, and the request counter. One
+   * policy rather than three: each policy is a closure and a promise per
+   * request in the SDK's pipeline. A budget with a token to spare answers
+   * without a promise.
+   */
   private policies(vault: VaultRef): Array<{ policy: PipelinePolicy; position: "perCall" | "perRetry" }> {
-    const budgetPolicy: PipelinePolicy = {
-      name: "sscsiVaultBudget",
-      sendRequest: async (request: PipelineRequest, next: SendRequest): Promise<PipelineResponse> => {
-        const ctx = this.context.getStore();
-        const waited = await this.budget(vault).take(ctx?.deadline ?? Date.now() + 60_000, request.abortSignal as AbortSignal | undefined, `key vault "${vault.name}"`);
-        if (waited > 0) this.metrics?.countBudgetWait(vault.name, waited);
-        return next(request);
-      },
-    };
-    const countingPolicy: PipelinePolicy = {
-      name: "sscsiRequestCounter",
-      sendRequest: async (request: PipelineRequest, next: SendRequest): Promise<PipelineResponse> => {
-        const operation = operationOf(request.method, request.url);
-        try {
-          const response = await next(request);
+    const counted = (request: PipelineRequest, next: SendRequest): Promise<PipelineResponse> => {
+      const operation = operationOf(request.method, request.url);
+      let sent: Promise<PipelineResponse>;
+      try {
+        sent = next(request);
+      } catch (err) {
+        // counted like a rejection, as an async policy would
+        sent = Promise.reject(err as Error);
+      }
+      return sent.then(
+        (response) => {
           this.metrics?.countHttp(vault.name, operation, response.status);
           return response;
-        } catch (err) {
+        },
+        (err: unknown) => {
           this.metrics?.countHttp(vault.name, operation, (err as { statusCode?: number }).statusCode);
           throw err;
-        }
+        },
+      );
+    };
+    const waitForBudget = async (bucket: TokenBucket, request: PipelineRequest, next: SendRequest): Promise<PipelineResponse> => {
+      const ctx = this.context.getStore();
+      const waited = await bucket.take(ctx?.deadline ?? Date.now() + 60_000, request.abortSignal as AbortSignal | undefined, `key vault "${vault.name}"`);
+      if (waited > 0) this.metrics?.countBudgetWait(vault.name, waited);
+      return counted(request, next);
+    };
+    const policy: PipelinePolicy = {
+      name: "sscsiVaultRequest",
+      sendRequest: (request: PipelineRequest, next: SendRequest): Promise<PipelineResponse> => {
+        request.agent ??= vaultAgent();
+        const bucket = this.budget(vault);
+        return bucket.tryTake() ? counted(request, next) : waitForBudget(bucket, request, next);
       },
     };
-    return [
-      { policy: vaultAgentPolicy, position: "perRetry" },
-      { policy: budgetPolicy, position: "perRetry" },
-      { policy: countingPolicy, position: "perRetry" },
-    ];
+    return [{ policy, position: "perRetry" }];
   }
 
   private clients(sdk: AzureSdk, identity: Identity, vault: VaultRef): VaultClients {
@@ -309,8 +324,13 @@ export class KeyVaultReader {
   /**
    * Lets the first request of a fresh client through alone: it answers the
    * authentication challenge; the others then go straight with the token.
+   * An open gate (every read after a client's first) costs no promise of its own.
    */
-  private async throughGate<T>(gate: Gate, signal: AbortSignal, fn: () => Promise<T>): Promise<T> {
+  private throughGate<T>(gate: Gate, signal: AbortSignal, fn: () => Promise<T>): Promise<T> {
+    return gate.open ? fn() : this.throughClosedGate(gate, signal, fn);
+  }
+
+  private async throughClosedGate<T>(gate: Gate, signal: AbortSignal, fn: () => Promise<T>): Promise<T> {
     while (!gate.open) {
       if (gate.pending) {
         await raceSignal(gate.pending, signal);
@@ -331,16 +351,17 @@ export class KeyVaultReader {
     return fn();
   }
 
-  private async withRetries<T>(vault: VaultRef, ctx: CallContext, auth: Identity["summary"], fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  /**
+   * The attempts of one operation. `ctx.signal` is the flight's own: it
+   * aborts with a TimeoutError at `until` (see run()), so the attempts need no
+   * signal or timer of their own.
+   */
+  private async withRetries<T>(vault: VaultRef, ctx: CallContext, until: number, auth: Identity["summary"], fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
     let last: ProviderError | undefined;
-    // A little before the caller's deadline, so the caller hears why the attempts failed.
-    const until = ctx.deadline - RETRY_DEADLINE_MARGIN_MS;
     for (let attempt = 1; ; attempt++) {
-      const remaining = until - Date.now();
-      if (remaining <= 0) throw deadlineExceeded(`key vault "${vault.name}" (${vault.url}): no answer before the call's deadline`);
-      const scoped = scopedSignal([ctx.signal], remaining);
+      if (until - Date.now() <= 0) throw deadlineExceeded(`key vault "${vault.name}" (${vault.url}): no answer before the call's deadline`);
       try {
-        return await this.context.run(ctx, () => traceStep("Key Vault request", () => fn(scoped.signal)));
+        return await this.context.run(ctx, () => traceStep("Key Vault request", () => fn(ctx.signal)));
       } catch (err) {
         let error = classify(err, vault, ctx, auth);
         if (auth.mode !== "ManagedIdentity" && isMsalNetworkError(err)) {
@@ -368,8 +389,6 @@ export class KeyVaultReader {
         this.metrics?.countRetry(reason);
         this.logger?.debug({ vault: vault.name, attempt, delayMs: Math.round(delay), reason }, "retrying key vault request");
         await sleep(delay, ctx.signal);
-      } finally {
-        scoped.dispose();
       }
     }
   }
@@ -398,18 +417,24 @@ export class KeyVaultReader {
       const controller = new AbortController();
       const shared: CallContext = { deadline: ctx.deadline, signal: controller.signal };
       const created: Flight = { promise: Promise.resolve(), controller, waiters: 0 };
+      // A little before the caller's deadline, so the caller hears why the attempts failed.
+      const until = ctx.deadline - RETRY_DEADLINE_MARGIN_MS;
+      // One timer for the whole flight (its attempts and its waits between them) rather than one per attempt.
+      const timer = setTimeout(() => controller.abort(new DOMException("The operation was aborted due to timeout", "TimeoutError")), Math.max(0, until - Date.now()));
+      timer.unref();
       created.promise = (async () => {
         const started = performance.now();
         let errorClass: ErrorClass | "" = "";
         try {
-          const sdk = await traceStep("load the Azure SDK", () => azureSdk());
+          const sdk = loadedAzureSdk() ?? (await traceStep("load the Azure SDK", () => azureSdk()));
           const clients = traceStepSync("Key Vault clients", () => this.clients(sdk, identity, vault));
           const gate = clients.gates[objectType];
-          return await this.withRetries(vault, shared, identity.summary, (signal) => this.throughGate(gate, signal, () => fn(clients, signal)));
+          return await this.withRetries(vault, shared, until, identity.summary, (signal) => this.throughGate(gate, signal, () => fn(clients, signal)));
         } catch (err) {
           errorClass = err instanceof ProviderError ? err.errorClass : "Internal";
           throw err;
         } finally {
+          clearTimeout(timer);
           this.flights.delete(key);
           this.metrics?.observeKeyVault(objectType, objectName, operation, (performance.now() - started) / 1000, errorClass);
         }

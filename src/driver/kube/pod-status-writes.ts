@@ -76,9 +76,7 @@ export class PodStatusWrites {
     // request built before that delays the reply by its CPU (traced: 5.8-6.7
     // ms from the handler's end to the client on the next turn, 4.2-4.3 ms
     // after this delay, 3.1-3.9 ms with no write at all).
-    entry.done = new Promise<void>((resolve) => setTimeout(resolve, AFTER_ANSWER_MS))
-      .then(() => this.run(volume, entry))
-      .finally(() => this.pending.delete(volume));
+    entry.done = new Promise<void>((resolve) => setTimeout(resolve, AFTER_ANSWER_MS)).then(() => this.run(volume, entry));
   }
 
   /**
@@ -99,30 +97,38 @@ export class PodStatusWrites {
   }
 
   private async run(volume: MountedVolume, entry: Pending): Promise<void> {
-    for (let attempt = 0; ; attempt++) {
-      // Unpublished meanwhile: its pod is going away, and with it (owner
-      // reference) any status object written for it.
-      if (this.stopped || this.volumes.get(volume.targetPath) !== volume) return;
-      const desired = entry.desired;
-      try {
-        await this.kube.upsertPodStatus(desired, { expectExisting: entry.exists });
-        entry.exists = true;
-        if (entry.desired === desired) return;
-        attempt = -1;
-        continue;
-      } catch (err) {
-        entry.exists = true;
-        const waitMs = Math.min(MAX_BACKOFF_MS, this.firstBackoffMs * 2 ** attempt);
-        const { namespace, name } = desired.metadata;
-        const fields = { target: volume.targetPath, podStatus: `${namespace}/${name}`, attempt: attempt + 1, error: (err as Error).message };
-        if (this.draining) {
-          // Kubelet's next republish after the restart proves the volume and a refresh writes it.
-          this.logger.warn(fields, "could not write the volume's status object before stopping; the volume stays mounted");
-          return;
+    // The entry is forgotten in the very turn the loop decides it is done (a
+    // finally of this function, not of a promise chain after it): a status
+    // wanted a turn later starts a write of its own instead of joining a loop
+    // that has ended.
+    try {
+      for (let attempt = 0; ; attempt++) {
+        // Unpublished meanwhile: its pod is going away, and with it (owner
+        // reference) any status object written for it.
+        if (this.stopped || this.volumes.get(volume.targetPath) !== volume) return;
+        const desired = entry.desired;
+        try {
+          await this.kube.upsertPodStatus(desired, { expectExisting: entry.exists });
+          entry.exists = true;
+          if (entry.desired === desired) return;
+          attempt = -1;
+          continue;
+        } catch (err) {
+          entry.exists = true;
+          const waitMs = Math.min(MAX_BACKOFF_MS, this.firstBackoffMs * 2 ** attempt);
+          const { namespace, name } = desired.metadata;
+          const fields = { target: volume.targetPath, podStatus: `${namespace}/${name}`, attempt: attempt + 1, error: (err as Error).message };
+          if (this.draining) {
+            // Kubelet's next republish after the restart proves the volume and a refresh writes it.
+            this.logger.warn(fields, "could not write the volume's status object before stopping; the volume stays mounted");
+            return;
+          }
+          this.logger.warn({ ...fields, retryInMs: waitMs }, "could not write the volume's status object; the volume is mounted, retrying");
+          await this.sleep(waitMs);
         }
-        this.logger.warn({ ...fields, retryInMs: waitMs }, "could not write the volume's status object; the volume is mounted, retrying");
-        await this.sleep(waitMs);
       }
+    } finally {
+      this.pending.delete(volume);
     }
   }
 

@@ -90,6 +90,21 @@ describe("PodStatusWrites", () => {
     expect(api.calls).toHaveLength(2);
   });
 
+  it("a status wanted just as the last write lands is written too, whichever turn it comes in", async () => {
+    for (let turns = 0; turns <= 8; turns++) {
+      const { api, writes, volume, status } = setUp();
+      writes.write(volume, status("v1"));
+      const first = await api.writes(1);
+      first.settle();
+      for (let i = 0; i < turns; i++) await Promise.resolve();
+      writes.write(volume, status("v2"), true);
+      const second = await api.writes(2);
+      expect(second.status.status?.objects, `after ${turns} turns`).toEqual([{ id: "secret/a", version: "v2" }]);
+      second.settle();
+      await writes.drain(10_000);
+    }
+  });
+
   it("retries a refused write, logging each refusal without the status's contents, until it lands", async () => {
     const { api, writes, volume, status, logged } = setUp();
     writes.write(volume, status("v1"));

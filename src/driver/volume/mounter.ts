@@ -8,7 +8,7 @@
 // it tells its own mounts from anything else mounted on the node.
 import { readFileSync } from "node:fs";
 import { MountCommands, openDirectoryPath } from "./mount-commands.ts";
-import { MountSyscalls, mountSyscallsAvailable } from "./mount-syscalls.ts";
+import { MountSyscalls, mountSyscallsAvailable, type NewMount, type SyscallNumbers } from "./mount-syscalls.ts";
 import { traceStep } from "../../shared/trace.ts";
 
 export interface MountEntry {
@@ -94,8 +94,10 @@ export interface Mounter {
    * Mounts a size-limited tmpfs on the directory open as dir. Mounting through
    * the open descriptor means the mount lands on exactly the directory that was
    * checked, even if a path element is swapped for a symlink meanwhile.
+   * Resolves with the new mount's id and device when the kernel said which
+   * mount it made; else the caller finds it in the mount table.
    */
-  mountTmpfs(dir: { readonly fd: number }, source: string, sizeBytes: number): Promise<void>;
+  mountTmpfs(dir: { readonly fd: number }, source: string, sizeBytes: number): Promise<NewMount | undefined>;
   /**
    * Detaches the tmpfs whose root dir holds open (already checked to be the
    * driver's). Through the open descriptor, so exactly that mount goes, even
@@ -107,9 +109,11 @@ export interface Mounter {
   close(): void;
 }
 
-// mount(2) and umount2(2) flags (linux/mount.h).
+// mount(2), fsmount(2) and umount2(2) flags (linux/mount.h).
 const MS_NOSUID = 2;
 const MS_NODEV = 4;
+const MOUNT_ATTR_NOSUID = 2;
+const MOUNT_ATTR_NODEV = 4;
 const MNT_DETACH = 2;
 
 /**
@@ -117,7 +121,7 @@ const MNT_DETACH = 2;
  * 1777 is. nosuid,nodev: no secret file needs either. Not noexec: upstream
  * allows executable objects (filePermission 0755), so we do too.
  */
-const tmpfsData = (sizeBytes: number) => `size=${sizeBytes},mode=0755`;
+const tmpfsOptions = (sizeBytes: number) => [`size=${sizeBytes}`, "mode=0755"];
 
 /**
  * The driver's mounter: the system calls through the Perl helper
@@ -129,19 +133,25 @@ export class TmpfsMounter implements Mounter {
   private readonly syscalls: MountSyscalls | undefined;
   private readonly commands: MountCommands | undefined;
 
-  constructor(options: { via?: "syscalls" | "commands" } = {}) {
+  /** `syscallNumbers`: other numbers than the architecture's (a test of a kernel without the mount API). */
+  constructor(options: { via?: "syscalls" | "commands"; syscallNumbers?: Partial<SyscallNumbers> } = {}) {
     const via = options.via ?? (mountSyscallsAvailable() ? "syscalls" : "commands");
-    if (via === "syscalls") this.syscalls = new MountSyscalls();
+    if (via === "syscalls") this.syscalls = new MountSyscalls(process.arch, options.syscallNumbers);
     else this.commands = new MountCommands();
   }
 
-  mountTmpfs(dir: { readonly fd: number }, source: string, sizeBytes: number): Promise<void> {
+  async mountTmpfs(dir: { readonly fd: number }, source: string, sizeBytes: number): Promise<NewMount | undefined> {
     const target = openDirectoryPath(dir.fd);
-    if (this.syscalls) return traceStep("mount(2)", () => this.syscalls!.mount(source, target, "tmpfs", MS_NOSUID | MS_NODEV, tmpfsData(sizeBytes)));
+    const options = tmpfsOptions(sizeBytes);
+    if (this.syscalls) {
+      const mount = { attributes: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, flags: MS_NOSUID | MS_NODEV, options };
+      return traceStep("mount(2)", () => this.syscalls!.tmpfs(source, target, mount));
+    }
     // --no-canonicalize keeps mount(8) from resolving the path itself, so the
     // kernel follows the open descriptor.
-    const args = ["--no-canonicalize", "-t", "tmpfs", "-o", `${tmpfsData(sizeBytes)},nosuid,nodev`, source, target];
-    return traceStep("mount(8)", () => this.commands!.run("mount", args));
+    const args = ["--no-canonicalize", "-t", "tmpfs", "-o", `${options.join(",")},nosuid,nodev`, source, target];
+    await traceStep("mount(8)", () => this.commands!.run("mount", args));
+    return undefined;
   }
 
   unmount(dir: { readonly fd: number }): Promise<void> {

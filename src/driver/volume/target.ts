@@ -25,6 +25,7 @@ import { formatQuantity } from "../options.ts";
 import type { ProviderFile } from "../../shared/provider-api/provider-client.ts";
 import { DATA_DIR_NAME_MAX_BYTES, readVolumeFiles, volumeGroup, VolumeTooLargeError, writeVolumeFiles, type VolumeFile } from "./atomic-writer.ts";
 import { mountById, mountsAt } from "./mounter.ts";
+import type { NewMount } from "./mount-syscalls.ts";
 import type { MountedVolume } from "./mounted-volumes.ts";
 import { targetKey, volumeKey, type TargetHold, type TargetLease } from "./target-locks.ts";
 import {
@@ -263,22 +264,32 @@ export class VolumeTarget implements TargetHold {
     }
     try {
       const dir = openTargetDirectory(this.resolved);
+      let made: NewMount | undefined;
       try {
-        await this.ctx.mounter.mountTmpfs(dir, this.ctx.options.drivername, this.ctx.options.tmpfsSizeBytes);
+        made = await this.ctx.mounter.mountTmpfs(dir, this.ctx.options.drivername, this.ctx.options.tmpfsSizeBytes);
       } finally {
         dir.close();
       }
       const root = openTargetDirectory(this.resolved);
       try {
+        // The target must now open onto the new tmpfs. When the kernel said
+        // which mount it made, the same id and device prove it (the mount
+        // was the driver's tmpfs before it was attached); else the mount
+        // table says what the mount with that id is and where.
         const seen = identityOf(root);
-        const mount = await mountById(seen.id);
-        if (mount?.fsType !== "tmpfs" || mount.source !== this.ctx.options.drivername || mount.mountPoint !== this.resolved.realPath) {
-          throw new Error(`the new tmpfs is not the top mount at ${this.resolved.realPath}`);
+        const source = this.ctx.options.drivername;
+        if (made) {
+          if (made.id !== seen.id || made.dev !== seen.dev) throw new Error(`the new tmpfs is not the top mount at ${this.resolved.realPath}`);
+        } else {
+          const mount = await mountById(seen.id);
+          if (mount?.fsType !== "tmpfs" || mount.source !== source || mount.mountPoint !== this.resolved.realPath) {
+            throw new Error(`the new tmpfs is not the top mount at ${this.resolved.realPath}`);
+          }
         }
         // Held until the operation ends: a failed first mount is undone
         // through it, exactly this tmpfs, wherever its path has gone.
         this.newRoot = root;
-        return { ...seen, source: mount.source };
+        return { ...seen, source };
       } finally {
         if (this.newRoot !== root) root.close();
       }

@@ -1,14 +1,17 @@
-// The driver's two ways to mount and unmount its tmpfs: the system calls
-// through the Perl helper (the default where it runs) and mount(8) / umount(8)
-// through the shell. Both must leave the very same mount on the node, act on
-// the directory an open descriptor names, and report failures with the
-// kernel's reason. Real tmpfs mounts: run as root.
+// The driver's ways to mount and unmount its tmpfs: the system calls through
+// the Perl helper (the default where it runs: the mount API, or mount(2) on a
+// kernel without it) and mount(8) / umount(8) through the shell. All must
+// leave the very same mount on the node, act on the directory an open
+// descriptor names, and report failures with the kernel's reason. Real tmpfs
+// mounts: run as root.
 import { closeSync, constants, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { spawnSync } from "node:child_process";
 import { mountsAt, TmpfsMounter } from "../../../src/driver/volume/mounter.ts";
+import { identityOf } from "../../../src/driver/volume/target-state.ts";
 import { MountSyscalls, mountSyscallsAvailable, SyscallError } from "../../../src/driver/volume/mount-syscalls.ts";
 import { removeTestTree, requireRoot } from "../../support/driver-process.ts";
 
@@ -33,8 +36,10 @@ function openDir(path: string): { fd: number; close(): void } {
 describe("tmpfs mounter", () => {
   let base: string;
   const mounters: TmpfsMounter[] = [];
-  const mounter = (via: "syscalls" | "commands") => {
-    const m = new TmpfsMounter({ via });
+  /** A syscall number no kernel has: the helper's fsopen fails with ENOSYS, as on a kernel before Linux 5.2. */
+  const WITHOUT_MOUNT_API = { fsopen: 100_000 };
+  const mounter = (via: "syscalls" | "commands" | "syscalls without the mount API") => {
+    const m = via === "syscalls without the mount API" ? new TmpfsMounter({ via: "syscalls", syscallNumbers: WITHOUT_MOUNT_API }) : new TmpfsMounter({ via });
     mounters.push(m);
     return m;
   };
@@ -53,20 +58,31 @@ describe("tmpfs mounter", () => {
     expect(mountSyscallsAvailable("mips")).toBe(false);
   });
 
-  it("mounts the same tmpfs either way, through an open descriptor, and unmounts it lazily", async () => {
+  it("mounts the same tmpfs every way, through an open descriptor, and unmounts it lazily", async () => {
     const lines: string[] = [];
-    for (const via of ["syscalls", "commands"] as const) {
+    for (const via of ["syscalls", "commands", "syscalls without the mount API"] as const) {
       const m = mounter(via);
-      const dir = join(base, via);
+      const dir = join(base, via.replaceAll(" ", "-"));
       mkdirSync(dir);
       const held = openDir(dir);
+      let made;
       try {
-        await m.mountTmpfs(held, SOURCE, 1024 * 1024);
+        made = await m.mountTmpfs(held, SOURCE, 1024 * 1024);
       } finally {
         held.close();
       }
       const [mount] = await mountsAt(dir);
       expect(mount, via).toMatchObject({ fsType: "tmpfs", source: SOURCE });
+      // Only the mount API says which mount it made: the one the target opens onto.
+      const opened = openDir(dir);
+      try {
+        const seen = identityOf(opened);
+        expect(made, via).toEqual(via === "syscalls" ? { id: seen.id, dev: seen.dev } : undefined);
+        expect(seen.id).toBe(mount!.id);
+        expect(seen.dev).toBe(mount!.dev);
+      } finally {
+        opened.close();
+      }
       lines.push(mountLine(dir));
       // Busy (a file held open inside it): a lazy unmount still detaches it.
       writeFileSync(join(dir, "f"), "x");
@@ -82,7 +98,50 @@ describe("tmpfs mounter", () => {
     }
     expect(lines[0]).toContain("nosuid,nodev");
     expect(lines[0]).toContain(`tmpfs ${SOURCE} rw,size=1024k,mode=755`);
-    expect(lines[0]).toBe(lines[1]);
+    expect(lines[1]).toBe(lines[0]);
+    expect(lines[2]).toBe(lines[0]);
+  });
+
+  it("a mount made either way reaches the peers of a shared mount, as kubelet's pods directory needs", () => {
+    // In a mount namespace of its own: a shared mount with a bind mount as its
+    // peer; the driver's tmpfs mounted under one must show under the other.
+    const script = join(base, "propagation.ts");
+    writeFileSync(
+      script,
+      [
+        `import { closeSync, constants, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";`,
+        `import { TmpfsMounter } from ${JSON.stringify(join(import.meta.dirname, "../../../src/driver/volume/mounter.ts"))};`,
+        `const [dir, via] = process.argv.slice(2);`,
+        // The helper does not keep a process alive (the driver's servers do).
+        `const alive = setInterval(() => {}, 1000);`,
+        `const m = new TmpfsMounter({ via: "syscalls", syscallNumbers: via === "mount(2)" ? WITHOUT_MOUNT_API : {} });`,
+        `mkdirSync(dir + "/pods/volume");`,
+        `const fd = openSync(dir + "/pods/volume", constants.O_RDONLY | constants.O_DIRECTORY);`,
+        `await m.mountTmpfs({ fd }, ${JSON.stringify(SOURCE)}, 65536);`,
+        `closeSync(fd);`,
+        `m.close();`,
+        `clearInterval(alive);`,
+        `writeFileSync(dir + "/pods/volume/seen", "x");`,
+        `console.log(readFileSync(dir + "/peer/volume/seen", "utf8"));`,
+      ].join("\n").replace("WITHOUT_MOUNT_API", JSON.stringify(WITHOUT_MOUNT_API)),
+    );
+    for (const via of ["the mount API", "mount(2)"]) {
+      const dir = join(base, `shared-${via.replace(/\W/g, "")}`);
+      mkdirSync(dir);
+      const shell = [
+        `mount -t tmpfs shared ${dir}`,
+        `mkdir ${dir}/pods ${dir}/peer`,
+        `mount --bind ${dir}/pods ${dir}/pods`,
+        `mount --make-shared ${dir}/pods`,
+        `mount --bind ${dir}/pods ${dir}/peer`,
+        `exec "$0" "$1" "$2" "$3"`,
+      ].join(" && ");
+      const run = spawnSync("unshare", ["--mount", "--propagation", "private", "sh", "-c", shell, process.execPath, script, dir, via], { encoding: "utf8" });
+      expect(run.stderr, via).toBe("");
+      expect(run.stdout.trim(), via).toBe("x");
+    }
+    // Nothing of it is left in this namespace.
+    expect(readFileSync("/proc/self/mountinfo", "utf8")).not.toContain(`${base}/shared`);
   });
 
   it("reports the kernel's reason when a call fails, and keeps serving", async () => {

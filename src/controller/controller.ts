@@ -206,7 +206,8 @@ export async function startController(options: ControllerOptions, deps: Controll
     maxBackoffMs: interval > 0 ? interval : MAX_BACKOFF_WITHOUT_ROTATION_MS,
     onSynced: contents
       ? (ss, spc, data, outcome) => {
-          void contents.observe(ss, data, mounts.objectsOf(ss, spc), outcome === "updated").then((change) => {
+          const firstSeen = restarter?.secretRecorded(ss.metadata.namespace ?? "", ss.metadata.name) ?? false;
+          void contents.observe(ss, data, mounts.objectsOf(ss, spc), outcome === "updated", firstSeen).then((change) => {
             if (change) restarter?.secretChanged(change.namespace, change.secret, change.hash, change.versions, change.known);
           });
         }
@@ -277,6 +278,9 @@ export async function startController(options: ControllerOptions, deps: Controll
       });
       for (const ss of secretSyncs.values()) queue.add(keyOf(ss), eventFreshness());
       queue.start();
+      // Content that moved while this replica was not leading reached no
+      // transition: compare what the volumes show with what workloads record.
+      if (restarter) for (const seen of podStatusIndex.agreedVersions()) restarter.classSeen(seen.namespace, seen.className, seen.objects);
       logger.info(
         { secretSyncs: secretSyncs.size, secretProviderClasses: classes.size, podStatuses: podStatuses?.size, workloads: workloads?.size },
         "watches synced; reconciling",

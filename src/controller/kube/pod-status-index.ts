@@ -95,6 +95,27 @@ export class PodStatusIndex {
     if (map?.size === 0) this.byClass.delete(key);
   }
 
+  /**
+   * The classes whose volumes all show the same object versions now (each
+   * with them), skipping volumes with none yet; a class mid-rotation (its
+   * volumes at different versions) is left out.
+   */
+  *agreedVersions(): Iterable<{ namespace: string; className: string; objects: readonly ObjectVersion[] }> {
+    for (const statuses of this.byClass.values()) {
+      let agreed: PodStatus | undefined;
+      let split = false;
+      for (const ps of statuses.values()) {
+        if ((ps.status.objects ?? []).length === 0) continue;
+        if (!agreed) agreed = ps;
+        else if (!sameObjects(agreed.status.objects, ps.status.objects)) {
+          split = true;
+          break;
+        }
+      }
+      if (agreed && !split) yield { namespace: agreed.metadata.namespace ?? "", className: agreed.status.secretProviderClassName, objects: agreed.status.objects ?? [] };
+    }
+  }
+
   /** The status objects of every volume of this class, on every node. */
   ofClass(namespace: string, className: string): PodStatus[] {
     return [...(this.byClass.get(classKey(namespace, className))?.values() ?? [])];

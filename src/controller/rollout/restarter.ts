@@ -111,6 +111,39 @@ export class Restarter {
   }
 
   /**
+   * On starting to lead: every volume of the class shows these versions now
+   * (changes made while no replica was leading, or rollouts a leader held
+   * when it stopped, come as no transition). A workload whose template
+   * records other content for the class, or for a Secret synced from it, is
+   * rolled; one with no record is left alone, as nothing says its pods
+   * started before the change.
+   */
+  classSeen(namespace: string, className: string, versions: readonly ObjectVersion[]): void {
+    const hash = versionsHash(namespace, className, versions);
+    const shown = changedVersions([], versions);
+    const reason = `secretproviderclass ${namespace}/${className} has new content since the last restart (${shown}; found on taking the lead)`;
+    const annotation = rolloutAnnotation("spc", className);
+    for (const w of this.deps.workloads.followingClass(namespace, className)) {
+      if (this.deps.workloads.recorded(w, annotation) !== undefined) this.request(w, annotation, hash, reason, "secretproviderclass");
+    }
+    for (const secretObject of this.deps.secretProviderClass(namespace, className)?.spec.secretObjects ?? []) {
+      const secret = secretObject.secretName;
+      if (!secret) continue;
+      const key = rolloutAnnotation("secret", secret);
+      const why = `secret ${namespace}/${secret} (synced from secretproviderclass ${namespace}/${className}) has new content since the last restart (${shown}; found on taking the lead)`;
+      for (const w of this.deps.workloads.followingSecret(namespace, secret)) {
+        if (this.deps.workloads.recorded(w, key) !== undefined) this.request(w, key, hash, why, "secret");
+      }
+    }
+  }
+
+  /** Whether a workload following the Secret records content for it (so content first seen by this process may be a change). */
+  secretRecorded(namespace: string, secret: string): boolean {
+    const key = rolloutAnnotation("secret", secret);
+    return this.deps.workloads.followingSecret(namespace, secret).some((w) => this.deps.workloads.recorded(w, key) !== undefined);
+  }
+
+  /**
    * A Secret a SecretSync writes has new data. `known`: the controller saw
    * the data before this change (otherwise a workload without an earlier
    * record is left alone: nothing says its pods hold older data).

@@ -49,15 +49,17 @@ export class SecretContents {
   /**
    * Records the data a reconcile of `ss` built. Resolves with the change when
    * the data differs from what was recorded before, and `written` says the
-   * Secret was updated with it.
+   * Secret was updated with it; or, with `firstSeen`, when this process had
+   * no record of it yet (a leader taking over: the Secret may have changed
+   * since a workload was last restarted for it).
    */
-  async observe(ss: SecretSync, data: ReadonlyMap<string, Buffer>, objects: readonly ObjectVersion[], written: boolean): Promise<SecretChange | undefined> {
+  async observe(ss: SecretSync, data: ReadonlyMap<string, Buffer>, objects: readonly ObjectVersion[], written: boolean, firstSeen = false): Promise<SecretChange | undefined> {
     const uid = ss.metadata.uid ?? "";
     const bytes = canonical(data);
     const mac = createHmac("sha256", this.key).update(bytes).digest("base64");
     const before = this.seen.get(uid);
     this.seen.set(uid, { mac, objects });
-    if (!written || before?.mac === mac) return undefined;
+    if (before?.mac === mac || !(written || (firstSeen && before === undefined))) return undefined;
     const derived = await pbkdf2Async(bytes, Buffer.from(uid, "utf8"), ROUNDS, 16, "sha512");
     return {
       namespace: ss.metadata.namespace ?? "",

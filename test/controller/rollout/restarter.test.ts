@@ -182,4 +182,34 @@ describe("restarter", () => {
       vi.useRealTimers();
     }
   });
+
+  it("on taking the lead, rolls the workloads whose record for a class or its synced Secrets differs from what the volumes show", async () => {
+    const spc: SecretProviderClass = { metadata: { name: "kv", namespace: "team-a" }, spec: { provider: "azure", secretObjects: [{ secretName: "db", type: "Opaque" }] } };
+    const old = [v("secret/db-password", "aaa")];
+    const now = [v("secret/db-password", "bbb")];
+    const { restarter, patches, events } = setup(
+      [
+        workload("stale", { classes: ["kv"], secrets: [] }, { "rotation.secrets-store.csi.x-k8s.io/spc.kv": versionsHash("team-a", "kv", old) }),
+        workload("current", { classes: ["kv"], secrets: [] }, { "rotation.secrets-store.csi.x-k8s.io/spc.kv": versionsHash("team-a", "kv", now) }),
+        // Never rolled: nothing says its pods started before the change.
+        workload("unrecorded", { classes: ["kv"], secrets: ["db"] }),
+        workload("env", { classes: [], secrets: ["db"] }, { "rotation.secrets-store.csi.x-k8s.io/secret.db": versionsHash("team-a", "kv", old) }),
+      ],
+      0,
+      spc,
+    );
+    expect(restarter.secretRecorded("team-a", "db")).toBe(true);
+    expect(restarter.secretRecorded("team-a", "other")).toBe(false);
+    restarter.classSeen("team-a", "kv", now);
+    await settle();
+    expect(patches().map((p) => p.path)).toEqual(["/apis/apps/v1/namespaces/team-a/deployments/stale", "/apis/apps/v1/namespaces/team-a/deployments/env"]);
+    expect(patches()[0]!.body).toEqual({ spec: { template: { metadata: { annotations: { "rotation.secrets-store.csi.x-k8s.io/spc.kv": versionsHash("team-a", "kv", now) } } } } });
+    expect(events[0]).toBe(
+      "Normal RestartedForRotation restarting all replicas: secretproviderclass team-a/kv has new content since the last restart (secret/db-password version bbb; found on taking the lead)",
+    );
+    // The same content seen again (another start): nothing more.
+    restarter.classSeen("team-a", "kv", now);
+    await settle();
+    expect(patches()).toHaveLength(2);
+  });
 });

@@ -156,12 +156,15 @@ ${TABLE_END}
   after the step. Every volume's files and every provider answer are checked against the vault's values.
 - Start-up: ${sizes.starts} fresh starts of each program, from spawn until the first answered Probe (driver, with
   its kubeconfig) or Version (provider).
-- Publish: warm (the identity's token already fetched) one at a time over ${sizes.sequential} volumes, then
+- Publish: warm (the identity's token already fetched) one at a time over ${sizes.sequential} volumes, each
+  ${sizes.sequentialGapMs} ms after the last was answered (back to back, upstream's driver would be measured at its
+  API client's rate limit, 20 requests a second after a burst of 30), then
   ${sizes.volumes} volumes in waves of ${sizes.concurrency} started together, then ${sizes.moreVolumes - sizes.volumes}
   more; unpublish one at a time over all ${sizes.moreVolumes}.
 - Provider figures call the provider's socket directly: ${sizes.providerRounds} rounds of 10 concurrent Mounts of the
   same 10 objects by one identity (wall time of the round), ${sizes.coldMounts} Mounts by identities never seen
-  before, and ${sizes.soakMounts} Mounts, 10 in flight, each for another pod, with RSS read every 1,000.
+  before (5 of them before the next step, the rest after it), and ${sizes.soakMounts} Mounts, 10 in flight, each for
+  another pod, with RSS read every 1,000.
 - Rotation: ${sizes.rotationPods} pods sharing the class and identity, rotation interval
   ${sizes.rotationIntervalSeconds} s; every interval the benchmark republishes every volume as kubelet does with
   requiresRepublish (upstream re-fetches then); Key Vault secret reads counted by the emulator over

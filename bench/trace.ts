@@ -1,4 +1,4 @@
-// node bench/trace.ts [--publishes=N] [--cold=N] [--mounts=N] [--boot=N [--boot-identities]] [--upstream] [--cpu-prof=DIR]
+// node bench/trace.ts [--publishes=N [--gap-ms=N]] [--cold=N] [--mounts=N] [--boot=N [--boot-identities]] [--upstream] [--cpu-prof=DIR]
 //                     [--driver-flags="..."] [--provider-flags="..."] [--provider-wrapper="..."]   (as root)
 //
 // Where the time of one volume goes: our driver and provider bundles, run as
@@ -18,7 +18,8 @@
 // (with SSCSI_BUNDLE_MINIFY=0 in the environment, of unminified bundles);
 // --driver-flags / --provider-flags run a program with other Node flags than
 // its image's (an experiment: the figures to quote come from the image's);
-// --timeline also prints, for the median call of each kind, every span inside
+// --gap-ms waits that long after each warm publish is answered before the
+// next (bench:upstream's sequential figure waits 100 ms); --timeline also prints, for the median call of each kind, every span inside
 // it in order (ms after the client sent the call, and its length): what ran
 // one after the other and what overlapped.
 // --provider-wrapper runs the provider under a command, e.g. "valgrind
@@ -61,6 +62,7 @@ interface Plan {
   bundles: { driver: string; provider: string; emulator: string };
   upstreamBin?: string;
   publishes: number;
+  gapMs: number;
   cold: number;
   mounts: number;
   boot: number;
@@ -88,10 +90,11 @@ interface Traced {
 }
 
 function parseArgs(argv: readonly string[]) {
-  const out: { publishes: number; cold: number; mounts: number; boot: number; bootIdentities: boolean; upstream: boolean; timeline: boolean; cpuProf?: string; flags: Plan["flags"]; providerWrapper?: string[] } = {
+  const out: { publishes: number; gapMs: number; cold: number; mounts: number; boot: number; bootIdentities: boolean; upstream: boolean; timeline: boolean; cpuProf?: string; flags: Plan["flags"]; providerWrapper?: string[] } = {
     boot: 0,
     bootIdentities: false,
     publishes: 50,
+    gapMs: 0,
     cold: 10,
     mounts: 50,
     upstream: false,
@@ -102,6 +105,7 @@ function parseArgs(argv: readonly string[]) {
     const cut = arg.indexOf("=");
     const [key, value] = cut < 0 ? [arg, undefined] : [arg.slice(0, cut), arg.slice(cut + 1)];
     if (key === "--publishes") out.publishes = Number(value);
+    else if (key === "--gap-ms") out.gapMs = Number(value);
     else if (key === "--cold") out.cold = Number(value);
     else if (key === "--mounts") out.mounts = Number(value);
     else if (key === "--boot") out.boot = Number(value);
@@ -112,7 +116,7 @@ function parseArgs(argv: readonly string[]) {
     else if (key === "--provider-flags" && value !== undefined) out.flags.provider = value.split(" ").filter(Boolean);
     else if (key === "--provider-wrapper" && value !== undefined) out.providerWrapper = value.split(" ").filter(Boolean);
     else if (key === "--cpu-prof" && value) out.cpuProf = resolve(value);
-    else throw new Error(`bench/trace.ts: unknown argument ${arg} (known: --publishes=N, --cold=N, --mounts=N, --boot=N, --boot-identities, --upstream, --timeline, --cpu-prof=DIR, --driver-flags=..., --provider-flags=..., --provider-wrapper=...)`);
+    else throw new Error(`bench/trace.ts: unknown argument ${arg} (known: --publishes=N, --gap-ms=N, --cold=N, --mounts=N, --boot=N, --boot-identities, --upstream, --timeline, --cpu-prof=DIR, --driver-flags=..., --provider-flags=..., --provider-wrapper=...)`);
   }
   return out;
 }
@@ -189,7 +193,10 @@ async function traceStack(env: Environment, stack: Stack, plan: Plan, traceDir: 
     // The first publish of programs just started (the identity's token, code loaded on first use, new connections).
     await phase("NodePublishVolume (the programs' first)", 1, () => timedCall("NodePublishVolume (the programs' first)", () => driver.publish(plan.publishes)));
     await driver.unpublish(plan.publishes);
-    await phase("NodePublishVolume", plan.publishes, (i) => timedCall("NodePublishVolume", () => driver.publish(i)));
+    await phase("NodePublishVolume", plan.publishes, async (i) => {
+      if (plan.gapMs > 0) await new Promise((r) => setTimeout(r, plan.gapMs));
+      await timedCall("NodePublishVolume", () => driver.publish(i));
+    });
     for (let i = 0; i < plan.publishes; i++) await driver.verify(i);
     await phase("NodeUnpublishVolume", plan.publishes, (i) => timedCall("NodeUnpublishVolume", () => driver.unpublish(i)));
     await phase("Mount (new identity)", plan.cold, (k) =>
@@ -364,7 +371,7 @@ async function outside(argv: readonly string[]): Promise<void> {
     const outdir = args.cpuProf ? join(args.cpuProf, "dist") : join(dir, "dist");
     const results = await bundlePrograms({ outdir, quiet: true, sourcemap: args.cpuProf !== undefined });
     const file = (name: string) => results.find((r) => r.program === name)!.file;
-    const plan: Plan = { dir, bundles: { driver: file("driver"), provider: file("provider"), emulator: file("emulator") }, upstreamBin, publishes: args.publishes, cold: args.cold, mounts: args.mounts, boot: args.boot, bootIdentities: args.bootIdentities, cpuProf: args.cpuProf, timeline: args.timeline, flags: args.flags, providerWrapper: args.providerWrapper };
+    const plan: Plan = { dir, bundles: { driver: file("driver"), provider: file("provider"), emulator: file("emulator") }, upstreamBin, publishes: args.publishes, gapMs: args.gapMs, cold: args.cold, mounts: args.mounts, boot: args.boot, bootIdentities: args.bootIdentities, cpuProf: args.cpuProf, timeline: args.timeline, flags: args.flags, providerWrapper: args.providerWrapper };
     const code = await runInPrivateNamespaces(fileURLToPath(import.meta.url), ["--inside", JSON.stringify(plan)]);
     if (code !== 0) throw new Error(`bench/trace.ts: the run inside the private namespaces failed (exit ${code})`);
     ok = true;

@@ -139,7 +139,7 @@ export class MountService {
     // One failure cancels the rest of this mount's reads.
     const controller = new AbortController();
     const scoped = scopedSignal([outer.signal, controller.signal], outer.deadline - Date.now());
-    const ctx: CallContext = { deadline: outer.deadline, signal: scoped.signal };
+    const ctx: CallContext = { deadline: outer.deadline, signal: scoped.signal, tenant: params.podNamespace };
     let missing: Emitted[] = [];
     const results: Emitted[][] = [];
     try {
@@ -254,7 +254,7 @@ export class MountService {
 
   private async prepareIdentity(identity: Identity, auth: AuthConfig, vault: VaultRef, ctx: CallContext, prefix: string): Promise<void> {
     try {
-      await traceStep("identity", () => identity.prepare(auth, ctx.signal));
+      await traceStep("identity", () => identity.prepare(auth, ctx.signal, ctx.tenant));
     } catch (err) {
       const name = (err as Error).name;
       if (name === "TimeoutError" || name === "AbortError") {

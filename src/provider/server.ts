@@ -10,6 +10,8 @@ import { BUILD_VERSION } from "../shared/cli/version.ts";
 import { errorClassOf, type ErrorClass } from "./errors.ts";
 import { grpcHealthProbe, healthHandlers, healthServiceDefinition } from "./health.ts";
 import { IdentityCache } from "./auth/identity.ts";
+import { TokenRequestGate } from "./auth/token-gate.ts";
+import { MAX_SOCKETS_PER_HOST } from "./keyvault/vault-agent.ts";
 import { defaultTokenProxyOptions, TokenProxy, type TokenProxyOptions } from "./auth/token-proxy.ts";
 import { KeyVaultReader } from "./keyvault/keyvault.ts";
 import { ProviderMetrics } from "./metrics.ts";
@@ -97,7 +99,7 @@ export class ProviderServer {
       ...config.tokenProxy,
       onServerNameDerived: (serverName) => logger.info({ serverName }, "identity binding: the token proxy's server name, derived from the API server's certificate"),
     });
-    this.identities = new IdentityCache({ metrics, maxEntries: config.maxIdentities, idleMs: config.identityIdleMs, tokenProxy });
+    this.identities = new IdentityCache({ metrics, maxEntries: config.maxIdentities, idleMs: config.identityIdleMs, tokenProxy, tokenGate: new TokenRequestGate(MAX_SOCKETS_PER_HOST) });
     this.reader = new KeyVaultReader({
       metrics,
       logger,

@@ -28,6 +28,7 @@ import { TokenProxyError } from "./token-proxy-error.ts";
 import { traceStep } from "../../shared/trace.ts";
 import type { PipelinePolicy } from "@azure/core-rest-pipeline";
 import { vaultAgentPolicy } from "../keyvault/vault-agent.ts";
+import type { TokenRequestGate } from "./token-gate.ts";
 
 export const WORKLOAD_IDENTITY_AUDIENCE = "api://AzureADTokenExchange";
 
@@ -205,6 +206,8 @@ export interface IdentityOptions {
   maxProvenTokens?: number;
   /** Identity binding's token proxy (default: the in-cluster defaults). */
   tokenProxy?: TokenProxy;
+  /** Where token requests wait for a connection, taking turns by tenant (none: they go at once). */
+  tokenGate?: TokenRequestGate;
 }
 
 /** One cached identity: its credential and the latest workload identity token. */
@@ -217,6 +220,9 @@ export class Identity {
   private readonly proofs = new SingleFlight<void>();
   private readonly metrics: ProviderMetrics | undefined;
   private readonly tokenProxy: TokenProxy | undefined;
+  private readonly tokenGate: TokenRequestGate | undefined;
+  /** The tenant of the latest mount that prepared this identity: its token requests wait in that tenant's turn. */
+  private tenant = "";
 
   constructor(auth: AuthConfig, options: IdentityOptions) {
     this.auth = auth;
@@ -224,6 +230,7 @@ export class Identity {
     this.description = describeIdentity(auth);
     this.metrics = options.metrics;
     this.tokenProxy = options.tokenProxy;
+    this.tokenGate = options.tokenGate;
     this.proven = new LruCache({ maxEntries: options.maxProvenTokens ?? 64, idleMs: 24 * 3600_000 });
     this.credential = new CachingCredential(
       (scopes, opts) => this.fetchToken(scopes, opts),
@@ -305,9 +312,14 @@ export class Identity {
   private sharedUnderlying: TokenCredential | undefined;
 
   private async fetchToken(scopes: string[], options: GetTokenOptions): Promise<AccessToken> {
-    if (usesServiceAccountToken(this.auth.mode)) return this.exchange(scopes, options);
+    if (usesServiceAccountToken(this.auth.mode)) return this.gated(options, () => this.exchange(scopes, options));
     const credential = (this.sharedUnderlying ??= this.underlying(await azureSdk()));
-    return nonNull(credential.getToken(scopes, options));
+    return this.gated(options, () => nonNull(credential.getToken(scopes, options)));
+  }
+
+  /** A token request, sent when this identity's tenant's turn comes. */
+  private gated(options: GetTokenOptions, request: () => Promise<AccessToken>): Promise<AccessToken> {
+    return this.tokenGate ? this.tokenGate.run(this.tenant, options.abortSignal as AbortSignal | undefined, request) : request();
   }
 
   /**
@@ -316,7 +328,8 @@ export class Identity {
    * token was accepted by Entra ID (or the token proxy) before the cached
    * token is used on its behalf, and makes it the token future refreshes use.
    */
-  async prepare(auth: AuthConfig, signal?: AbortSignal): Promise<void> {
+  async prepare(auth: AuthConfig, signal?: AbortSignal, tenant?: string): Promise<void> {
+    if (tenant !== undefined) this.tenant = tenant;
     if (!usesServiceAccountToken(auth.mode)) {
       // The token is fetched while the vault's challenge is on the wire, not after it.
       this.credential.prefetch([keyVaultScope(auth.cloud)], { enableCae: true, tenantId: auth.tenantId || undefined });
@@ -335,7 +348,8 @@ export class Identity {
       let accessToken: AccessToken;
       const scoped = scopedSignal([], FETCH_TIMEOUT_MS);
       try {
-        accessToken = await this.exchange(scopes, { ...options, abortSignal: scoped.signal }, token);
+        const exchange = { ...options, abortSignal: scoped.signal };
+        accessToken = await this.gated(exchange, () => this.exchange(scopes, exchange, token));
         this.metrics?.countTokenRequest(auth.mode, "ok");
       } catch (err) {
         this.metrics?.countTokenRequest(auth.mode, "error");

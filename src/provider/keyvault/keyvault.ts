@@ -41,6 +41,8 @@ export interface CallContext {
   /** Epoch ms by which the answer must be ready. */
   deadline: number;
   signal: AbortSignal;
+  /** Whose call it is (the pod's namespace): token requests take turns by it (auth/token-gate.ts). */
+  tenant?: string;
 }
 
 export interface VersionInfo {

@@ -11,8 +11,9 @@
 // with a hundred identities at once sent its Key Vault and Entra ID requests
 // over hundreds of new TLS connections whose handshakes took most of the
 // provider's CPU (bench/trace.ts --boot=110 --boot-identities); requests
-// beyond it wait for a connection of the pool. A proxy the SDK was told to
-// use (HTTPS_PROXY) keeps its own agent.
+// beyond it wait for a connection of the pool (token requests first take
+// turns by namespace, auth/token-gate.ts). A proxy the SDK was told to use
+// (HTTPS_PROXY) keeps its own agent.
 import { Agent, type AgentOptions } from "node:https";
 import type { Socket } from "node:net";
 import type { PipelinePolicy } from "@azure/core-rest-pipeline";

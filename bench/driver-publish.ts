@@ -8,7 +8,7 @@ import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { csiClient } from "../test/support/csi-client.ts";
-import { removeTestTree, startDriverProcess } from "../test/support/driver-process.ts";
+import { removeTestTree, standaloneDriverFlags, startDriverProcess } from "../test/support/driver-process.ts";
 import { sleep, startFakeProvider, type FakeMountRequest } from "../test/support/fake-provider.ts";
 
 const MOUNTS = Number(process.argv[2] ?? 200);
@@ -47,17 +47,7 @@ async function main(): Promise<void> {
     if (req.current_object_version.length > 0) refreshCalls.push(req);
     return { object_version: files.map((f) => ({ id: `secret/${f.path}`, version: "1" })), files };
   });
-  const driver = await startDriverProcess(join(base, "csi.sock"), [
-    "--nodeid=bench",
-    `--kubelet-dir=${base}`,
-    `--secret-provider-class-dir=${join(base, "spc")}`,
-    `--provider-volume=${join(base, "providers")}`,
-    "--additional-provider-volume-paths=",
-    "--metrics-addr=",
-    "--health-addr=",
-    "--enable-secret-rotation",
-    "--rotation-poll-interval=2s",
-  ]);
+  const driver = await startDriverProcess(join(base, "csi.sock"), [...standaloneDriverFlags(base, "bench"), "--enable-secret-rotation", "--rotation-poll-interval=2s"]);
   const csi = csiClient(driver.socketPath);
   const rssIdle = rssMiB(driver.child.pid!);
   const request = (i: number) => ({

@@ -1,7 +1,7 @@
 // Runs the driver program as a real process, as kubelet's node would.
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
 
 export const REPO = resolve(import.meta.dirname, "../..");
 
@@ -20,6 +20,23 @@ export interface DriverProcess {
 function driverCommand(): string[] {
   const flags = (process.env.SSCSI_NODE_FLAGS ?? "").split(" ").filter(Boolean);
   return [...flags, process.env.SSCSI_DRIVER_PROGRAM ?? resolve(REPO, "src/driver/main.ts")];
+}
+
+/**
+ * The flags of a standalone driver whose kubelet directory is `base`, with
+ * its classes in <base>/spc and its providers' sockets in <base>/providers,
+ * and no metrics or health listener.
+ */
+export function standaloneDriverFlags(base: string, nodeId: string): string[] {
+  return [
+    `--nodeid=${nodeId}`,
+    `--kubelet-dir=${base}`,
+    `--secret-provider-class-dir=${join(base, "spc")}`,
+    `--provider-volume=${join(base, "providers")}`,
+    "--additional-provider-volume-paths=",
+    "--metrics-addr=",
+    "--health-addr=",
+  ];
 }
 
 export async function startDriverProcess(socketPath: string, args: string[], env: Record<string, string | undefined> = {}): Promise<DriverProcess> {

@@ -8,7 +8,7 @@ import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { listMounts } from "../../../src/driver/volume/mounter.ts";
 import { csiClient, expectGrpcError, type CsiClient } from "../../support/csi-client.ts";
-import { removeTestTree, requireRoot, startDriverProcess, type DriverProcess } from "../../support/driver-process.ts";
+import { removeTestTree, requireRoot, standaloneDriverFlags, startDriverProcess, type DriverProcess } from "../../support/driver-process.ts";
 import { startFakeProvider, type FakeProvider } from "../../support/fake-provider.ts";
 
 describe("standalone mode (--secret-provider-class-dir)", () => {
@@ -39,15 +39,7 @@ describe("standalone mode (--secret-provider-class-dir)", () => {
       ].join("\n"),
     );
     provider = await startFakeProvider(join(base, "providers", "fake.sock"));
-    driver = await startDriverProcess(join(base, "csi.sock"), [
-      "--nodeid=laptop",
-      `--kubelet-dir=${base}`,
-      `--secret-provider-class-dir=${join(base, "spc")}`,
-      `--provider-volume=${join(base, "providers")}`,
-      "--additional-provider-volume-paths=",
-      "--metrics-addr=",
-      "--health-addr=",
-    ]);
+    driver = await startDriverProcess(join(base, "csi.sock"), standaloneDriverFlags(base, "laptop"));
     csi = csiClient(driver.socketPath);
   });
 

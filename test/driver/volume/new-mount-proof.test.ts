@@ -18,7 +18,7 @@ import type { NewMount } from "../../../src/driver/volume/mount-syscalls.ts";
 import { parseDriverOptions } from "../../../src/driver/options.ts";
 import { createLogger } from "../../../src/shared/logger.ts";
 import { csiClient, type CsiClient } from "../../support/csi-client.ts";
-import { removeTestTree, requireRoot } from "../../support/driver-process.ts";
+import { removeTestTree, requireRoot, standaloneDriverFlags } from "../../support/driver-process.ts";
 import { defaultMount, startFakeProvider, type FakeProvider } from "../../support/fake-provider.ts";
 
 /** The real mounter, with what it reports about the new mount rewritten by `report`. */
@@ -74,16 +74,7 @@ describe("the new tmpfs is proven the driver's before anything is written", () =
     );
     provider = await startFakeProvider(join(base, "providers", "fake.sock"), defaultMount);
     const quiet = new Writable({ write: (_c, _e, done) => done() });
-    const options = parseDriverOptions([
-      "--nodeid=proof-node",
-      `--endpoint=unix://${join(base, "csi.sock")}`,
-      `--kubelet-dir=${base}`,
-      `--secret-provider-class-dir=${join(base, "spc")}`,
-      `--provider-volume=${join(base, "providers")}`,
-      "--additional-provider-volume-paths=",
-      "--metrics-addr=",
-      "--health-addr=",
-    ]);
+    const options = parseDriverOptions([`--endpoint=unix://${join(base, "csi.sock")}`, ...standaloneDriverFlags(base, "proof-node")]);
     driver = await startDriver(options, { mounter, logger: createLogger({ name: "proof-driver", level: "warn", destination: quiet }) });
     csi = csiClient(join(base, "csi.sock"));
   });

@@ -15,7 +15,7 @@ import { listMounts } from "../../../src/driver/volume/mounter.ts";
 import { parseDriverOptions } from "../../../src/driver/options.ts";
 import { createLogger } from "../../../src/shared/logger.ts";
 import { csiClient, type CsiClient } from "../../support/csi-client.ts";
-import { removeTestTree, requireRoot, startDriverProcess } from "../../support/driver-process.ts";
+import { removeTestTree, requireRoot, standaloneDriverFlags, startDriverProcess } from "../../support/driver-process.ts";
 import { defaultMount, sleep, startFakeProvider, type FakeProvider } from "../../support/fake-provider.ts";
 
 const ROUNDS = 200;
@@ -29,16 +29,7 @@ describe("one operation per target: races", () => {
   let driver: RunningDriver;
   let csi: CsiClient;
   let order = 0;
-  const driverArgs = () => [
-    "--nodeid=race-node",
-    `--endpoint=unix://${join(base, "csi.sock")}`,
-    `--kubelet-dir=${base}`,
-    `--secret-provider-class-dir=${join(base, "spc")}`,
-    `--provider-volume=${join(base, "providers")}`,
-    "--additional-provider-volume-paths=",
-    "--metrics-addr=",
-    "--health-addr=",
-  ];
+  const driverArgs = () => [`--endpoint=unix://${join(base, "csi.sock")}`, ...standaloneDriverFlags(base, "race-node")];
 
   const target = () => join(base, "pods", "race-pod", "volumes", "kubernetes.io~csi", "secrets", "mount");
   const request = (path: string) => ({

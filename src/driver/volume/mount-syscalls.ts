@@ -13,7 +13,8 @@
 // driver then knows the tmpfs it finds at the target is that very mount
 // without reading the node's whole mount table, which grows with every pod
 // (about 2 µs of CPU a line: 1.5 ms a publish on a node with 1,000 mounts).
-// A kernel without that API gets mount(2), and the driver reads the table.
+// A kernel without that API (or a filter refusing it) gets mount(2), and the
+// driver reads the table.
 //
 // Commands run one at a time, in order. A line carries the call's arguments
 // separated by NUL; the answer is "0" (with what the call found, after a
@@ -65,8 +66,8 @@ export function mountSyscallsAvailable(arch: string = process.arch): boolean {
 // created, fsmount with the mount attributes, statx of the new mount (its id
 // and device), then move_mount onto the target (following the target's
 // /proc/<pid>/fd link to exactly the directory the driver holds, as mount(2)
-// does). An error names the call that failed: a kernel without fsopen
-// answers "fsopen: ...", and the driver uses mount(2) from then on.
+// does). An error names the call that failed ("fsopen: ..." on a kernel
+// without it); MountSyscalls.tmpfs then decides whether to use mount(2).
 const SCRIPT = `
 use strict;
 $| = 1;
@@ -211,9 +212,11 @@ export class MountSyscalls {
         this.mountApi = true;
         return parseNewMount(found);
       } catch (err) {
-        // Only a kernel (or a seccomp filter) without fsopen falls back; any
-        // other failure is the mount's own.
-        if (!(err instanceof SyscallError && err.step === "fsopen" && (err.code === "ENOSYS" || err.code === "EPERM")) || this.mountApi) throw err;
+        // A kernel without the mount API, or a filter (seccomp, an LSM) that
+        // refuses one of its calls, gets mount(2) from then on: nothing was
+        // attached, since move_mount is the last call. Any other failure, or
+        // one after the API has worked here, is the mount's own.
+        if (!(err instanceof SyscallError && err.step !== undefined && API_REFUSED.has(err.code)) || this.mountApi) throw err;
         this.mountApi = false;
       }
     }
@@ -296,6 +299,9 @@ function drain(helper: Helper): void {
     p.reject(new SyscallError(p.call, Number(answer.slice(0, space)), answer.slice(space + 1)));
   }
 }
+
+/** How a kernel without a call of the mount API, or a filter refusing it, answers. */
+const API_REFUSED = new Set(["ENOSYS", "EPERM", "EACCES"]);
 
 /** "<id> <major>:<minor>" from the helper; undefined when statx could not say (the caller reads the mount table). */
 function parseNewMount(found: string): NewMount | undefined {

@@ -102,6 +102,26 @@ describe("tmpfs mounter", () => {
     expect(lines[2]).toBe(lines[0]);
   });
 
+  it("a refused call of the mount API (here move_mount, the last) leaves nothing attached, and mount(2) makes the tmpfs from then on", async () => {
+    const m = new TmpfsMounter({ via: "syscalls", syscallNumbers: { move_mount: 100_000 } });
+    mounters.push(m);
+    for (const name of ["refused-1", "refused-2"]) {
+      const dir = join(base, name);
+      mkdirSync(dir);
+      const held = openDir(dir);
+      try {
+        expect(await m.mountTmpfs(held, SOURCE, 65536)).toBeUndefined();
+      } finally {
+        held.close();
+      }
+      expect(await mountsAt(dir)).toMatchObject([{ fsType: "tmpfs", source: SOURCE }]);
+      const root = openDir(dir);
+      await m.unmount(root);
+      root.close();
+      expect(await mountsAt(dir)).toEqual([]);
+    }
+  });
+
   it("a mount made either way reaches the peers of a shared mount, as kubelet's pods directory needs", () => {
     // In a mount namespace of its own: a shared mount with a bind mount as its
     // peer; the driver's tmpfs mounted under one must show under the other.

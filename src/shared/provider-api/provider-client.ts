@@ -4,7 +4,6 @@
 // The providers whose socket was seen are the node's installed providers: the
 // only provider names that may become a metric label.
 import { statSync } from "node:fs";
-import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "../logger.ts";
@@ -271,7 +270,7 @@ export class ProviderClients {
 
   async get(provider: string): Promise<ProviderClient> {
     checkProviderName(provider);
-    const socketPath = await this.findSocket(provider);
+    const socketPath = this.findSocket(provider);
     const key = `${provider}\0${socketPath}`;
     let client = this.clients.get(key);
     if (!client) {
@@ -306,11 +305,17 @@ export class ProviderClients {
     return true;
   }
 
-  private async findSocket(provider: string): Promise<string> {
+  /**
+   * Where the provider's socket is now (a provider restarting may move it).
+   * A synchronous stat: a microsecond call on the node's own directory, where
+   * through the thread pool each publish waited 1-2 ms on a busy node for a
+   * pool thread to be scheduled, before its provider call could start.
+   */
+  private findSocket(provider: string): string {
     for (const dir of this.dirs) {
       const path = join(dir, `${provider}.sock`);
       try {
-        if ((await stat(path)).isSocket()) {
+        if (statSync(path).isSocket()) {
           this.learn(provider);
           return path;
         }

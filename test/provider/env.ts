@@ -85,6 +85,8 @@ export interface StartOptions {
   dnsHook?: string;
   /** More Node flags, e.g. a heap limit. */
   nodeFlags?: string[];
+  /** The program to run, a bundle (scripts/bundle.ts); without it $SSCSI_PROVIDER_PROGRAM, else the sources. */
+  program?: string;
 }
 
 export async function startProvider(emulator: Emulator, address: string, flags: string[] = [], extraEnv: NodeJS.ProcessEnv = {}, options: StartOptions = {}): Promise<RunningProvider> {
@@ -102,7 +104,7 @@ export async function startProvider(emulator: Emulator, address: string, flags: 
   // Benchmarks run what the images run: SSCSI_PROVIDER_PROGRAM names a bundle,
   // SSCSI_NODE_FLAGS its Node flags. Tests leave both unset and run the sources.
   const nodeFlags = [...(process.env.SSCSI_NODE_FLAGS ?? "").split(" ").filter(Boolean), ...(options.nodeFlags ?? [])];
-  const argv = [...nodeFlags, "--import", options.dnsHook ?? DNS_HOOK, process.env.SSCSI_PROVIDER_PROGRAM ?? MAIN, `--endpoint=unix://${socket}`, "--healthz-addr=127.0.0.1:0", "--metrics-addr=127.0.0.1:0", "-v=4", ...flags];
+  const argv = [...nodeFlags, "--import", options.dnsHook ?? DNS_HOOK, options.program ?? process.env.SSCSI_PROVIDER_PROGRAM ?? MAIN, `--endpoint=unix://${socket}`, "--healthz-addr=127.0.0.1:0", "--metrics-addr=127.0.0.1:0", "-v=4", ...flags];
   const [command, args] = options.wrap ? options.wrap(process.execPath, argv) : [process.execPath, argv];
   const child: ChildProcess = spawn(command, args, { env, stdio: ["ignore", "pipe", "pipe"] });
   let output = "";

@@ -10,7 +10,8 @@ export function onShutdown(logger: Logger, stop: () => Promise<void>): void {
     stop()
       .then(() => process.exit(0))
       .catch((err: unknown) => {
-        logger.error({ err }, "shutdown failed");
+        // the message only: a minified program's class names say nothing
+        logger.error({ error: err instanceof Error ? err.message : String(err) }, "shutdown failed");
         process.exit(1);
       });
   };

@@ -1,5 +1,5 @@
 // node bench/trace.ts [--publishes=N [--gap-ms=N]] [--cold=N] [--mounts=N] [--boot=N [--boot-identities]] [--upstream] [--cpu-prof=DIR]
-//                     [--driver-flags="..."] [--provider-flags="..."] [--provider-wrapper="..."]   (as root)
+//                     [--driver-flags="..."] [--provider-flags="..."] [--driver-wrapper="..."] [--provider-wrapper="..."]   (as root)
 //
 // Where the time of one volume goes: our driver and provider bundles, run as
 // the images run them (node --lite-mode) with bench/trace-hook.ts loaded,
@@ -22,9 +22,10 @@
 // next (bench:upstream's sequential figure waits 100 ms); --timeline also prints, for the median call of each kind, every span inside
 // it in order (ms after the client sent the call, and its length): what ran
 // one after the other and what overlapped.
-// --provider-wrapper runs the provider under a command, e.g. "valgrind
+// --driver-wrapper / --provider-wrapper run a program under a command, e.g. "valgrind
 // --tool=callgrind" to count its instructions (two runs with different
-// --mounts give the instructions per Mount, whatever else the machine does).
+// --mounts, or --publishes, give the instructions per call, whatever else
+// the machine does).
 import { readFileSync, writeFileSync } from "node:fs";
 import { mkdir, mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -70,6 +71,7 @@ interface Plan {
   cpuProf?: string;
   timeline: boolean;
   flags: { driver?: string[]; provider?: string[] };
+  driverWrapper?: string[];
   providerWrapper?: string[];
 }
 
@@ -90,7 +92,7 @@ interface Traced {
 }
 
 function parseArgs(argv: readonly string[]) {
-  const out: { publishes: number; gapMs: number; cold: number; mounts: number; boot: number; bootIdentities: boolean; upstream: boolean; timeline: boolean; cpuProf?: string; flags: Plan["flags"]; providerWrapper?: string[] } = {
+  const out: { publishes: number; gapMs: number; cold: number; mounts: number; boot: number; bootIdentities: boolean; upstream: boolean; timeline: boolean; cpuProf?: string; flags: Plan["flags"]; driverWrapper?: string[]; providerWrapper?: string[] } = {
     boot: 0,
     bootIdentities: false,
     publishes: 50,
@@ -114,9 +116,10 @@ function parseArgs(argv: readonly string[]) {
     else if (key === "--timeline") out.timeline = true;
     else if (key === "--driver-flags" && value !== undefined) out.flags.driver = value.split(" ").filter(Boolean);
     else if (key === "--provider-flags" && value !== undefined) out.flags.provider = value.split(" ").filter(Boolean);
+    else if (key === "--driver-wrapper" && value !== undefined) out.driverWrapper = value.split(" ").filter(Boolean);
     else if (key === "--provider-wrapper" && value !== undefined) out.providerWrapper = value.split(" ").filter(Boolean);
     else if (key === "--cpu-prof" && value) out.cpuProf = resolve(value);
-    else throw new Error(`bench/trace.ts: unknown argument ${arg} (known: --publishes=N, --gap-ms=N, --cold=N, --mounts=N, --boot=N, --boot-identities, --upstream, --timeline, --cpu-prof=DIR, --driver-flags=..., --provider-flags=..., --provider-wrapper=...)`);
+    else throw new Error(`bench/trace.ts: unknown argument ${arg} (known: --publishes=N, --gap-ms=N, --cold=N, --mounts=N, --boot=N, --boot-identities, --upstream, --timeline, --cpu-prof=DIR, --driver-flags=..., --provider-flags=..., --driver-wrapper=..., --provider-wrapper=...)`);
   }
   return out;
 }
@@ -334,7 +337,7 @@ async function inside(plan: Plan): Promise<void> {
       ],
       env: (program) => ({ SSCSI_TRACE_FILE: join(traceDir, `${program}.jsonl`) }),
       imageFlags: (program) => plan.flags[program],
-      wrapper: (program) => (program === "provider" ? plan.providerWrapper : undefined),
+      wrapper: (program) => (program === "provider" ? plan.providerWrapper : plan.driverWrapper),
     });
     env.log(`ours: ${plan.publishes} warm publishes and unpublishes, ${plan.cold} Mounts by new identities, ${plan.mounts} warm Mounts`);
     const traced = await traceStack(env, ours, plan, traceDir);
@@ -371,7 +374,7 @@ async function outside(argv: readonly string[]): Promise<void> {
     const outdir = args.cpuProf ? join(args.cpuProf, "dist") : join(dir, "dist");
     const results = await bundlePrograms({ outdir, quiet: true, sourcemap: args.cpuProf !== undefined });
     const file = (name: string) => results.find((r) => r.program === name)!.file;
-    const plan: Plan = { dir, bundles: { driver: file("driver"), provider: file("provider"), emulator: file("emulator") }, upstreamBin, publishes: args.publishes, gapMs: args.gapMs, cold: args.cold, mounts: args.mounts, boot: args.boot, bootIdentities: args.bootIdentities, cpuProf: args.cpuProf, timeline: args.timeline, flags: args.flags, providerWrapper: args.providerWrapper };
+    const plan: Plan = { dir, bundles: { driver: file("driver"), provider: file("provider"), emulator: file("emulator") }, upstreamBin, publishes: args.publishes, gapMs: args.gapMs, cold: args.cold, mounts: args.mounts, boot: args.boot, bootIdentities: args.bootIdentities, cpuProf: args.cpuProf, timeline: args.timeline, flags: args.flags, driverWrapper: args.driverWrapper, providerWrapper: args.providerWrapper };
     const code = await runInPrivateNamespaces(fileURLToPath(import.meta.url), ["--inside", JSON.stringify(plan)]);
     if (code !== 0) throw new Error(`bench/trace.ts: the run inside the private namespaces failed (exit ${code})`);
     ok = true;

@@ -11,7 +11,7 @@ import { errorClassOf, type ErrorClass } from "./errors.ts";
 import { grpcHealthProbe, healthHandlers, healthServiceDefinition } from "./health.ts";
 import { IdentityCache } from "./auth/identity.ts";
 import { TokenRequestGate } from "./auth/token-gate.ts";
-import { MAX_SOCKETS_PER_HOST } from "./keyvault/vault-agent.ts";
+import { MAX_SOCKETS_PER_HOST } from "./keyvault/connection-bounds.ts";
 import { defaultTokenProxyOptions, TokenProxy, type TokenProxyOptions } from "./auth/token-proxy.ts";
 import { KeyVaultReader } from "./keyvault/keyvault.ts";
 import { ProviderMetrics } from "./metrics.ts";

@@ -7,7 +7,7 @@
 // Proven by the order of the answers, not by times.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Emulator, SeedDocument } from "../../src/emulator/index.ts";
-import { MAX_SOCKETS_PER_HOST } from "../../src/provider/keyvault/vault-agent.ts";
+import { MAX_SOCKETS_PER_HOST } from "../../src/provider/keyvault/connection-bounds.ts";
 import { objectsYaml } from "./client.ts";
 import { startProvider, startTestEmulator, type RunningProvider } from "./env.ts";
 import { podAttributes } from "./seed.ts";

@@ -26,8 +26,7 @@ import { IDENTITY_BINDING_AUDIENCE } from "../../shared/identity-binding.ts";
 import { defaultTokenProxyOptions, TokenProxy } from "./token-proxy.ts";
 import { TokenProxyError } from "./token-proxy-error.ts";
 import { traceStep } from "../../shared/trace.ts";
-import type { PipelinePolicy } from "@azure/core-rest-pipeline";
-import { vaultAgentPolicy } from "../keyvault/vault-agent.ts";
+import type { HttpClient } from "@azure/core-rest-pipeline";
 import type { TokenRequestGate } from "./token-gate.ts";
 
 export const WORKLOAD_IDENTITY_AUDIENCE = "api://AzureADTokenExchange";
@@ -249,15 +248,15 @@ export class Identity {
     return { mode: this.auth.mode, tenantId: this.auth.tenantId, clientId: this.auth.clientId, cloud: this.auth.cloud };
   }
 
-  private credentialOptions(): {
+  private credentialOptions(sdk: AzureSdk): {
     authorityHost: string;
     disableInstanceDiscovery: boolean;
     retryOptions: { maxRetries: number };
-    additionalPolicies: Array<{ policy: PipelinePolicy; position: "perRetry" }>;
+    httpClient: HttpClient;
   } {
     return {
-      // Entra ID's requests share the bounded pool of Key Vault's (vault-agent.ts).
-      additionalPolicies: [{ policy: vaultAgentPolicy, position: "perRetry" }],
+      // Entra ID's requests share the bounded connections of Key Vault's (vault-http-client.ts).
+      httpClient: sdk.httpClient,
       authorityHost: this.auth.cloud.activeDirectoryEndpoint,
       // Entra ID instance discovery only knows the public clouds' authorities;
       // a custom cloud (Azure Stack) would fail it.
@@ -272,7 +271,7 @@ export class Identity {
     const auth = this.auth;
     switch (auth.mode) {
       case "ServicePrincipal":
-        return new sdk.ClientSecretCredential(auth.tenantId, auth.clientId, auth.clientSecret ?? "", this.credentialOptions());
+        return new sdk.ClientSecretCredential(auth.tenantId, auth.clientId, auth.clientSecret ?? "", this.credentialOptions(sdk));
       case "ManagedIdentity":
         return auth.clientId ? new sdk.ManagedIdentityCredential({ clientId: auth.clientId }) : new sdk.ManagedIdentityCredential();
       default:
@@ -292,13 +291,12 @@ export class Identity {
     const assertion = token ?? auth.serviceAccountToken ?? "";
     const getAssertion = () => Promise.resolve(assertion);
     if (auth.mode !== "IdentityBinding") {
-      return nonNull(new sdk.ClientAssertionCredential(auth.tenantId, auth.clientId, getAssertion, this.credentialOptions()).getToken(scopes, options));
+      return nonNull(new sdk.ClientAssertionCredential(auth.tenantId, auth.clientId, getAssertion, this.credentialOptions(sdk)).getToken(scopes, options));
     }
     const proxy = await (this.tokenProxy ?? defaultTokenProxy()).client(options.abortSignal as AbortSignal | undefined);
     const credential = new sdk.ClientAssertionCredential(auth.tenantId, auth.clientId, getAssertion, {
-      ...this.credentialOptions(),
+      ...this.credentialOptions(sdk),
       // the token proxy's client connects on its own terms
-      additionalPolicies: [],
       disableInstanceDiscovery: true,
       httpClient: proxy,
     });

@@ -1,5 +1,5 @@
 // Token requests of every tenant on the node share a few connections to Entra
-// ID (vault-agent.ts: at most MAX_SOCKETS_PER_HOST to one host). Beyond them a
+// ID (connection-bounds.ts: at most MAX_SOCKETS_PER_HOST to one host). Beyond them a
 // request used to wait in the agent's one first-come queue, so a namespace
 // whose pods brought hundreds of new identities at once put every other
 // namespace's first token behind all of theirs. Here at most that many token

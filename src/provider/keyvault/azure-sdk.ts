@@ -8,6 +8,7 @@ import type { ClientAssertionCredential, ClientSecretCredential, ManagedIdentity
 import type { CertificateClient } from "@azure/keyvault-certificates";
 import type { KeyClient } from "@azure/keyvault-keys";
 import type { SecretClient } from "@azure/keyvault-secrets";
+import type { HttpClient } from "@azure/core-rest-pipeline";
 
 export interface AzureSdk {
   ClientSecretCredential: typeof ClientSecretCredential;
@@ -16,6 +17,8 @@ export interface AzureSdk {
   SecretClient: typeof SecretClient;
   KeyClient: typeof KeyClient;
   CertificateClient: typeof CertificateClient;
+  /** The one HTTP client of every Key Vault and Entra ID request (vault-http-client.ts). */
+  httpClient: HttpClient;
 }
 
 let loading: Promise<AzureSdk> | undefined;
@@ -29,11 +32,12 @@ export function loadedAzureSdk(): AzureSdk | undefined {
 /** Resolves with the SDK's classes; the first call loads them, later calls share that load. */
 export function azureSdk(): Promise<AzureSdk> {
   loading ??= (async () => {
-    const [identity, secrets, keys, certificates] = await Promise.all([
+    const [identity, secrets, keys, certificates, http] = await Promise.all([
       import("@azure/identity"),
       import("@azure/keyvault-secrets"),
       import("@azure/keyvault-keys"),
       import("@azure/keyvault-certificates"),
+      import("./vault-http-client.ts"),
     ]);
     return (loaded = {
       ClientSecretCredential: identity.ClientSecretCredential,
@@ -42,6 +46,7 @@ export function azureSdk(): Promise<AzureSdk> {
       SecretClient: secrets.SecretClient,
       KeyClient: keys.KeyClient,
       CertificateClient: certificates.CertificateClient,
+      httpClient: new http.VaultHttpClient(),
     });
   })();
   // A failed load (a broken image) is retried by the next mount, not cached.

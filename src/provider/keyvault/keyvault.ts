@@ -28,7 +28,6 @@ import type { ObjectType } from "../objects/objects.ts";
 import type { FetchedSecret } from "../formats/secret.ts";
 import { raceSignal, sleep } from "./singleflight.ts";
 import { VaultClientCache, VaultClients, type Gate } from "./vault-clients.ts";
-import { vaultAgent } from "./vault-agent.ts";
 import { isMsalNetworkError, probeTlsTrust } from "../auth/tls-probe.ts";
 import { traceStep, traceStepSync } from "../../shared/trace.ts";
 
@@ -269,8 +268,8 @@ export class KeyVaultReader {
 
   /**
    * Our one pipeline policy, per HTTP request (each retry and the
-   * challenge's second request included): the vault agent (vault-agent.ts),
-   * a token from the vault's request budget, and the request counter. One
+   * challenge's second request included): a token from the vault's request
+   * budget, and the request counter. One
    * policy rather than three: each policy is a closure and a promise per
    * request in the SDK's pipeline. A budget with a token to spare answers
    * without a promise.
@@ -305,7 +304,6 @@ export class KeyVaultReader {
     const policy: PipelinePolicy = {
       name: "sscsiVaultRequest",
       sendRequest: (request: PipelineRequest, next: SendRequest): Promise<PipelineResponse> => {
-        request.agent ??= vaultAgent();
         const bucket = this.budget(vault);
         return bucket.tryTake() ? counted(request, next) : waitForBudget(bucket, request, next);
       },
@@ -319,6 +317,7 @@ export class KeyVaultReader {
         retryOptions: { maxRetries: 0 },
         additionalPolicies: this.policies(vault),
         userAgentOptions: { userAgentPrefix: `secrets-store-csi-provider-azure/${BUILD_VERSION}` },
+        httpClient: sdk.httpClient,
       }),
     );
   }

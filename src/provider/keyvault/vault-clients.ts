@@ -10,7 +10,7 @@ import type { TokenCredential } from "@azure/core-auth";
 import type { CertificateClient } from "@azure/keyvault-certificates";
 import type { KeyClient } from "@azure/keyvault-keys";
 import type { SecretClient } from "@azure/keyvault-secrets";
-import type { PipelinePolicy } from "@azure/core-rest-pipeline";
+import type { HttpClient, PipelinePolicy } from "@azure/core-rest-pipeline";
 import { LruCache } from "../../shared/lru.ts";
 import type { AzureSdk } from "./azure-sdk.ts";
 import type { ObjectType } from "../objects/objects.ts";
@@ -25,6 +25,7 @@ export interface ClientOptions {
   retryOptions: { maxRetries: number };
   additionalPolicies: Array<{ policy: PipelinePolicy; position: "perCall" | "perRetry" }>;
   userAgentOptions: { userAgentPrefix: string };
+  httpClient: HttpClient;
 }
 
 /** The clients of one identity and vault, each made on first use. */

@@ -30,6 +30,7 @@ import { raceSignal, sleep } from "./singleflight.ts";
 import { VaultClientCache, VaultClients, type Gate } from "./vault-clients.ts";
 import { isMsalNetworkError, probeTlsTrust } from "../auth/tls-probe.ts";
 import { traceStep, traceStepSync } from "../../shared/trace.ts";
+import { whenSentWithToken } from "./sent-with-token.ts";
 
 export interface VaultRef {
   name: string;
@@ -42,6 +43,8 @@ export interface CallContext {
   signal: AbortSignal;
   /** Whose call it is (the pod's namespace): token requests take turns by it (auth/token-gate.ts). */
   tenant?: string;
+  /** The first request of a fresh client: opens its gate once sent with the token (sent-with-token.ts). */
+  opensGate?: () => void;
 }
 
 export interface VersionInfo {
@@ -304,6 +307,8 @@ export class KeyVaultReader {
     const policy: PipelinePolicy = {
       name: "sscsiVaultRequest",
       sendRequest: (request: PipelineRequest, next: SendRequest): Promise<PipelineResponse> => {
+        const opensGate = this.context.getStore()?.opensGate;
+        if (opensGate) whenSentWithToken(request, opensGate);
         const bucket = this.budget(vault);
         return bucket.tryTake() ? counted(request, next) : waitForBudget(bucket, request, next);
       },
@@ -324,7 +329,8 @@ export class KeyVaultReader {
 
   /**
    * Lets the first request of a fresh client through alone: it answers the
-   * authentication challenge; the others then go straight with the token.
+   * authentication challenge; the others then go straight with the token,
+   * as soon as the first is sent again with it (sent-with-token.ts).
    * An open gate (every read after a client's first) costs no promise of its own.
    */
   private throughGate<T>(gate: Gate, signal: AbortSignal, fn: () => Promise<T>): Promise<T> {
@@ -337,8 +343,11 @@ export class KeyVaultReader {
         await raceSignal(gate.pending, signal);
         continue;
       }
-      const result = fn();
-      gate.pending = result.then(
+      const store = this.context.getStore();
+      let opened = (): void => undefined;
+      const sentWithToken = new Promise<void>((resolve) => (opened = resolve));
+      const result = store ? this.context.run({ ...store, opensGate: opened }, fn) : fn();
+      gate.pending = Promise.race([result, sentWithToken]).then(
         () => {
           gate.open = true;
           gate.pending = undefined;

@@ -22,6 +22,7 @@ import { createDefaultHttpClient, createHttpHeaders, RestError, type HttpClient,
 import { traceStep } from "../../shared/trace.ts";
 import { IDLE_SOCKET_MS, MAX_IDLE_SOCKETS, MAX_SOCKETS_PER_HOST } from "./connection-bounds.ts";
 import { HttpResponseReader, MAX_BODY_BYTES } from "./http-response.ts";
+import { sending } from "./sent-with-token.ts";
 
 /** Named as the SDK's own, which is what callers tell an abort by. */
 class AbortError extends Error {
@@ -184,6 +185,7 @@ export class VaultHttpClient implements HttpClient {
       const socket = connection.socket;
       // closed while it was handed over: nothing was sent
       if (connection.closed || socket.destroyed) return finish(Object.assign(new Error("socket hang up"), { code: "ECONNRESET" }));
+      sending(request);
       socket.cork();
       socket.write(head, "latin1");
       if (body !== undefined) socket.write(body);

@@ -96,12 +96,9 @@ export class HttpResponseReader {
         return true;
       }
       case "length": {
-        const take = Math.min(this.remaining, pending.length);
-        if (take > 0) this.keep(pending.subarray(0, take));
-        this.pending = pending.subarray(take);
-        this.remaining -= take;
-        if (this.remaining === 0) this.phase = "done";
-        return this.phase === "done";
+        if (!this.takeBody(pending)) return false;
+        this.phase = "done";
+        return true;
       }
       case "chunk-size": {
         const end = pending.indexOf(CRLF);
@@ -125,11 +122,7 @@ export class HttpResponseReader {
         return true;
       }
       case "chunk-data": {
-        const take = Math.min(this.remaining, pending.length);
-        if (take > 0) this.keep(pending.subarray(0, take));
-        this.pending = pending.subarray(take);
-        this.remaining -= take;
-        if (this.remaining > 0) return false;
+        if (!this.takeBody(pending)) return false;
         this.phase = "chunk-end";
         return true;
       }
@@ -215,6 +208,15 @@ export class HttpResponseReader {
     }
     this.keepAlive = false;
     this.phase = "until-close";
+  }
+
+  /** Keeps up to `remaining` bytes of `pending` as body; true once all of them have come. */
+  private takeBody(pending: Buffer): boolean {
+    const take = Math.min(this.remaining, pending.length);
+    if (take > 0) this.keep(pending.subarray(0, take));
+    this.pending = pending.subarray(take);
+    this.remaining -= take;
+    return this.remaining === 0;
   }
 
   private count(bytes: number): void {

@@ -44,7 +44,10 @@ function issue(cn: string, issuer?: Issued): Issued {
   const keys = rsaKeyPair();
   const cert = forge.pki.createCertificate();
   cert.publicKey = keys.publicKey;
-  cert.serialNumber = `0${randomBytes(8).toString("hex")}`;
+  // A positive serial in canonical DER: a leading 01 byte. The random bytes
+  // alone start with 00 one time in 256, a non-minimal INTEGER that a PKCS#12
+  // round trip re-encodes without it, and the certificate compared no longer matched.
+  cert.serialNumber = `01${randomBytes(8).toString("hex")}`;
   cert.validity.notBefore = new Date(Date.now() - 60_000);
   cert.validity.notAfter = new Date(Date.now() + 86_400_000);
   cert.setSubject([{ name: "commonName", value: cn }]);

@@ -1,6 +1,7 @@
 // Backend cost and resilience, measured with the emulator's request counters:
 // concurrent mounts of one identity share reads and one token; different
-// identities share nothing; throttling and 5xx are retried within the call's
+// identities share nothing; a new identity's reads do not queue behind its
+// first; throttling and 5xx are retried within the call's
 // deadline; the per-vault budget queues requests.
 import { status } from "@grpc/grpc-js";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -9,6 +10,7 @@ import { objectsYaml, tokensAttribute, type MountResponse } from "./client.ts";
 import { startProvider, startTestEmulator, type RunningProvider } from "./env.ts";
 import { makePki } from "./pki.ts";
 import { makeMaterial, podAttributes, SP, SP2, WI_APP, type Material } from "./seed.ts";
+import { waitFor } from "../harness/kube.ts";
 
 let material: Material;
 let emulator: Emulator;
@@ -91,6 +93,22 @@ describe("cost", () => {
     expect(c(`token:${SP2.clientId}`)).toBe(1);
     expect(c(`token:${WI_APP}`)).toBe(2);
     expect(c("challenge:kv-cost")).toBe(4);
+  });
+
+  it("a new identity's other reads go while the vault still holds its first one, after that one challenge", async () => {
+    const p = await freshProvider();
+    // The first read sent with the token is held for 15 s; the others must not wait for its answer.
+    emulator.faults.add({ kind: "latency", operation: "getSecret", count: 1, latencyMs: 15_000 });
+    const mounted = spMount(p, SP);
+    let answered = false;
+    void mounted.then(() => (answered = true), () => (answered = true));
+    await waitFor(() => c("getSecret:kv-cost") >= 9, { description: "the nine other reads served", timeoutMs: 14_000, intervalMs: 20 });
+    expect(c("fault:latency:getSecret")).toBe(1);
+    expect(answered).toBe(false);
+    expectCostFiles(await mounted);
+    expect(c("getSecret:kv-cost")).toBe(10);
+    expect(c("challenge:kv-cost")).toBe(1);
+    expect(c(`token:${SP.clientId}`)).toBe(1);
   });
 
   it("sequential mounts (rotation polls) reuse the cached token and client", async () => {

@@ -186,10 +186,10 @@ export class VaultHttpClient implements HttpClient {
       // closed while it was handed over: nothing was sent
       if (connection.closed || socket.destroyed) return finish(Object.assign(new Error("socket hang up"), { code: "ECONNRESET" }));
       sending(request);
-      socket.cork();
-      socket.write(head, "latin1");
-      if (body !== undefined) socket.write(body);
-      socket.uncork();
+      // One write: a second (or cork) takes the stream's writev path, and a
+      // TLS record more, for a body of a few hundred bytes.
+      if (body === undefined) socket.write(head, "latin1");
+      else socket.write(Buffer.concat([Buffer.from(head, "latin1"), typeof body === "string" ? Buffer.from(body, "utf8") : body]));
     });
   }
 

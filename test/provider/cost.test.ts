@@ -1,7 +1,8 @@
 // Backend cost and resilience, measured with the emulator's request counters:
 // concurrent mounts of one identity share reads and one token; different
-// identities share nothing; a new identity's reads do not queue behind its
-// first; throttling and 5xx are retried within the call's
+// identities share no read or token, only the vault's challenge; a new
+// identity's reads do not queue behind its first; a vault moved to another
+// tenant is followed; throttling and 5xx are retried within the call's
 // deadline; the per-vault budget queues requests.
 import { status } from "@grpc/grpc-js";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -69,7 +70,7 @@ describe("cost", () => {
     expect(metrics).toMatch(/token_requests_total\{mode="ServicePrincipal",result="ok"\} 1/);
   });
 
-  it("different identities share nothing: each reads for itself and gets its own token", async () => {
+  it("different identities share no read or token, only the vault's challenge: one for all four", async () => {
     const p = await freshProvider();
     const wiToken = (ns: string, sa: string) => emulator.issueServiceAccountToken({ namespace: ns, serviceAccount: sa });
     const wiMount = (ns: string, sa: string, token: string, i: number) =>
@@ -92,7 +93,43 @@ describe("cost", () => {
     expect(c(`token:${SP.clientId}`)).toBe(1);
     expect(c(`token:${SP2.clientId}`)).toBe(1);
     expect(c(`token:${WI_APP}`)).toBe(2);
-    expect(c("challenge:kv-cost")).toBe(4);
+    // the first client's request without a token is answered by the vault; the others wait for that answer
+    expect(c("challenge:kv-cost")).toBe(1);
+  });
+
+  it("a later identity's first mount sends no request without a token: 10 reads and its token", async () => {
+    const p = await freshProvider();
+    expectCostFiles(await spMount(p, SP));
+    emulator.resetCounters();
+    expectCostFiles(await spMount(p, SP2));
+    expect(c("challenge:kv-cost")).toBe(0);
+    expect(c(`token:${SP2.clientId}`)).toBe(1);
+    expect(c("getSecret:kv-cost")).toBe(10);
+  });
+
+  it("a vault moved to another tenant: the kept challenge is checked with the vault once, and the mount succeeds", async () => {
+    const p = await freshProvider();
+    const otherTenant = "7e7e7e7e-0000-4000-8000-00000000a0a0";
+    const mover = { clientId: "77777777-7777-4777-8777-777777777777", clientSecret: "mover-secret" };
+    await emulator.seed({ vaults: [{ name: "kv-moving", secrets: [{ name: "moving", value: "before" }] }] });
+    const mountMoving = (sp: { clientId: string; clientSecret: string }, tenantID: string) =>
+      p.client.mount({
+        attributes: podAttributes({ keyvaultName: "kv-moving", tenantID, objects: objectsYaml([{ objectName: "moving", objectType: "secret" }]) }),
+        secrets: { clientid: sp.clientId, clientsecret: sp.clientSecret },
+      });
+    const before = await mountMoving(SP, emulator.tenantId);
+    expect(Buffer.from(before.files[0]!.contents).toString()).toBe("before");
+    expect(c("challenge:kv-moving")).toBe(1);
+
+    await emulator.seed({
+      vaults: [{ name: "kv-moving", tenantId: otherTenant }],
+      applications: [{ name: "mover", tenantId: otherTenant, ...mover, roleAssignments: [{ vault: "kv-moving", role: "Key Vault Secrets User" }] }],
+    });
+    const after = await mountMoving(mover, otherTenant);
+    expect(Buffer.from(after.files[0]!.contents).toString()).toBe("before");
+    // the kept challenge named the old tenant: the vault was asked once more
+    expect(c("challenge:kv-moving")).toBe(2);
+    expect(c(`token:${mover.clientId}`)).toBe(1);
   });
 
   it("a new identity's other reads go while the vault still holds its first one, after that one challenge", async () => {

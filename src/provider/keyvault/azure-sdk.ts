@@ -9,6 +9,7 @@ import type { CertificateClient } from "@azure/keyvault-certificates";
 import type { KeyClient } from "@azure/keyvault-keys";
 import type { SecretClient } from "@azure/keyvault-secrets";
 import type { HttpClient } from "@azure/core-rest-pipeline";
+import type { VaultChallenges } from "./vault-challenges.ts";
 
 export interface AzureSdk {
   ClientSecretCredential: typeof ClientSecretCredential;
@@ -19,6 +20,8 @@ export interface AzureSdk {
   CertificateClient: typeof CertificateClient;
   /** The one HTTP client of every Key Vault and Entra ID request (vault-http-client.ts). */
   httpClient: HttpClient;
+  /** Vaults' challenges kept for new clients (vault-challenges.ts): needs the SDK's HTTP types, so loaded with it. */
+  VaultChallenges: typeof VaultChallenges;
 }
 
 let loading: Promise<AzureSdk> | undefined;
@@ -32,12 +35,13 @@ export function loadedAzureSdk(): AzureSdk | undefined {
 /** Resolves with the SDK's classes; the first call loads them, later calls share that load. */
 export function azureSdk(): Promise<AzureSdk> {
   loading ??= (async () => {
-    const [identity, secrets, keys, certificates, http] = await Promise.all([
+    const [identity, secrets, keys, certificates, http, challenges] = await Promise.all([
       import("@azure/identity"),
       import("@azure/keyvault-secrets"),
       import("@azure/keyvault-keys"),
       import("@azure/keyvault-certificates"),
       import("./vault-http-client.ts"),
+      import("./vault-challenges.ts"),
     ]);
     return (loaded = {
       ClientSecretCredential: identity.ClientSecretCredential,
@@ -47,6 +51,7 @@ export function azureSdk(): Promise<AzureSdk> {
       KeyClient: keys.KeyClient,
       CertificateClient: certificates.CertificateClient,
       httpClient: new http.VaultHttpClient(),
+      VaultChallenges: challenges.VaultChallenges,
     });
   })();
   // A failed load (a broken image) is retried by the next mount, not cached.

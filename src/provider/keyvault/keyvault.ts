@@ -1,7 +1,9 @@
 // Reads from Key Vault with the official SDK clients, at bounded cost:
 // - clients are cached per identity and vault (no new challenge/token per mount)
-//   in a bounded cache (vault-clients.ts), and the first request of a new
-//   client goes alone so that only one authentication challenge is answered;
+//   in a bounded cache (vault-clients.ts); a vault's challenge is kept for the
+//   next identity's clients (vault-challenges.ts), and until the vault has
+//   sent one the first request of a new client goes alone, so that only one
+//   authentication challenge is answered;
 // - identical reads in flight (same identity, vault, type, name, version) are
 //   sent once (single-flight);
 // - 429/5xx/network failures are retried with backoff that honours
@@ -31,6 +33,7 @@ import { VaultClientCache, VaultClients, type Gate } from "./vault-clients.ts";
 import { isMsalNetworkError, probeTlsTrust } from "../auth/tls-probe.ts";
 import { traceStep, traceStepSync } from "../../shared/trace.ts";
 import { whenSentWithToken } from "./sent-with-token.ts";
+import type { VaultChallenges } from "./vault-challenges.ts";
 
 export interface VaultRef {
   name: string;
@@ -241,6 +244,9 @@ export class KeyVaultReader {
   private readonly budgetOptions: { requests: number; windowMs: number };
   private readonly budgets: LruCache<string, TokenBucket>;
   private readonly vaultClients: VaultClientCache;
+  private readonly maxCachedVaults: number;
+  /** Made with the SDK's first load: the vaults' challenges, for new clients. */
+  private challenges: VaultChallenges | undefined;
   /** Reads in flight; an entry lives only as long as its read, so calls in flight bound it. */
   private readonly flights = new Map<string, Flight>();
   /** The calling context, visible to the pipeline policies (budget deadline). */
@@ -252,6 +258,7 @@ export class KeyVaultReader {
     this.retry = { ...DEFAULT_RETRY, ...options.retry };
     this.budgetOptions = options.budget;
     const maxCachedVaults = options.maxCachedVaults ?? DEFAULT_MAX_CACHED_VAULTS;
+    this.maxCachedVaults = maxCachedVaults;
     this.budgets = new LruCache({ maxEntries: maxCachedVaults, idleMs: options.budget.windowMs });
     this.vaultClients = new VaultClientCache({
       maxEntries: maxCachedVaults,
@@ -317,10 +324,11 @@ export class KeyVaultReader {
   }
 
   private clients(sdk: AzureSdk, identity: Identity, vault: VaultRef): VaultClients {
+    const challenges = (this.challenges ??= new sdk.VaultChallenges({ maxEntries: this.maxCachedVaults }));
     return this.vaultClients.get(identity.key, vault.url, identity.credential, () =>
       new VaultClients(sdk, vault.url, identity.credential, {
         retryOptions: { maxRetries: 0 },
-        additionalPolicies: this.policies(vault),
+        additionalPolicies: [{ policy: challenges.policy, position: "perRetry" }, ...this.policies(vault)],
         userAgentOptions: { userAgentPrefix: `secrets-store-csi-provider-azure/${BUILD_VERSION}` },
         httpClient: sdk.httpClient,
       }),
@@ -330,7 +338,10 @@ export class KeyVaultReader {
   /**
    * Lets the first request of a fresh client through alone: it answers the
    * authentication challenge; the others then go straight with the token,
-   * as soon as the first is sent again with it (sent-with-token.ts).
+   * as soon as the first is sent again with it (sent-with-token.ts). (With
+   * the vault's challenge kept, vault-challenges.ts, the first is answered
+   * without a request, but the others still wait: each would otherwise take
+   * the pipeline twice, once without the token and once with it.)
    * An open gate (every read after a client's first) costs no promise of its own.
    */
   private throughGate<T>(gate: Gate, signal: AbortSignal, fn: () => Promise<T>): Promise<T> {
@@ -368,11 +379,18 @@ export class KeyVaultReader {
    */
   private async withRetries<T>(vault: VaultRef, ctx: CallContext, until: number, auth: Identity["summary"], fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
     let last: ProviderError | undefined;
+    let askedVaultAgain = false;
     for (let attempt = 1; ; attempt++) {
       if (until - Date.now() <= 0) throw deadlineExceeded(`key vault "${vault.name}" (${vault.url}): no answer before the call's deadline`);
       try {
         return await this.context.run(ctx, () => traceStep("Key Vault request", () => fn(ctx.signal)));
       } catch (err) {
+        // A kept challenge names a tenant the identity is not in: the vault
+        // may have moved since; its own answer decides, once.
+        if (err instanceof TenantMismatch && !askedVaultAgain && this.challenges?.forget(vault.url)) {
+          askedVaultAgain = true;
+          continue;
+        }
         let error = classify(err, vault, ctx, auth);
         if (auth.mode !== "ManagedIdentity" && isMsalNetworkError(err)) {
           // MSAL hides the cause; a certificate problem is final, not an outage

@@ -45,6 +45,8 @@ export interface KeyVault {
   reads(): Promise<number>;
   /** Token requests to Entra ID since the last reset. */
   tokens(): Promise<number>;
+  /** Requests the vault answered with its challenge (a 401 to a request without a token) since the last reset. */
+  challenges(): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -88,6 +90,7 @@ export async function startKeyVault(bundle: string, dir: string, coldIdentities:
     },
     reads: async () => (await counters())[`getSecret:${VAULT}`] ?? 0,
     tokens: async () => (await counters()).token ?? 0,
+    challenges: async () => (await counters())[`challenge:${VAULT}`] ?? 0,
     stop: () => program.stop(),
   };
 }

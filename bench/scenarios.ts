@@ -121,6 +121,8 @@ export interface BootFigures {
   /** Each publish's time to OK. */
   publishMs: number[];
   keyVaultReads: number;
+  /** Requests the vault answered with its challenge: a new client's first, without a token. */
+  challenges: number;
   tokenRequests: number;
 }
 
@@ -369,7 +371,7 @@ export async function measureStack(env: Environment, stack: Stack): Promise<Stac
 /**
  * A node booting (or a node's pods all rescheduled onto it): a driver and a
  * provider just started, every pod's volume published at once, each its own
- * volume of one class. Counts Key Vault reads and token requests.
+ * volume of one class. Counts Key Vault reads, challenges and token requests.
  */
 async function nodeBoot(run: StackRun, env: Environment, pods: number[], identity: (i: number) => ServicePrincipal): Promise<BootFigures> {
   const provider = await run.provider();
@@ -377,10 +379,10 @@ async function nodeBoot(run: StackRun, env: Environment, pods: number[], identit
   try {
     await env.keyVault.resetCounters();
     const publishMs = await Promise.all(pods.map((i) => timed(() => driver.publish(i, identity(i)))));
-    const [keyVaultReads, tokenRequests] = [await env.keyVault.reads(), await env.keyVault.tokens()];
+    const [keyVaultReads, challenges, tokenRequests] = [await env.keyVault.reads(), await env.keyVault.challenges(), await env.keyVault.tokens()];
     for (const i of pods) await driver.verify(i);
     for (const i of pods) await driver.unpublish(i);
-    return { publishMs, keyVaultReads, tokenRequests };
+    return { publishMs, keyVaultReads, challenges, tokenRequests };
   } finally {
     await driver.stop();
     provider.client.close();

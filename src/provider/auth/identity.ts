@@ -329,7 +329,7 @@ export class Identity {
   async prepare(auth: AuthConfig, signal?: AbortSignal, tenant?: string): Promise<void> {
     if (tenant !== undefined) this.tenant = tenant;
     if (!usesServiceAccountToken(auth.mode)) {
-      // The token is fetched while the vault's challenge is on the wire, not after it.
+      // The token is fetched while the Key Vault client is made and the vault's challenge answered, not after.
       this.credential.prefetch([keyVaultScope(auth.cloud)], { enableCae: true, tenantId: auth.tenantId || undefined });
       return;
     }

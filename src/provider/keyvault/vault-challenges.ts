@@ -55,9 +55,10 @@ export class VaultChallenges {
   }
 
   private send(request: PipelineRequest, next: SendRequest): Promise<PipelineResponse> {
+    // Almost every request has its token: it pays for a header lookup, and for the URL only when refused.
+    if (request.headers.has("authorization")) return this.sendOn(undefined, request, next, true);
     const origin = originOf(request.url);
-    const withToken = request.headers.has("authorization");
-    if (withToken || request.method !== "GET" || origin === undefined) return this.sendOn(origin, request, next, withToken);
+    if (request.method !== "GET" || origin === undefined) return this.sendOn(origin, request, next, false);
     const kept = this.fromKept(origin, request);
     if (kept) return kept;
     const asked = this.asking.get(origin);
@@ -79,7 +80,9 @@ export class VaultChallenges {
 
   private sendOn(origin: string | undefined, request: PipelineRequest, next: SendRequest, withToken: boolean): Promise<PipelineResponse> {
     return next(request).then((response) => {
-      if (response.status === 401 && origin !== undefined) this.learn(origin, request, response, withToken);
+      if (response.status !== 401) return response;
+      const from = origin ?? originOf(request.url);
+      if (from !== undefined) this.learn(from, request, response, withToken);
       return response;
     });
   }

@@ -186,8 +186,9 @@ export class VaultHttpClient implements HttpClient {
       // closed while it was handed over: nothing was sent
       if (connection.closed || socket.destroyed) return finish(Object.assign(new Error("socket hang up"), { code: "ECONNRESET" }));
       sending(request);
-      // One write: a second (or cork) takes the stream's writev path, and a
-      // TLS record more, for a body of a few hundred bytes.
+      // One write, no cork: corking queued every request in the stream and
+      // replayed it on uncork (a body through the writev path): 5% of a warm
+      // Mount's instructions.
       if (body === undefined) socket.write(head, "latin1");
       else socket.write(Buffer.concat([Buffer.from(head, "latin1"), typeof body === "string" ? Buffer.from(body, "utf8") : body]));
     });

@@ -19,7 +19,10 @@
 // go first), and only events for objects some class reads are remembered at
 // all, so a sender flooding unique ids or names finds nothing to fill. A
 // failed refresh throws: the webhook answers 500 and the pull receiver
-// releases the event, so Event Grid delivers it again.
+// releases the event, so Event Grid delivers it again. A new version that
+// finds no volume or SecretSync of the classes reading it is looked for again
+// a little later: a pod that mounted a moment before the version was written
+// may not be in the controller's index yet when the event comes.
 import type { Logger } from "../../shared/logger.ts";
 import { LruCache } from "../../shared/lru.ts";
 import type { ControllerMetrics, EventKindLabel, EventOutcome, EventSource } from "../metrics.ts";
@@ -40,6 +43,8 @@ export interface EventProcessorOptions {
   accessCheckIntervalMs: number;
   /** How long a handled event is remembered (Event Grid retries for up to 24 h). */
   rememberMs?: number;
+  /** When a new version found nothing to refresh, the classes are looked at again after these delays. */
+  recheckAfterMs?: readonly number[];
 }
 
 export interface EventProcessorDeps {
@@ -58,6 +63,8 @@ export class EventsBusy extends Error {}
 const DAY_MS = 86_400_000;
 /** Clock skew allowed before a version counts as not valid yet. */
 const NBF_SKEW_S = 60;
+/** The index follows the API server by a watch: a status object written a moment ago is there within these. */
+const RECHECK_AFTER_MS = [2_000, 10_000];
 
 export class EventProcessor {
   private readonly deps: EventProcessorDeps;
@@ -71,6 +78,8 @@ export class EventProcessor {
   private readonly inFlight = new Map<string, Promise<EventOutcome>>();
   /** Refreshes under way by object version: a certificate's three events (certificate, key, secret) share one. */
   private readonly versionsInFlight = new Map<string, Promise<EventOutcome>>();
+  /** Versions that found nothing to refresh, waiting to be looked for again (at most maxTracked). */
+  private readonly rechecks = new Set<string>();
   private pending = 0;
   private running = 0;
   private readonly slots: Array<() => void> = [];
@@ -173,10 +182,36 @@ export class EventProcessor {
     try {
       const outcome = await refresh;
       this.doneVersions.set(versionKey, true);
+      if (outcome === "unused") this.recheckLater(versionKey, objectKey, event, classes, 0);
       return outcome;
     } finally {
       this.versionsInFlight.delete(versionKey);
     }
+  }
+
+  /**
+   * Looks for the volumes and SecretSyncs of `classes` again after the next
+   * delay, unless a newer version of the object came meanwhile. The version's
+   * pending volumes only are signalled, as for the event itself.
+   */
+  private recheckLater(versionKey: string, objectKey: string, event: KeyVaultEvent, classes: readonly ClassRef[], attempt: number): void {
+    const delays = this.options.recheckAfterMs ?? RECHECK_AFTER_MS;
+    if (attempt >= delays.length || this.rechecks.has(versionKey) || this.rechecks.size >= this.options.maxTracked) return;
+    this.rechecks.add(versionKey);
+    const what = describeObject(event);
+    const timer = setTimeout(() => {
+      this.rechecks.delete(versionKey);
+      const newest = this.latest.get(objectKey);
+      if (event.time !== undefined && newest !== undefined && newest > event.time) return;
+      this.refresh(classes, event.version, what).then(
+        (outcome) => {
+          if (outcome === "unused") return this.recheckLater(versionKey, objectKey, event, classes, attempt + 1);
+          this.deps.logger.info({ eventId: event.id, object: what, outcome }, "key vault event looked at again");
+        },
+        (err: unknown) => this.deps.logger.warn({ eventId: event.id, object: what, err: (err as Error).message }, "key vault event looked at again: refresh failed"),
+      );
+    }, delays[attempt]);
+    timer.unref();
   }
 
   private async accessChanged(event: KeyVaultEvent): Promise<EventOutcome> {

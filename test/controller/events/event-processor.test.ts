@@ -127,6 +127,64 @@ describe("event processor", () => {
     expect(s.refreshed.sort()).toEqual([`team-a/kv@${V2}`, `team-b/kv-b@${V2}`]);
   });
 
+  it("a new version that finds no volume yet looks again: a pod indexed a moment after the event is signalled", async () => {
+    const index = new ClassObjectIndex(parse);
+    index.set(azureClass("kv", ["db-password"]));
+    const signalled: string[] = [];
+    let podIndexed = false;
+    let looks = 0;
+    const volumes = {
+      signal: (namespace: string, name: string, version: string | undefined) => {
+        looks++;
+        if (!podIndexed) return Promise.resolve({ signalled: 0, current: 0 });
+        signalled.push(`${namespace}/${name}@${version}`);
+        return Promise.resolve({ signalled: 1, current: 0 });
+      },
+    } as unknown as VolumeSignals;
+    const secretSyncs = { refresh: () => Promise.resolve({ synced: 0, current: 0, failed: 0 }) } as unknown as SecretSyncRefresh;
+    const expiry = { notice: () => Promise.resolve(0), superseded: () => undefined } as unknown as ExpiryNotices;
+    const processor = new EventProcessor(
+      { index, secretSyncs, volumes, expiry, metrics: new ControllerMetrics({ defaultMetrics: false }), logger: createLogger({ name: "test", level: "silent" }) },
+      { maxTracked: 100, maxPending: 10, concurrency: 2, accessCheckIntervalMs: 60_000, recheckAfterMs: [30, 60, 90] },
+    );
+    expect(await processor.handle(newVersion("db-password", V1, 1000), "webhook")).toBe("unused");
+    expect(looks).toBe(1);
+    // the driver's status object reaches the controller's index after the event
+    podIndexed = true;
+    for (let i = 0; i < 200 && signalled.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(signalled).toEqual([`team-a/kv@${V1}`]);
+    // found once: no more looks
+    const after = looks;
+    await new Promise((r) => setTimeout(r, 150));
+    expect(looks).toBe(after);
+  });
+
+  it("does not look again for an object no class reads, nor for a version a newer one replaced meanwhile", async () => {
+    const index = new ClassObjectIndex(parse);
+    index.set(azureClass("kv", ["db-password"]));
+    const versions: Array<string | undefined> = [];
+    let podIndexed = false;
+    const volumes = {
+      signal: (_namespace: string, _name: string, version: string | undefined) => {
+        versions.push(version);
+        return Promise.resolve(podIndexed ? { signalled: 1, current: 0 } : { signalled: 0, current: 0 });
+      },
+    } as unknown as VolumeSignals;
+    const secretSyncs = { refresh: () => Promise.resolve({ synced: 0, current: 0, failed: 0 }) } as unknown as SecretSyncRefresh;
+    const expiry = { notice: () => Promise.resolve(0), superseded: () => undefined } as unknown as ExpiryNotices;
+    const processor = new EventProcessor(
+      { index, secretSyncs, volumes, expiry, metrics: new ControllerMetrics({ defaultMetrics: false }), logger: createLogger({ name: "test", level: "silent" }) },
+      { maxTracked: 100, maxPending: 10, concurrency: 2, accessCheckIntervalMs: 60_000, recheckAfterMs: [50] },
+    );
+    expect(await processor.handle(newVersion("nobody-reads-me", V1, 1000), "webhook")).toBe("unused");
+    expect(await processor.handle(newVersion("db-password", V1, 1000), "webhook")).toBe("unused");
+    podIndexed = true;
+    expect(await processor.handle(newVersion("db-password", V2, 2000), "webhook")).toBe("refreshed");
+    await new Promise((r) => setTimeout(r, 150));
+    // V1's look was dropped: V2 came after it
+    expect(versions).toEqual([V1, V2]);
+  });
+
   it("reads nothing for an object no class reads, or one only a pinned version reads", async () => {
     const s = setup();
     expect(await s.processor.handle(newVersion("nobody-reads-me", V1, 1000), "webhook")).toBe("unused");

@@ -96,8 +96,8 @@ export class EventProcessor {
   }
 
   /** What is remembered, for tests of the bounds. */
-  get tracked(): { ids: number; versions: number; objects: number; vaults: number; inFlight: number } {
-    return { ids: this.doneIds.size, versions: this.doneVersions.size, objects: this.latest.size, vaults: this.accessChecks.size, inFlight: this.inFlight.size };
+  get tracked(): { ids: number; versions: number; objects: number; vaults: number; inFlight: number; rechecks: number } {
+    return { ids: this.doneIds.size, versions: this.doneVersions.size, objects: this.latest.size, vaults: this.accessChecks.size, inFlight: this.inFlight.size, rechecks: this.rechecks.size };
   }
 
   /** Throws EventsBusy when `count` more events would exceed the bound. */

@@ -159,6 +159,21 @@ describe("event processor", () => {
     expect(looks).toBe(after);
   });
 
+  it("a flood of new versions that find nothing keeps at most maxTracked waiting for a second look", async () => {
+    const index = new ClassObjectIndex(parse);
+    const names = Array.from({ length: 40 }, (_, i) => `flood-${i}`);
+    index.set(azureClass("wide", names));
+    const volumes = { signal: () => Promise.resolve({ signalled: 0, current: 0 }) } as unknown as VolumeSignals;
+    const secretSyncs = { refresh: () => Promise.resolve({ synced: 0, current: 0, failed: 0 }) } as unknown as SecretSyncRefresh;
+    const expiry = { notice: () => Promise.resolve(0), superseded: () => undefined } as unknown as ExpiryNotices;
+    const processor = new EventProcessor(
+      { index, secretSyncs, volumes, expiry, metrics: new ControllerMetrics({ defaultMetrics: false }), logger: createLogger({ name: "test", level: "silent" }) },
+      { maxTracked: 5, maxPending: 100, concurrency: 4, accessCheckIntervalMs: 60_000, recheckAfterMs: [60_000] },
+    );
+    for (const [i, name] of names.entries()) expect(await processor.handle(newVersion(name, V1, 1000 + i), "webhook")).toBe("unused");
+    expect(processor.tracked.rechecks).toBe(5);
+  });
+
   it("does not look again for an object no class reads, nor for a version a newer one replaced meanwhile", async () => {
     const index = new ClassObjectIndex(parse);
     index.set(azureClass("kv", ["db-password"]));

@@ -12,9 +12,9 @@
 // Clients that start while the vault's answer is on its way wait for it
 // rather than ask too: a node's pods of a hundred identities starting at once
 // cost the vault one such request, not a hundred. Every identity is still
-// checked by the vault on its first read. A pipeline
-// policy ahead of the request budget and counter (keyvault.ts): a request not
-// made costs no budget and is not counted.
+// checked by the vault on its first read. A pipeline policy ahead of the
+// request budget and counter (keyvault.ts): a request not made costs no
+// budget and is not counted.
 //
 // It may go stale only if the vault moves to another tenant. Then a request
 // with a token gets a 401 (the SDK answers that challenge itself, and the

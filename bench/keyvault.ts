@@ -2,7 +2,8 @@
 // 443 of the private namespace's 127.0.0.1, seeded with one vault of ten
 // secrets and the service principals the benchmark mounts with. The admin
 // endpoints (request counters) are read on its plain-HTTP IMDS port.
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
+import { request } from "node:https";
 import { join } from "node:path";
 import type { SeedDocument } from "../src/emulator/index.ts";
 import { freePort } from "../test/provider/env.ts";
@@ -23,6 +24,9 @@ export interface ServicePrincipal {
 
 /** The identity every pod of the benchmark mounts with. */
 export const POD_IDENTITY: ServicePrincipal = { clientId: "b0000000-0000-4000-8000-000000000001", clientSecret: "bench-pod-secret" };
+
+/** The identity that warms the emulator up (never a stack's). */
+export const WARM_UP_IDENTITY: ServicePrincipal = { clientId: "e0000000-0000-4000-8000-000000000001", clientSecret: "bench-warm-up" };
 
 /** Identities used once each, for cold mounts: `cold(stack, i)`. */
 export function coldIdentity(stack: string, i: number): ServicePrincipal {
@@ -47,12 +51,15 @@ export interface KeyVault {
   tokens(): Promise<number>;
   /** Requests the vault answered with its challenge (a 401 to a request without a token) since the last reset. */
   challenges(): Promise<number>;
+  /** Runs each path a cold Mount takes through the emulator (challenge, token, reads) `rounds` times, outside any stack. */
+  warmUp(rounds: number): Promise<void>;
   stop(): Promise<void>;
 }
 
 export async function startKeyVault(bundle: string, dir: string, coldIdentities: number, bootIdentities = 0): Promise<KeyVault> {
   const principals = [
     POD_IDENTITY,
+    WARM_UP_IDENTITY,
     ...["ours", "upstream"].flatMap((s) => Array.from({ length: coldIdentities }, (_, i) => coldIdentity(s, i))),
     ...["ours", "upstream"].flatMap((s) => Array.from({ length: bootIdentities }, (_, i) => bootIdentity(s, i))),
   ];
@@ -91,6 +98,40 @@ export async function startKeyVault(bundle: string, dir: string, coldIdentities:
     reads: async () => (await counters())[`getSecret:${VAULT}`] ?? 0,
     tokens: async () => (await counters()).token ?? 0,
     challenges: async () => (await counters())[`challenge:${VAULT}`] ?? 0,
+    warmUp: (rounds) => warmUp(readFileSync(join(dir, "ca.pem")), rounds),
     stop: () => program.stop(),
   };
+}
+
+/** One HTTPS request to the emulator (its own connection); resolves to the status and body. */
+function call(ca: Buffer, url: string, init: { method?: string; headers?: Record<string, string>; body?: string }): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: init.method ?? "GET", headers: init.headers, ca, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8") }));
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    req.end(init.body);
+  });
+}
+
+async function warmUp(ca: Buffer, rounds: number): Promise<void> {
+  const secretUrl = (name: string) => `https://${VAULT}.vault.azure.net/secrets/${name}?api-version=7.5`;
+  for (let r = 0; r < rounds; r++) {
+    const challenge = await call(ca, secretUrl(OBJECTS[0]!), {});
+    if (challenge.status !== 401) throw new Error(`warming the emulator up: a read without a token got ${challenge.status}, not 401`);
+    const token = await call(ca, `https://login.microsoftonline.com/${TENANT}/oauth2/v2.0/token`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ grant_type: "client_credentials", client_id: WARM_UP_IDENTITY.clientId, client_secret: WARM_UP_IDENTITY.clientSecret, scope: "https://vault.azure.net/.default" }).toString(),
+    });
+    if (token.status !== 200) throw new Error(`warming the emulator up: token request got ${token.status}: ${token.body.slice(0, 200)}`);
+    const { access_token } = JSON.parse(token.body) as { access_token: string };
+    for (const name of OBJECTS) {
+      const read = await call(ca, secretUrl(name), { headers: { authorization: `Bearer ${access_token}` } });
+      if (read.status !== 200) throw new Error(`warming the emulator up: reading ${name} got ${read.status}`);
+    }
+  }
 }

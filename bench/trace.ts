@@ -1,5 +1,5 @@
-// node bench/trace.ts [--publishes=N [--gap-ms=N]] [--cold=N] [--mounts=N] [--boot=N [--boot-identities]] [--upstream] [--cpu-prof=DIR]
-//                     [--driver-flags="..."] [--provider-flags="..."] [--driver-wrapper="..."] [--provider-wrapper="..."]   (as root)
+// node bench/trace.ts [--publishes=N [--gap-ms=N]] [--cold=N [--soak=N [--idle-ms=N]]] [--mounts=N] [--boot=N [--boot-identities]]
+//                     [--upstream] [--samples] [--untraced] [--cpu-prof=DIR] [--driver-flags="..."] [--provider-flags="..."] [--driver-wrapper="..."] [--provider-wrapper="..."]   (as root)
 //
 // Where the time of one volume goes: our driver and provider bundles, run as
 // the images run them (node --lite-mode) with bench/trace-hook.ts loaded,
@@ -22,6 +22,11 @@
 // next (bench:upstream's sequential figure waits 100 ms); --timeline also prints, for the median call of each kind, every span inside
 // it in order (ms after the client sent the call, and its length): what ran
 // one after the other and what overlapped.
+// --soak=N splits the cold Mounts as bench:upstream does: five, then N warm
+// Mounts ten at a time and --idle-ms of idling, then the rest. --samples
+// prints each cold Mount in order with the provider's longer spans inside it;
+// --untraced runs our programs without the hook (client times only, as
+// bench:upstream sees them: the hook keeps every span in memory).
 // --driver-wrapper / --provider-wrapper run a program under a command, e.g. "valgrind
 // --tool=callgrind" to count its instructions (two runs with different
 // --mounts, or --publishes, give the instructions per call, whatever else
@@ -43,7 +48,7 @@ import { MemoryCgroup } from "./memory-cgroup.ts";
 import { stopAllPrograms } from "./program.ts";
 import { inPrivateNamespaces, runInPrivateNamespaces, setUpPrivateNetwork } from "./private-network.ts";
 import { quantile } from "./samples.ts";
-import { FULL, StackRun, type Environment } from "./scenarios.ts";
+import { COLD_MOUNTS_BEFORE_SOAK, EMULATOR_WARM_UP_ROUNDS, FULL, StackRun, type Environment } from "./scenarios.ts";
 import { ourStack, upstreamStack, type Stack } from "./stacks.ts";
 import type { Span } from "./trace-hook.ts";
 import { SPC_PARAMETERS, verifyMountResponse, Workload } from "./workload.ts";
@@ -70,6 +75,10 @@ interface Plan {
   bootIdentities: boolean;
   cpuProf?: string;
   timeline: boolean;
+  samples: boolean;
+  untraced: boolean;
+  soak: number;
+  idleMs: number;
   flags: { driver?: string[]; provider?: string[] };
   driverWrapper?: string[];
   providerWrapper?: string[];
@@ -92,7 +101,7 @@ interface Traced {
 }
 
 function parseArgs(argv: readonly string[]) {
-  const out: { publishes: number; gapMs: number; cold: number; mounts: number; boot: number; bootIdentities: boolean; upstream: boolean; timeline: boolean; cpuProf?: string; flags: Plan["flags"]; driverWrapper?: string[]; providerWrapper?: string[] } = {
+  const out: { publishes: number; gapMs: number; cold: number; mounts: number; boot: number; bootIdentities: boolean; upstream: boolean; timeline: boolean; samples: boolean; untraced: boolean; soak: number; idleMs: number; cpuProf?: string; flags: Plan["flags"]; driverWrapper?: string[]; providerWrapper?: string[] } = {
     boot: 0,
     bootIdentities: false,
     publishes: 50,
@@ -101,6 +110,10 @@ function parseArgs(argv: readonly string[]) {
     mounts: 50,
     upstream: false,
     timeline: false,
+    samples: false,
+    untraced: false,
+    soak: 0,
+    idleMs: 0,
     flags: {},
   };
   for (const arg of argv) {
@@ -114,12 +127,16 @@ function parseArgs(argv: readonly string[]) {
     else if (key === "--boot-identities") out.bootIdentities = true;
     else if (key === "--upstream") out.upstream = true;
     else if (key === "--timeline") out.timeline = true;
+    else if (key === "--samples") out.samples = true;
+    else if (key === "--untraced") out.untraced = true;
+    else if (key === "--soak") out.soak = Number(value);
+    else if (key === "--idle-ms") out.idleMs = Number(value);
     else if (key === "--driver-flags" && value !== undefined) out.flags.driver = value.split(" ").filter(Boolean);
     else if (key === "--provider-flags" && value !== undefined) out.flags.provider = value.split(" ").filter(Boolean);
     else if (key === "--driver-wrapper" && value !== undefined) out.driverWrapper = value.split(" ").filter(Boolean);
     else if (key === "--provider-wrapper" && value !== undefined) out.providerWrapper = value.split(" ").filter(Boolean);
     else if (key === "--cpu-prof" && value) out.cpuProf = resolve(value);
-    else throw new Error(`bench/trace.ts: unknown argument ${arg} (known: --publishes=N, --gap-ms=N, --cold=N, --mounts=N, --boot=N, --boot-identities, --upstream, --timeline, --cpu-prof=DIR, --driver-flags=..., --provider-flags=..., --driver-wrapper=..., --provider-wrapper=...)`);
+    else throw new Error(`bench/trace.ts: unknown argument ${arg} (known: --publishes=N, --gap-ms=N, --cold=N, --mounts=N, --boot=N, --boot-identities, --upstream, --timeline, --samples, --untraced, --soak=N, --idle-ms=N, --cpu-prof=DIR, --driver-flags=..., --provider-flags=..., --driver-wrapper=..., --provider-wrapper=...)`);
   }
   return out;
 }
@@ -202,9 +219,23 @@ async function traceStack(env: Environment, stack: Stack, plan: Plan, traceDir: 
     });
     for (let i = 0; i < plan.publishes; i++) await driver.verify(i);
     await phase("NodeUnpublishVolume", plan.publishes, (i) => timedCall("NodeUnpublishVolume", () => driver.unpublish(i)));
-    await phase("Mount (new identity)", plan.cold, (k) =>
-      timedCall("Mount (new identity)", async () => verifyMountResponse(await provider.client.mount(mountRequest(workload.namespace, k, coldIdentity(stack.name, k))))),
-    );
+    // As bench:upstream does: with --soak, the first cold Mounts come before
+    // that many warm Mounts (10 at a time) and --idle-ms of idling, the rest after.
+    const coldMount = (k: number) =>
+      timedCall("Mount (new identity)", async () => verifyMountResponse(await provider.client.mount(mountRequest(workload.namespace, k, coldIdentity(stack.name, k)))));
+    const coldBefore = plan.soak > 0 ? Math.min(plan.cold, COLD_MOUNTS_BEFORE_SOAK) : plan.cold;
+    await env.keyVault.warmUp(EMULATOR_WARM_UP_ROUNDS);
+    await phase("Mount (new identity)", coldBefore, coldMount);
+    if (plan.soak > 0) {
+      let next = 0;
+      const worker = async () => {
+        for (let i = next++; i < plan.soak; i = next++) verifyMountResponse(await provider.client.mount(mountRequest(workload.namespace, i, POD_IDENTITY)));
+      };
+      await Promise.all(Array.from({ length: 10 }, worker));
+      await new Promise((r) => setTimeout(r, plan.idleMs));
+      await env.keyVault.warmUp(EMULATOR_WARM_UP_ROUNDS);
+      await phase("Mount (new identity, after the soak)", plan.cold - coldBefore, (k) => coldMount(coldBefore + k));
+    }
     await phase("Mount (warm)", plan.mounts, (k) =>
       timedCall("Mount (warm)", async () => verifyMountResponse(await provider.client.mount(mountRequest(workload.namespace, k, POD_IDENTITY)))),
     );
@@ -265,6 +296,16 @@ function timelineReport(traced: Traced): string {
     for (const s of spans.sort((a, b) => a.start - b.start)) {
       lines.push(`  ${fmt(s.start - call.start).padStart(7)}  +${fmt(s.ms).padStart(6)}  ${s.program.padEnd(8)} ${s.step.slice(0, 90)}`);
     }
+  }
+  return lines.join("\n");
+}
+
+/** Each call of one kind in order: its time at the client and the provider's spans of 1 ms or more inside it. */
+function samplesReport(traced: Traced, what: string): string {
+  const lines = [`\nEach ${what}, in order (ms at the client; the provider's spans of 1 ms or more, ms after the call was sent, and their length):`];
+  for (const call of traced.calls.filter((c) => c.what === what)) {
+    const spans = traced.spans.provider.filter((s) => s.start >= call.start && s.start <= call.end && s.ms >= 1);
+    lines.push(`  ${fmt(call.end - call.start).padStart(6)}  ${spans.map((s) => `${s.step.slice(0, 50)} @${fmt(s.start - call.start)} +${fmt(s.ms)}`).join("; ")}`);
   }
   return lines.join("\n");
 }
@@ -331,8 +372,7 @@ async function inside(plan: Plan): Promise<void> {
     await mkdir(traceDir);
     const ours = ourStack(plan.bundles, {
       nodeFlags: (program) => [
-        "--import",
-        writeHook(plan.dir),
+        ...(plan.untraced ? [] : ["--import", writeHook(plan.dir)]),
         ...(plan.cpuProf ? ["--cpu-prof", `--cpu-prof-dir=${join(plan.cpuProf, program)}`] : []),
       ],
       env: (program) => ({ SSCSI_TRACE_FILE: join(traceDir, `${program}.jsonl`) }),
@@ -349,6 +389,7 @@ async function inside(plan: Plan): Promise<void> {
     console.log(bootReport(traced, theirs));
     console.log(report("ours", traced, theirs));
     if (plan.timeline) console.log(timelineReport(traced));
+    if (plan.samples) console.log(samplesReport(traced, "Mount (new identity)"));
   } finally {
     await stopAllPrograms();
     await keyVault?.stop();
@@ -374,7 +415,7 @@ async function outside(argv: readonly string[]): Promise<void> {
     const outdir = args.cpuProf ? join(args.cpuProf, "dist") : join(dir, "dist");
     const results = await bundlePrograms({ outdir, quiet: true, sourcemap: args.cpuProf !== undefined });
     const file = (name: string) => results.find((r) => r.program === name)!.file;
-    const plan: Plan = { dir, bundles: { driver: file("driver"), provider: file("provider"), emulator: file("emulator") }, upstreamBin, publishes: args.publishes, gapMs: args.gapMs, cold: args.cold, mounts: args.mounts, boot: args.boot, bootIdentities: args.bootIdentities, cpuProf: args.cpuProf, timeline: args.timeline, flags: args.flags, driverWrapper: args.driverWrapper, providerWrapper: args.providerWrapper };
+    const plan: Plan = { dir, bundles: { driver: file("driver"), provider: file("provider"), emulator: file("emulator") }, upstreamBin, publishes: args.publishes, gapMs: args.gapMs, cold: args.cold, mounts: args.mounts, boot: args.boot, bootIdentities: args.bootIdentities, cpuProf: args.cpuProf, timeline: args.timeline, samples: args.samples, untraced: args.untraced, soak: args.soak, idleMs: args.idleMs, flags: args.flags, driverWrapper: args.driverWrapper, providerWrapper: args.providerWrapper };
     const code = await runInPrivateNamespaces(fileURLToPath(import.meta.url), ["--inside", JSON.stringify(plan)]);
     if (code !== 0) throw new Error(`bench/trace.ts: the run inside the private namespaces failed (exit ${code})`);
     ok = true;

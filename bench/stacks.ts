@@ -76,7 +76,7 @@ export function ourStack(bundles: { driver: string; provider: string }, addition
   const wrapped = (program: "driver" | "provider") => additions.wrapper?.(program) ?? [];
   return {
     name: "ours",
-    description: `esbuild bundles (scripts/bundle.ts) on Node ${process.version}, started as the images start them: \`${["node", ...driver.argv.slice(1).map((a) => basename(a))].join(" ")}\``,
+    description: `esbuild bundles (scripts/bundle.ts) on Node ${process.version}, started as the images start them: ${[driver, provider].map((p) => `\`${["node", ...p.argv.slice(1).map((a) => basename(a))].join(" ")}\``).join(" and ")}`,
     driver: (s) => ({
       command: wrapped("driver")[0] ?? driver.argv[0]!,
       args: [

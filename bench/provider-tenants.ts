@@ -1,5 +1,5 @@
 // Benchmark: what hostile tenants cost one provider. The provider runs as its
-// image runs it (the bundle, `node --lite-mode`), in a memory cgroup of its own
+// image runs it (the bundle, with Dockerfile.provider's Node flags), in a memory cgroup of its own
 // with the chart's limit, against the Key Vault emulator through the real
 // Azure SDK. Each case starts a fresh provider and prints its RSS, the
 // cgroup's usage (what the kubelet and the OOM killer count), and the size of
@@ -26,6 +26,7 @@ import { DNS_HOOK, startProvider, startTestEmulator, type RunningProvider } from
 import { podAttributes } from "../test/provider/seed.ts";
 import { MemoryCgroup } from "./memory-cgroup.ts";
 import { rssMiB } from "./samples.ts";
+import { imageNodeFlags } from "./stacks.ts";
 
 const BUNDLE = resolve(import.meta.dirname, "../dist/provider/secrets-store-csi-provider-azure.mjs");
 const SP = { clientid: "71111111-1111-4111-8111-111111111111", clientsecret: "tenants-bench-secret" };
@@ -177,7 +178,7 @@ function summariseSnapshot(path: string, label: string): string | undefined {
 async function start(emulator: Awaited<ReturnType<typeof startTestEmulator>>, name: string, extraEnv: NodeJS.ProcessEnv = {}, flags: string[] = []): Promise<Subject> {
   const parent = await MemoryCgroup.create(`provider-tenants-${process.pid}-${name}`, { limitBytes: LIMIT_MIB * MiB });
   const dir = mkdtempSync(join(tmpdir(), "provider-tenants-"));
-  const nodeFlags = ["--lite-mode", ...EXTRA_NODE_FLAGS, ...(HEAP_SNAPSHOTS ? ["--heapsnapshot-signal=SIGUSR2", `--diagnostic-dir=${dir}`] : [])];
+  const nodeFlags = [...imageNodeFlags("Dockerfile.provider"), ...EXTRA_NODE_FLAGS, ...(HEAP_SNAPSHOTS ? ["--heapsnapshot-signal=SIGUSR2", `--diagnostic-dir=${dir}`] : [])];
   process.env.SSCSI_PROVIDER_PROGRAM = BUNDLE;
   process.env.SSCSI_NODE_FLAGS = nodeFlags.join(" ");
   try {
@@ -370,7 +371,7 @@ async function main(): Promise<void> {
   readFileSync(BUNDLE); // fails early, naming the file, when the bundle is missing
   const emulator = await startTestEmulator(SEED);
   emulatorTenant = emulator.emulator.tenantId;
-  console.log(`provider ${BUNDLE} with node --lite-mode${EXTRA_NODE_FLAGS.map((f) => ` ${f}`).join("")}, memory cgroup limit ${LIMIT_MIB} MiB, Node ${process.version}`);
+  console.log(`provider ${BUNDLE} with node ${imageNodeFlags("Dockerfile.provider").join(" ")}${EXTRA_NODE_FLAGS.map((f) => ` ${f}`).join("")}, memory cgroup limit ${LIMIT_MIB} MiB, Node ${process.version}`);
   try {
     for (const c of chosen.length ? chosen : CASES) await run[c](emulator);
   } finally {

@@ -48,6 +48,15 @@ function asImageRuns(dockerfile: string, bundle: string): { argv: string[]; env:
   return { argv, env: Object.fromEntries(dockerEnv(stage)) };
 }
 
+/** The Node flags the image starts its program with (those between `node` and the bundle). */
+export function imageNodeFlags(dockerfile: "Dockerfile.driver" | "Dockerfile.provider"): string[] {
+  const [program, ...rest] = entrypoint(parseDockerfile(join(REPO, dockerfile)).stages.at(-1)!);
+  if (program !== "node") throw new Error(`${dockerfile}: ENTRYPOINT does not start node`);
+  const bundleAt = rest.findIndex((a) => a.endsWith(".mjs"));
+  if (bundleAt < 0) throw new Error(`${dockerfile}: ENTRYPOINT runs no bundle`);
+  return rest.slice(0, bundleAt);
+}
+
 /**
  * What a run adds to the image's command line: Node flags before the bundle
  * (bench/trace.ts loads its hook with --import) and environment.

@@ -221,6 +221,29 @@ describe("the provider's HTTP client", () => {
     expect(http.connectionsOpened).toBe(opened);
   });
 
+  it(`keeps at most ${MAX_IDLE_SOCKETS} idle connections when many hosts answer at once`, async () => {
+    // A tenant naming many vaults: their answers arrive together, and every
+    // connection released before the evicted ones have closed must still be
+    // counted against the bound (it once held 1,000 of 2,000 made-up vaults).
+    const open = new Set<TLSSocket>();
+    const ports: number[] = [];
+    for (let i = 0; i < MAX_IDLE_SOCKETS + 40; i++) {
+      const { port } = await listen(
+        createTlsServer({ key, cert }, (socket: TLSSocket) => {
+          open.add(socket);
+          socket.on("close", () => open.delete(socket));
+          socket.on("data", () => socket.write("HTTP/1.1 204 No Content\r\n\r\n"));
+        }),
+      );
+      ports.push(port);
+    }
+    const http = client();
+    const statuses = await Promise.all(ports.map(async (port) => (await http.sendRequest(get(port, "/"))).status));
+    expect(statuses.every((status) => status === 204)).toBe(true);
+    for (let i = 0; i < 100 && open.size > MAX_IDLE_SOCKETS; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(open.size).toBe(MAX_IDLE_SOCKETS);
+  });
+
   it("leaves a request with an agent of its own (a proxy's) to the SDK's client", async () => {
     const { port } = await listen(createServer({ key, cert }, (_req, res) => res.end("through the agent")));
     const http = client();

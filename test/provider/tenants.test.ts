@@ -3,14 +3,16 @@
 // made-up object names, through the provider program's socket with the
 // emulator behind it over HTTPS and the real Azure SDK. The Key Vault clients
 // stay within --max-cached-vaults, the metrics with object and vault names
-// within --max-metric-series (the rest counted as _other), /metrics small, and
-// memory flat once the caches are full: the provider runs with a 64 MiB heap
-// (before, 2,000 made-up vault names kept 115 MiB of live heap). Figures of
-// the same cases for the bundle under --lite-mode in a memory cgroup:
-// bench/provider-tenants.ts.
-import { readFileSync } from "node:fs";
+// within --max-metric-series (the rest counted as _other), /metrics small,
+// memory flat once the caches are full (the provider runs with a 64 MiB heap;
+// before, 2,000 made-up vault names kept 115 MiB of live heap) and idle
+// connections within their bound in all (before, a thousand of them, outside
+// the heap). Figures of the same cases for the bundle under the image's Node
+// flags in a memory cgroup: bench/provider-tenants.ts.
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Emulator, SeedDocument } from "../../src/emulator/index.ts";
+import { MAX_IDLE_SOCKETS } from "../../src/provider/keyvault/connection-bounds.ts";
 import { objectsYaml } from "./client.ts";
 import { startProvider, startTestEmulator, type RunningProvider } from "./env.ts";
 import { podAttributes } from "./seed.ts";
@@ -42,6 +44,20 @@ const attrs = (vault: string, objects: string) =>
 const one = objectsYaml([{ objectName: "s1", objectType: "secret" }]);
 
 /** Mounts that fail as expected; resolves with the gRPC codes seen. */
+/** The process's open sockets, once at most `bound` (closed connections go in a later turn of its event loop), or after 2 s. */
+async function socketsSettled(pid: number, bound: number): Promise<number> {
+  const isSocket = (fd: string) => {
+    try {
+      return readlinkSync(`/proc/${pid}/fd/${fd}`, { encoding: "utf8" }).startsWith("socket:");
+    } catch {
+      return false; // closed since the directory was read
+    }
+  };
+  const count = () => readdirSync(`/proc/${pid}/fd`).filter(isSocket).length;
+  for (let i = 0; i < 40 && count() > bound; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+  return count();
+}
+
 async function mountAll(provider: RunningProvider, count: number, attributes: (i: number) => Record<string, string>, concurrency = 40): Promise<Set<number>> {
   const codes = new Set<number>();
   let next = 0;
@@ -124,12 +140,16 @@ describe("4,000 object names, then 4,000 vault names and 300 that do not resolve
     await mountAll(provider, 3000, (i) => attrs(`kv-made-up-${1000 + i}`, one));
     await mountAll(provider, UNRESOLVED.length, (i) => attrs(UNRESOLVED[i]!, one));
     const grown = rssMiB(provider.pid) - filled;
+    // every vault name had its own connection; idle ones are bounded in all (the
+    // rest of the provider's sockets: its servers and the test's client)
+    const sockets = await socketsSettled(provider.pid, MAX_IDLE_SOCKETS + 16);
     const metrics = await provider.metrics();
     console.log(
       `/metrics ${(Buffer.byteLength(afterObjects) / 1024).toFixed(0)} KiB after 4,000 object names, ${(Buffer.byteLength(metrics) / 1024).toFixed(0)} KiB (${metrics.split("\n").length} lines) ` +
         `after 4,300 vault names; RSS ${filled.toFixed(1)} MiB with the caches full, ${grown >= 0 ? "+" : ""}${grown.toFixed(1)} MiB after 3,300 more vault names; ` +
-        `heap used ${(gauge(metrics, "nodejs_heap_size_used_bytes") / MiB).toFixed(1)} MiB`,
+        `heap used ${(gauge(metrics, "nodejs_heap_size_used_bytes") / MiB).toFixed(1)} MiB, ${sockets} sockets open`,
     );
+    expect(sockets).toBeLessThanOrEqual(MAX_IDLE_SOCKETS + 16);
     expect(Buffer.byteLength(metrics)).toBeLessThan(512 * 1024);
     expect(namesIn(series(metrics, "keyvault_request_count"), "object_name").size).toBeLessThanOrEqual(101);
     expect(namesIn(series(metrics, "keyvault_http_requests_total"), "vault").size).toBeLessThanOrEqual(101);

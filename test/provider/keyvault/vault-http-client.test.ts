@@ -34,6 +34,23 @@ async function listen<T extends Server | TlsServer>(server: T): Promise<{ server
   return { server, port: (server.address() as AddressInfo).port };
 }
 
+/** `count` TLS hosts, each answering 204 to every request; `open` holds the connections each has open. */
+async function hostsAnswering204(count: number): Promise<{ open: Set<TLSSocket>; ports: number[] }> {
+  const open = new Set<TLSSocket>();
+  const ports: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const { port } = await listen(
+      createTlsServer({ key, cert }, (socket: TLSSocket) => {
+        open.add(socket);
+        socket.on("close", () => open.delete(socket));
+        socket.on("data", () => socket.write("HTTP/1.1 204 No Content\r\n\r\n"));
+      }),
+    );
+    ports.push(port);
+  }
+  return { open, ports };
+}
+
 function get(port: number, path: string, extra: Partial<Parameters<typeof createPipelineRequest>[0]> = {}): PipelineRequest {
   return createPipelineRequest({ url: `https://127.0.0.1:${port}${path}`, method: "GET", ...extra });
 }
@@ -199,18 +216,7 @@ describe("the provider's HTTP client", () => {
   });
 
   it(`keeps at most ${MAX_IDLE_SOCKETS} idle connections over every host, closing the oldest first`, async () => {
-    const open = new Set<TLSSocket>();
-    const ports: number[] = [];
-    for (let i = 0; i < MAX_IDLE_SOCKETS + 4; i++) {
-      const { port } = await listen(
-        createTlsServer({ key, cert }, (socket: TLSSocket) => {
-          open.add(socket);
-          socket.on("close", () => open.delete(socket));
-          socket.on("data", () => socket.write("HTTP/1.1 204 No Content\r\n\r\n"));
-        }),
-      );
-      ports.push(port);
-    }
+    const { open, ports } = await hostsAnswering204(MAX_IDLE_SOCKETS + 4);
     const http = client();
     for (const port of ports) expect((await http.sendRequest(get(port, "/"))).status).toBe(204);
     for (let i = 0; i < 100 && open.size > MAX_IDLE_SOCKETS; i++) await new Promise((resolve) => setTimeout(resolve, 10));
@@ -225,18 +231,7 @@ describe("the provider's HTTP client", () => {
     // A tenant naming many vaults: their answers arrive together, and every
     // connection released before the evicted ones have closed must still be
     // counted against the bound (it once held 1,000 of 2,000 made-up vaults).
-    const open = new Set<TLSSocket>();
-    const ports: number[] = [];
-    for (let i = 0; i < MAX_IDLE_SOCKETS + 40; i++) {
-      const { port } = await listen(
-        createTlsServer({ key, cert }, (socket: TLSSocket) => {
-          open.add(socket);
-          socket.on("close", () => open.delete(socket));
-          socket.on("data", () => socket.write("HTTP/1.1 204 No Content\r\n\r\n"));
-        }),
-      );
-      ports.push(port);
-    }
+    const { open, ports } = await hostsAnswering204(MAX_IDLE_SOCKETS + 40);
     const http = client();
     const statuses = await Promise.all(ports.map(async (port) => (await http.sendRequest(get(port, "/"))).status));
     expect(statuses.every((status) => status === 204)).toBe(true);

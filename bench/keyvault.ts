@@ -88,8 +88,9 @@ export async function startKeyVault(bundle: string, dir: string, coldIdentities:
     },
   );
   const counters = async () => (await (await fetch(`${admin}/counters`)).json()) as Record<string, number>;
+  const caFile = join(dir, "ca.pem");
   return {
-    caFile: join(dir, "ca.pem"),
+    caFile,
     counters,
     resetCounters: async () => {
       const res = await fetch(`${admin}/counters`, { method: "POST" });
@@ -98,7 +99,7 @@ export async function startKeyVault(bundle: string, dir: string, coldIdentities:
     reads: async () => (await counters())[`getSecret:${VAULT}`] ?? 0,
     tokens: async () => (await counters()).token ?? 0,
     challenges: async () => (await counters())[`challenge:${VAULT}`] ?? 0,
-    warmUp: (rounds) => warmUp(readFileSync(join(dir, "ca.pem")), rounds),
+    warmUp: (rounds) => warmUp(readFileSync(caFile), rounds),
     stop: () => program.stop(),
   };
 }

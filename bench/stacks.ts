@@ -38,11 +38,17 @@ export interface Stack {
 
 const baseEnv = (): Record<string, string> => ({ PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin", HOME: process.env.HOME ?? "/root" });
 
-/** `node <flags> <bundle>` and ENV as the image's runtime stage has them, with the bundle at its local path. */
-function asImageRuns(dockerfile: string, bundle: string): { argv: string[]; env: Record<string, string> } {
+/** The image's runtime stage and its ENTRYPOINT's arguments to `node`. */
+function nodeEntrypoint(dockerfile: string) {
   const stage = parseDockerfile(join(REPO, dockerfile)).stages.at(-1)!;
   const [program, ...rest] = entrypoint(stage);
   if (program !== "node") throw new Error(`${dockerfile}: ENTRYPOINT does not start node`);
+  return { stage, rest };
+}
+
+/** `node <flags> <bundle>` and ENV as the image's runtime stage has them, with the bundle at its local path. */
+function asImageRuns(dockerfile: string, bundle: string): { argv: string[]; env: Record<string, string> } {
+  const { stage, rest } = nodeEntrypoint(dockerfile);
   const argv = [process.execPath, ...rest.map((a) => (basename(a) === basename(bundle) ? bundle : a))];
   if (!argv.includes(bundle)) throw new Error(`${dockerfile}: ENTRYPOINT does not run ${basename(bundle)}`);
   return { argv, env: Object.fromEntries(dockerEnv(stage)) };
@@ -50,8 +56,7 @@ function asImageRuns(dockerfile: string, bundle: string): { argv: string[]; env:
 
 /** The Node flags the image starts its program with (those between `node` and the bundle). */
 export function imageNodeFlags(dockerfile: "Dockerfile.driver" | "Dockerfile.provider"): string[] {
-  const [program, ...rest] = entrypoint(parseDockerfile(join(REPO, dockerfile)).stages.at(-1)!);
-  if (program !== "node") throw new Error(`${dockerfile}: ENTRYPOINT does not start node`);
+  const { rest } = nodeEntrypoint(dockerfile);
   const bundleAt = rest.findIndex((a) => a.endsWith(".mjs"));
   if (bundleAt < 0) throw new Error(`${dockerfile}: ENTRYPOINT runs no bundle`);
   return rest.slice(0, bundleAt);

@@ -47,7 +47,7 @@ import { bootIdentity, coldIdentity, EMULATED_HOSTS, POD_IDENTITY, startKeyVault
 import { MemoryCgroup } from "./memory-cgroup.ts";
 import { stopAllPrograms } from "./program.ts";
 import { inPrivateNamespaces, runInPrivateNamespaces, setUpPrivateNetwork } from "./private-network.ts";
-import { quantile } from "./samples.ts";
+import { quantile, runConcurrently } from "./samples.ts";
 import { COLD_MOUNTS_BEFORE_SOAK, EMULATOR_WARM_UP_ROUNDS, FULL, StackRun, type Environment } from "./scenarios.ts";
 import { ourStack, upstreamStack, type Stack } from "./stacks.ts";
 import type { Span } from "./trace-hook.ts";
@@ -227,11 +227,7 @@ async function traceStack(env: Environment, stack: Stack, plan: Plan, traceDir: 
     await env.keyVault.warmUp(EMULATOR_WARM_UP_ROUNDS);
     await phase("Mount (new identity)", coldBefore, coldMount);
     if (plan.soak > 0) {
-      let next = 0;
-      const worker = async () => {
-        for (let i = next++; i < plan.soak; i = next++) verifyMountResponse(await provider.client.mount(mountRequest(workload.namespace, i, POD_IDENTITY)));
-      };
-      await Promise.all(Array.from({ length: 10 }, worker));
+      await runConcurrently(plan.soak, 10, async (i) => verifyMountResponse(await provider.client.mount(mountRequest(workload.namespace, i, POD_IDENTITY))));
       await new Promise((r) => setTimeout(r, plan.idleMs));
       await env.keyVault.warmUp(EMULATOR_WARM_UP_ROUNDS);
       await phase("Mount (new identity, after the soak)", plan.cold - coldBefore, (k) => coldMount(coldBefore + k));

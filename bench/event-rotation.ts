@@ -44,6 +44,7 @@ import { controllerChartObjects } from "../test/controller/stack.ts";
 import { csiClient } from "../test/support/csi-client.ts";
 import { requireRoot } from "../test/support/driver-process.ts";
 import { quantile } from "./samples.ts";
+import { imageNodeFlags } from "./stacks.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -283,7 +284,7 @@ async function main(): Promise<void> {
     const driver = startProgram(
       "driver",
       [
-        "--lite-mode",
+        ...imageNodeFlags("Dockerfile.driver"),
         driverBundle,
         `--endpoint=unix://${join(dir, "csi.sock")}`,
         `--nodeid=${NODE}`,
@@ -353,7 +354,8 @@ async function main(): Promise<void> {
     const controller = startProgram(
       "controller",
       [
-        "--lite-mode",
+        // The chart runs the controller with the driver image's Node flags.
+        ...imageNodeFlags("Dockerfile.driver"),
         "--import",
         dnsHook,
         controllerBundle,

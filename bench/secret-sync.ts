@@ -5,7 +5,7 @@
 // per class, 10 SecretSyncs per class, one workload-identity service account
 // per namespace). Real parts: a kube-apiserver of our own with the chart's RBAC
 // for the controller, the Key Vault emulator over HTTPS, our Azure provider,
-// and the controller bundle started as the chart starts it (node --lite-mode).
+// and the controller bundle started as the chart starts it (with the driver image's Node flags).
 // Prints the controller's memory (idle, after the first sync of all, after the
 // rotation intervals), the time from the first SecretSync created to every
 // Secret written and to every status recorded, and Key Vault reads per
@@ -27,6 +27,7 @@ import { startProvider, startTestEmulator } from "../test/provider/env.ts";
 import { controllerChartObjects } from "../test/controller/stack.ts";
 import { readFileSync } from "node:fs";
 import { rssMiB, runConcurrently } from "./samples.ts";
+import { imageNodeFlags } from "./stacks.ts";
 
 /** CPU time (user + system) a process has used, in seconds. */
 function cpuSeconds(pid: number): number {
@@ -114,7 +115,8 @@ async function main(): Promise<void> {
     const controller = spawn(
       process.execPath,
       [
-        "--lite-mode",
+        // The chart runs the controller with the driver image's Node flags.
+        ...imageNodeFlags("Dockerfile.driver"),
         bundle!.file,
         `--kubeconfig=${kubeconfig}`,
         `--provider-volume=${resolve(provider.socket, "..")}`,

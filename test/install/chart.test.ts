@@ -543,7 +543,7 @@ describe("SecretSync controller", () => {
     expect(spec.containers.map((c) => c.name)).toEqual(["manager"]);
     const manager = container(deployment, "manager");
     expect(manager.image).toBe(container(driverDaemonSet(enabled()), "secrets-store").image);
-    expect(manager.command).toEqual(["node", "--lite-mode", "/opt/secrets-store-sync-controller/secrets-store-sync-controller.mjs"]);
+    expect(manager.command).toEqual(["node", "--lite-mode", "--no-icu-timezone-data", "/opt/secrets-store-sync-controller/secrets-store-sync-controller.mjs"]);
     expect(flag(manager.args, "provider-volume")).toBe("/provider");
     expect(flag(manager.args, "token-request-audience")).toBe("api://AzureADTokenExchange");
     expect(flag(manager.args, "leader-elect")).toBe("");

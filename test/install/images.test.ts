@@ -175,7 +175,7 @@ const CONTROLLER = { bundleName: "secrets-store-sync-controller.mjs", installDir
 
 // file, program, bundle, install directory, worker scripts beside the bundle, other programs in the image, V8 flags
 const IMAGES: [string, Image["program"], string, string, string[], (typeof CONTROLLER)[], string[]][] = [
-  ["Dockerfile.driver", "driver", "secrets-store-csi-driver.mjs", "/opt/secrets-store-csi-driver", [], [CONTROLLER], ["--lite-mode"]],
+  ["Dockerfile.driver", "driver", "secrets-store-csi-driver.mjs", "/opt/secrets-store-csi-driver", [], [CONTROLLER], ["--lite-mode", "--no-icu-timezone-data"]],
   [
     "Dockerfile.provider",
     "provider",
@@ -183,7 +183,7 @@ const IMAGES: [string, Image["program"], string, string, string[], (typeof CONTR
     "/opt/secrets-store-csi-provider-azure",
     ["objects-worker.mjs"],
     [],
-    ["--lite-mode", "--invocation-count-for-feedback-allocation=1"],
+    ["--lite-mode", "--invocation-count-for-feedback-allocation=1", "--no-icu-timezone-data"],
   ],
 ];
 
@@ -329,14 +329,14 @@ describe("the SecretSync controller in Dockerfile.driver", () => {
     const root = assemble(image);
     const chart = readFileSync(join(REPO_ROOT, "charts", "secrets-store-csi-driver-azure", "templates", "sync-controller-deployment.yaml"), "utf8");
     const command = /command: (\[.*\])/.exec(chart)?.[1];
-    expect(JSON.parse(command!)).toEqual(["node", "--lite-mode", `${CONTROLLER.installDir}/${CONTROLLER.bundleName}`]);
+    expect(JSON.parse(command!)).toEqual(["node", "--lite-mode", "--no-icu-timezone-data", `${CONTROLLER.installDir}/${CONTROLLER.bundleName}`]);
     // The image's files are readable by the chart's user (65532).
     const asUser = process.getuid?.() === 0 ? { uid: 65532, gid: 65532 } : {};
     const script = join(root, CONTROLLER.installDir, CONTROLLER.bundleName);
-    const version = spawnSync(process.execPath, ["--lite-mode", script, "--version"], { encoding: "utf8", env: { PATH: "/usr/bin:/bin" }, cwd: "/", ...asUser });
+    const version = spawnSync(process.execPath, ["--lite-mode", "--no-icu-timezone-data", script, "--version"], { encoding: "utf8", env: { PATH: "/usr/bin:/bin" }, cwd: "/", ...asUser });
     expect(version.stderr).toBe("");
     expect(JSON.parse(version.stdout)).toEqual({ BuildVersion: BUILD.version, GitCommit: BUILD.commit, BuildDate: BUILD.date });
-    const unnamed = spawnSync(process.execPath, ["--lite-mode", script], { encoding: "utf8", env: { PATH: "/usr/bin:/bin" }, cwd: "/", ...asUser });
+    const unnamed = spawnSync(process.execPath, ["--lite-mode", "--no-icu-timezone-data", script], { encoding: "utf8", env: { PATH: "/usr/bin:/bin" }, cwd: "/", ...asUser });
     expect(unnamed.status).toBe(2);
     expect(unnamed.stderr).toContain("SYNC_CONTROLLER_POD_NAME and SYNC_CONTROLLER_POD_UID must be set");
   });

@@ -327,22 +327,28 @@ describe("the parser's worker is shared fairly", () => {
         }),
       ),
     );
-    // all eight are in: one in the worker, seven waiting
-    for (let tries = 0; (await waiting()) < 7; tries++) {
+    // All eight are in: one in the worker and seven waiting, or, where the
+    // worker answered one before the machine had delivered the last, six.
+    let queued = 0;
+    for (let tries = 0; (queued = await waiting()) + events.length < 7; tries++) {
       expect(tries, "the costly lists did not all get queued").toBeLessThan(600);
       await new Promise((r) => setTimeout(r, 50));
     }
-    expect(events).toEqual([]);
+    // enough still wait that first-come order would make the ordinary list wait for more than five
+    expect(queued, "costly lists waiting when the ordinary list is sent").toBeGreaterThanOrEqual(5);
+    const answeredBefore = events.length;
     const ordinary = provider.client.mount({ attributes: tenantAttrs(ordinaryList(), "tenant-ordinary", "pod"), secrets: SP }, 300_000).then((res) => {
       events.push("ordinary mounted");
       return res;
     });
     const res = await ordinary;
     expect(res.files).toHaveLength(140);
-    const parsedBefore = events.indexOf("ordinary mounted");
+    const parsedBefore = events.indexOf("ordinary mounted") - answeredBefore;
     await Promise.all(hostile);
-    console.log(`costly lists answered before the ordinary list was mounted: ${parsedBefore} of 8; order: ${events.join(", ")}`);
-    // the ordinary list waited for at most the one being parsed and one of each other namespace (FIFO: all eight)
+    console.log(
+      `costly lists answered while the ordinary list waited: ${parsedBefore} (${queued} were waiting, ${answeredBefore} answered before it was sent); order: ${events.join(", ")}`,
+    );
+    // the ordinary list waited for at most the one being parsed and one of each other namespace (first come, first served: all that waited)
     expect(parsedBefore).toBeLessThanOrEqual(5);
     expect(events.filter((e) => e === "hostile parsed")).toHaveLength(8);
   }, 600_000);

@@ -141,6 +141,25 @@ describe("the provider's HTTP client", () => {
     expect(answer.bodyAsText).toBe('{"error":{"code":"Unauthorized"}}');
   });
 
+  it("reads bodies longer than one read on several connections at once, each intact (the read buffer is shared)", async () => {
+    // Each body its own pattern of printable bytes, 300 KiB: many reads per response, interleaved between connections.
+    const bodyOf = (i: number): Buffer => Buffer.from(Array.from({ length: 300 * 1024 }, (_, j) => 33 + ((i * 31 + j * 7) % 94)));
+    const { port } = await listen(
+      createServer({ key, cert }, (req, res) => {
+        const i = Number(req.url!.split("-")[1]);
+        const body = bodyOf(i);
+        // odd ones chunked, in pieces written on later turns of the loop
+        if (i % 2 === 0) return void res.end(body);
+        res.write(body.subarray(0, 100_000));
+        setImmediate(() => res.end(body.subarray(100_000)));
+      }),
+    );
+    const http = client();
+    const answers = await Promise.all(Array.from({ length: 12 }, (_, i) => http.sendRequest(get(port, `/big-${i}`))));
+    expect(answers.map((a) => a.status)).toEqual(Array.from({ length: 12 }, () => 200));
+    answers.forEach((answer, i) => expect(answer.bodyAsText === bodyOf(i).toString("latin1")).toBe(true));
+  });
+
   it("decodes a gzip body it asked for", async () => {
     const { port } = await listen(
       createServer({ key, cert }, (req, res) => {

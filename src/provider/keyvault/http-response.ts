@@ -25,8 +25,8 @@ type Phase = "head" | "length" | "chunk-size" | "chunk-data" | "chunk-end" | "tr
 
 export class HttpResponseReader {
   status = 0;
-  /** Field names in lower case; repeated fields joined with ", ". */
-  readonly headers: Record<string, string> = {};
+  /** Field names in lower case; repeated fields joined with ", "; no prototype (a field may be named anything). */
+  readonly headers: Record<string, string> = Object.create(null) as Record<string, string>;
   /** Whether the connection may carry another request once this response is read. */
   keepAlive = false;
   private phase: Phase = "head";
@@ -164,10 +164,12 @@ export class HttpResponseReader {
     }
     const status = Number(statusLine.slice(9, 12));
     if (status < 100) throw new HttpProtocolError("invalid status code");
-    const headers: Record<string, string> = {};
+    const headers: Record<string, string> = Object.create(null) as Record<string, string>;
     for (let i = 1; i < lines.length; i++) {
       const line = lines[i]!;
       if (line.length === 0) continue;
+      // a CR or LF alone: lines would be told apart otherwise than by a peer or proxy
+      if (line.includes("\n") || line.includes("\r")) throw new HttpProtocolError("CR or LF alone in a header line");
       const colon = line.indexOf(":");
       if (colon <= 0 || line.charCodeAt(0) === 32 || line.charCodeAt(0) === 9) throw new HttpProtocolError("invalid header line");
       const name = line.slice(0, colon).toLowerCase();

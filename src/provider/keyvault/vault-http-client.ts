@@ -18,10 +18,11 @@ import { isIP, type OnReadOpts } from "node:net";
 import { Readable } from "node:stream";
 import { connect, type ConnectionOptions, type TLSSocket } from "node:tls";
 import { gunzipSync, inflateSync } from "node:zlib";
-import { createDefaultHttpClient, createHttpHeaders, RestError, type HttpClient, type PipelineRequest, type PipelineResponse } from "@azure/core-rest-pipeline";
+import { createDefaultHttpClient, RestError, type HttpClient, type PipelineRequest, type PipelineResponse } from "@azure/core-rest-pipeline";
 import { traceStep } from "../../shared/trace.ts";
 import { IDLE_SOCKET_MS, MAX_IDLE_SOCKETS, MAX_SOCKETS_PER_HOST } from "./connection-bounds.ts";
 import { HttpResponseReader, MAX_BODY_BYTES } from "./http-response.ts";
+import { ResponseHeaders } from "./response-headers.ts";
 import { sending } from "./sent-with-token.ts";
 
 /** Named as the SDK's own, which is what callers tell an abort by. */
@@ -340,7 +341,7 @@ function hasLineBreak(text: string): boolean {
 
 /** The response as the SDK's pipeline takes it; the body decoded as the SDK's own client decodes it. */
 function response(request: PipelineRequest, reader: HttpResponseReader): PipelineResponse {
-  const result: PipelineResponse = { request, status: reader.status, headers: createHttpHeaders(reader.headers) };
+  const result: PipelineResponse = { request, status: reader.status, headers: new ResponseHeaders(reader.headers) };
   if (request.method === "HEAD") return result;
   let body = reader.bodyBuffer();
   const encoding = reader.headers["content-encoding"]?.toLowerCase();

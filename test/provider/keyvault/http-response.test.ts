@@ -51,6 +51,13 @@ describe("the HTTP response reader", () => {
     expect(reader.headers["x-ms-request-id"]).toBeUndefined();
   });
 
+  it("keeps a field named like an object's own property as a field only", () => {
+    const reader = read("HTTP/1.1 200 OK\r\nConstructor: c\r\n__proto__: p\r\nContent-Length: 0\r\n\r\n");
+    expect(reader.headers["constructor"]).toBe("c");
+    expect(reader.headers["__proto__"]).toBe("p");
+    expect(reader.headers["toString"]).toBeUndefined();
+  });
+
   it("skips an interim 100 Continue and reads the final response", () => {
     const reader = read(`HTTP/1.1 100 Continue\r\n\r\n${OK}`, 5);
     expect(reader.done).toBe(true);
@@ -102,6 +109,8 @@ describe("the HTTP response reader", () => {
     ["a chunk size that is not hexadecimal", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", /invalid chunk size/],
     ["chunk data longer than its size", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n", /not followed by CRLF/],
     ["a protocol switch", "HTTP/1.1 101 Switching Protocols\r\n\r\n", /unexpected protocol switch/],
+    ["a LF alone inside the fields", "HTTP/1.1 200 OK\r\nX-A: 1\nContent-Length: 0\r\n\r\n", /CR or LF alone in a header line/],
+    ["a CR alone inside a field value", "HTTP/1.1 200 OK\r\nX-A: 1\r2\r\nContent-Length: 0\r\n\r\n", /CR or LF alone in a header line/],
   ])("refuses %s", (_what, text, message) => {
     expect(failure(() => read(text)).message).toMatch(message);
     expect(failure(() => read(text, 1)).message).toMatch(message);

@@ -10,7 +10,7 @@ import type { TokenCredential } from "@azure/core-auth";
 import type { CertificateClient } from "@azure/keyvault-certificates";
 import type { KeyClient } from "@azure/keyvault-keys";
 import type { SecretClient } from "@azure/keyvault-secrets";
-import type { HttpClient, PipelinePolicy } from "@azure/core-rest-pipeline";
+import type { HttpClient, Pipeline, PipelinePolicy } from "@azure/core-rest-pipeline";
 import { LruCache } from "../../shared/lru.ts";
 import type { AzureSdk } from "./azure-sdk.ts";
 import type { ObjectType } from "../objects/objects.ts";
@@ -48,17 +48,40 @@ export class VaultClients {
   }
 
   get secrets(): SecretClient {
-    return (this.secretClient ??= new this.sdk.SecretClient(this.url, this.credential, this.options));
+    return (this.secretClient ??= withoutTracingPolicy(new this.sdk.SecretClient(this.url, this.credential, this.options)));
   }
 
   get keys(): KeyClient {
-    return (this.keyClient ??= new this.sdk.KeyClient(this.url, this.credential, this.options));
+    return (this.keyClient ??= withoutTracingPolicy(new this.sdk.KeyClient(this.url, this.credential, this.options)));
   }
 
   get certificates(): CertificateClient {
-    return (this.certificateClient ??= new this.sdk.CertificateClient(this.url, this.credential, this.options));
+    return (this.certificateClient ??= withoutTracingPolicy(new this.sdk.CertificateClient(this.url, this.credential, this.options)));
   }
 }
+
+/** What the Key Vault clients keep their generated client's pipeline in (they change its policies there themselves). */
+interface WithPipeline {
+  client?: { pipeline?: Pipeline };
+}
+
+/**
+ * Takes the SDK's tracing policy out of a client's pipeline. The provider
+ * registers no tracer, so every span it starts is one nobody records, but
+ * the policy still parses and sanitizes each request's URL for the span's
+ * attributes first: 3-4% of a new identity's Mount (docs/performance.md).
+ * The clients make their pipeline in the constructor and change it there
+ * (they swap the bearer-token policy for Key Vault's); this removes one more
+ * policy the same way. Were the pipeline not found (another SDK version),
+ * the client keeps it, and vault-clients.test.ts says so.
+ */
+export function withoutTracingPolicy<T extends object>(client: T): T {
+  (client as WithPipeline).client?.pipeline?.removePolicy({ name: TRACING_POLICY });
+  return client;
+}
+
+/** The name @azure/core-rest-pipeline gives its tracing policy (tracingPolicyName). */
+export const TRACING_POLICY = "tracingPolicy";
 
 function newGate(): Gate {
   return { open: false, pending: undefined };

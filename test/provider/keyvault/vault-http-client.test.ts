@@ -207,6 +207,20 @@ describe("the provider's HTTP client", () => {
     await expect(http.sendRequest(get(dropping, "/three"))).rejects.toMatchObject({ name: "RestError", code: "ECONNRESET" });
   });
 
+  it("reads a body without a length to the end of the connection, and fails one cut off before its length", async () => {
+    const { port } = await listen(
+      createTlsServer({ key, cert }, (socket: TLSSocket) => {
+        socket.once("data", (data: Buffer) => {
+          if (data.toString("latin1").startsWith("GET /to-the-end ")) socket.end("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nread until the server ends");
+          else socket.end("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\ncut off");
+        });
+      }),
+    );
+    const http = client();
+    expect((await http.sendRequest(get(port, "/to-the-end"))).bodyAsText).toBe("read until the server ends");
+    await expect(http.sendRequest(get(port, "/cut-off"))).rejects.toMatchObject({ name: "RestError", code: "ECONNRESET" });
+  });
+
   it("fails an invalid response as a RestError naming the problem, and does not reuse that connection", async () => {
     let accepted = 0;
     const { port } = await listen(

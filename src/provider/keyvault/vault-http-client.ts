@@ -92,8 +92,8 @@ class Connection {
  * Every connection's reads land here, and what is kept is copied out at once
  * (one thread: a read is handed over before the next one starts). Reading
  * into a buffer of our own (the `onread` option) skips the socket's readable
- * stream, its data event and a new buffer per read: 25% of the client's CPU
- * per Key Vault read (docs/performance.md).
+ * stream, its data event and a new buffer per read: a quarter of the client's
+ * CPU per 1 KB response in a loopback micro-benchmark (docs/performance.md).
  */
 const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 
